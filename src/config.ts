@@ -1,0 +1,241 @@
+/**
+ * The service's whole configuration: one zod schema over environment variables (and an optional
+ * `.env` file), parsed once at start-up. Parsing collects every problem before failing, so an
+ * operator fixes them all in one go. The README's variable table is generated from this schema
+ * (`npm run env-table`) and a test fails when it is stale.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => TRUE.has(v) || FALSE.has(v), 'must be true or false (also 1/0, yes/no, on/off)')
+    .transform((v) => TRUE.has(v))
+    .prefault(String(fallback));
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .prefault(String(fallback));
+
+const num = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+(\.\d+)?$/, 'must be a number')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max))
+    .prefault(String(fallback));
+
+const text = (fallback: string) => z.string().trim().min(1, 'must not be empty').prefault(fallback);
+const optionalText = () =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? v : undefined));
+
+const url = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .prefault(fallback)
+    .pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
+    .transform((v) => v.replace(/\/+$/, ''));
+
+const oneOf = <T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  z.string().trim().toLowerCase().pipe(z.enum(values)).prefault(fallback);
+
+/** A comma-separated ordered list whose items all come from `values` (a fallback chain). */
+const chain = <T extends readonly [string, ...string[]]>(values: T, fallback: string) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .prefault(fallback)
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(values)).min(1, `must name at least one of ${values.join(', ')}`));
+
+const keyList = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((k) => k.trim()).filter(Boolean));
+
+const headerName = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name (letters, digits, dashes)')
+    .prefault(fallback);
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const configSchema = z.object({
+  // --- server
+  PORT: int(6666, 0, 65535).describe('TCP port the HTTP + WebSocket server listens on.'),
+  HOST: text('0.0.0.0').describe('Interface to bind (`127.0.0.1` for loopback only).'),
+  LOG_LEVEL: oneOf(LOG_LEVELS, 'info').describe('Log level, any case: trace, debug, info, warn, error, fatal, silent.'),
+  REQUEST_ID_HEADER: headerName('X-Request-ID').describe(
+    'Header read for an incoming request id (kept when it is 1-128 safe characters) and echoed on every response.',
+  ),
+  SHUTDOWN_GRACE_SECONDS: num(30, 0, 3600).describe(
+    'On SIGTERM/SIGINT: how long in-flight requests may take to finish before the process exits anyway.',
+  ),
+  MAX_BODY_BYTES: int(1_048_576, 1024, 1_073_741_824).describe('Largest JSON request body accepted (bytes); larger gets 413.'),
+  WS_MAX_MESSAGE_BYTES: int(1_048_576, 1024, 268_435_456).describe('Largest WebSocket message accepted (bytes); larger closes the socket with 1009.'),
+
+  // --- security
+  API_KEY_ENABLED: bool(false).describe('Require an API key on every route except /health, /health/ready (and /metrics, /docs unless set below).'),
+  API_KEY_HEADER_NAME: headerName('X-API-Key').describe('Header that carries the API key (`Authorization: Bearer <key>` is always accepted too).'),
+  API_KEYS: keyList().describe('Comma-separated accepted API keys. Re-read on SIGHUP (rotation without restart).'),
+  API_KEYS_FILE: optionalText().describe('File with more accepted keys, one per line (`#` comments). Re-read on SIGHUP.'),
+  METRICS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /metrics (off: Prometheus scrapes without a key).'),
+  DOCS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /docs and /openapi.{json,yaml}.'),
+
+  // --- observability
+  GPU_METRICS: oneOf(['auto', 'off'] as const, 'auto').describe(
+    '`auto`: export per-GPU utilization/memory gauges read with `nvidia-smi` when it is on PATH; `off`: never.',
+  ),
+  GPU_METRICS_INTERVAL_SECONDS: num(15, 1, 3600).describe('How often the GPU gauges are refreshed.'),
+
+  // --- text generation (Gemma 3)
+  LLM_BACKEND: oneOf(['local', 'openai'] as const, 'local').describe(
+    '`local`: Gemma 3 GGUF embedded through llama.cpp; `openai`: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI).',
+  ),
+  GEMMA_MODEL: text('hf:ggml-org/gemma-3-1b-it-GGUF/gemma-3-1b-it-Q4_K_M.gguf').describe(
+    'GGUF file path, or `hf:<user>/<repo>/<file>.gguf` resolved into the Hugging Face cache (downloaded once).',
+  ),
+  LLM_THREADS: int(0, 0, 1024).describe('CPU threads for llama.cpp; 0 = the cores this process may use.'),
+  LLM_CONTEXT_SIZE: int(4096, 64, 1_048_576).describe('Context window per sequence (tokens).'),
+  LLM_PARALLEL: int(2, 1, 64).describe('Generations run at once on the loaded model (llama.cpp batches them).'),
+  LLM_QUEUE_SIZE: int(32, 0, 10_000).describe('Generations that may wait for a free slot; beyond that 429 with Retry-After.'),
+  LLM_MAX_TOKENS: int(2048, 1, 1_048_576).describe('Upper bound for max_tokens on every generation route.'),
+  LLM_DEVICE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^(auto|cpu|cuda(:\d+)?|vulkan|metal)$/, 'must be auto, cpu, cuda, cuda:N, vulkan or metal')
+    .prefault('auto')
+    .describe('Where llama.cpp runs: auto, cpu, cuda, cuda:N (GPU index), vulkan, metal.'),
+  LLM_GPU_LAYERS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^(auto|max|\d+)$/, 'must be auto, max or a number')
+    .prefault('auto')
+    .describe('Layers offloaded to the GPU: auto, max, or a count.'),
+  LLM_API_BASE: url('https://api.openai.com/v1').describe('Base URL of the OpenAI-compatible server when LLM_BACKEND=openai.'),
+  LLM_API_KEY: optionalText().describe('Bearer key for LLM_API_BASE (when it needs one).'),
+  LLM_MODEL: optionalText().describe('Model name sent to LLM_API_BASE; required when LLM_BACKEND=openai.'),
+  LLM_TIMEOUT_SECONDS: num(120, 1, 3600).describe('Timeout of one remote LLM request.'),
+  LLM_MAX_RETRIES: int(2, 0, 10).describe('Retries (with backoff) on 429/5xx/network errors of the remote LLM.'),
+
+  // --- models on disk
+  MODEL_DOWNLOAD: bool(true).describe('Download missing `hf:` models and Whisper tiers at start-up; false = use the cache only.'),
+  MODEL_DOWNLOAD_TIMEOUT_SECONDS: num(3600, 1, 86_400).describe('Upper bound for one model download (a stalled connection fails sooner).'),
+  HF_HOME: optionalText().describe('Hugging Face home; the cache is `$HF_HOME/hub` (default `~/.cache/huggingface`).'),
+  HUGGING_FACE_HUB_TOKEN: optionalText().describe('Token for gated/private Hugging Face repos (HF_TOKEN is read too).'),
+  HF_TOKEN: optionalText().describe('Alternative name for HUGGING_FACE_HUB_TOKEN.'),
+
+  // --- speech-to-text (Whisper)
+  STT_BACKEND: chain(['local', 'openai'] as const, 'local,openai').describe(
+    'Speech-to-text engines in fallback order: `local` (whisper.cpp), `openai` (hosted or any OpenAI-compatible STT).',
+  ),
+  ENABLE_LOCAL_WHISPER: bool(true).describe('Load the embedded whisper.cpp engine.'),
+  LOCAL_WHISPER_MODEL: text('base').describe('Whisper tier (tiny, tiny.en, base, base.en, small, medium, large-v3, large-v3-turbo, *-q5_1...) or a ggml file path.'),
+  OPENAI_API_KEY: optionalText().describe('Key for the hosted OpenAI (or compatible) transcription API.'),
+  OPENAI_API_BASE: url('https://api.openai.com/v1').describe('Base URL of the hosted transcription API (OpenAI, Speaches, ...).'),
+  OPENAI_WHISPER_MODEL: text('gpt-4o-mini-transcribe').describe('Model name for the hosted transcription API.'),
+  OPENAI_WHISPER_RESPONSE_FORMAT: oneOf(['json', 'text', 'srt', 'verbose_json', 'vtt'] as const, 'json').describe(
+    'Default response_format of /v1/speech-to-text and the hosted call.',
+  ),
+
+  // --- text-to-speech (OpenAudio / fish-speech)
+  TTS_BACKEND: chain(['openaudio', 'embedded'] as const, 'openaudio,embedded').describe(
+    'Text-to-speech engines in fallback order: `openaudio` (fish-speech API server), `embedded` (offline voice).',
+  ),
+  OPENAUDIO_API_BASE: url('http://localhost:8080').describe('Base URL of the fish-speech (OpenAudio-S1-mini) API server.'),
+  OPENAUDIO_API_KEY: optionalText().describe('Bearer key for the fish-speech server (when started with --api-key).'),
+  OPENAUDIO_TTS_PATH: text('/v1/tts').describe('Path of the synthesis endpoint on OPENAUDIO_API_BASE.'),
+  OPENAUDIO_DEFAULT_FORMAT: oneOf(['wav', 'pcm', 'mp3', 'opus'] as const, 'wav').describe('Format requested from fish-speech by default.'),
+  OPENAUDIO_DEFAULT_REFERENCE_ID: optionalText().describe('Reference voice id used when a request names none.'),
+  OPENAUDIO_DEFAULT_NORMALIZE: bool(true).describe('Default `normalize` (text normalization) sent to fish-speech.'),
+  OPENAUDIO_TIMEOUT_SECONDS: num(60, 1, 3600).describe('Timeout of one fish-speech request.'),
+  OPENAUDIO_MAX_RETRIES: int(2, 0, 10).describe('Retries with jittered backoff on connection errors, timeouts and 502/503/504.'),
+  DEFAULT_AUDIO_SAMPLE_RATE: int(24_000, 8000, 192_000).describe('Sample rate of synthesized audio unless a request asks otherwise (Hz).'),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = Partial<Record<keyof z.input<typeof configSchema>, string>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Checks that span several variables. They run even when single fields failed, so every problem is listed. */
+function crossFieldProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  const isTrue = (v: string | undefined) => TRUE.has((v ?? '').trim().toLowerCase());
+  const hasKeys = (env.API_KEYS ?? '').split(',').some((k) => k.trim() !== '') || Boolean(env.API_KEYS_FILE?.trim());
+  if (isTrue(env.API_KEY_ENABLED) && !hasKeys) {
+    problems.push('API_KEYS: API_KEY_ENABLED=true needs at least one key in API_KEYS or API_KEYS_FILE');
+  }
+  if (env.API_KEYS_FILE?.trim() && !fs.existsSync(env.API_KEYS_FILE.trim())) {
+    problems.push(`API_KEYS_FILE: file not found: ${env.API_KEYS_FILE.trim()}`);
+  }
+  if ((env.LLM_BACKEND ?? '').trim().toLowerCase() === 'openai' && !env.LLM_MODEL?.trim()) {
+    problems.push('LLM_MODEL: LLM_BACKEND=openai needs the model name the remote server serves');
+  }
+  return problems;
+}
+
+/** Reads `.env` (when present) under the real environment: real variables win. */
+export function readEnvironment(processEnv: NodeJS.ProcessEnv = process.env, envFile = '.env'): Record<string, string | undefined> {
+  let fromFile: Record<string, string> = {};
+  if (envFile && fs.existsSync(envFile)) fromFile = parseDotenv(fs.readFileSync(envFile));
+  return { ...fromFile, ...processEnv };
+}
+
+/** Parses the configuration; throws a ConfigError listing every problem. */
+export function loadConfig(env: Record<string, string | undefined> = readEnvironment()): Config {
+  // Empty strings mean "unset" so `FOO=` in a .env file falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const result = configSchema.safeParse(cleaned);
+  const problems = result.success
+    ? []
+    : result.error.issues.map((i) => {
+        const name = i.path.join('.');
+        const value = cleaned[name];
+        const shown = value === undefined || /KEY|TOKEN/.test(name) ? '' : ` (got "${value}")`;
+        return `${name}: ${i.message}${shown}`;
+      });
+  problems.push(...crossFieldProblems(cleaned));
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  return result.data;
+}
+
+/** Threads to use when a setting says 0 ("as many as this process may use"). */
+export function usableCores(): number {
+  return Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+}
+
+/** The Hugging Face token, from either variable name. */
+export function hfToken(config: Config): string | undefined {
+  return config.HUGGING_FACE_HUB_TOKEN ?? config.HF_TOKEN;
+}

@@ -1,0 +1,34 @@
+/**
+ * The composition root for engines: builds each capability's adapter chain from the
+ * configuration, once per process.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { LlmEngine } from './llm/types.ts';
+import { EngineRegistry } from './registry.ts';
+import type { SttEngine } from './stt/types.ts';
+import type { TtsEngine } from './tts/types.ts';
+import { UnconfiguredEngine } from './types.ts';
+
+export interface EngineDeps {
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export function createLlmChain(config: Config, _deps: EngineDeps): LlmEngine[] {
+  void config;
+  return [];
+}
+
+export function createSttChain(config: Config): SttEngine[] {
+  return config.STT_BACKEND.map((id) => new UnconfiguredEngine('stt', id === 'local' ? 'whisper-cpp' : 'openai', 'adapter not in this build yet') as unknown as SttEngine);
+}
+
+export function createTtsChain(config: Config): TtsEngine[] {
+  return config.TTS_BACKEND.map((id) => new UnconfiguredEngine('tts', id, 'adapter not in this build yet') as unknown as TtsEngine);
+}
+
+export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {
+  return new EngineRegistry({ llm: createLlmChain(config, deps), stt: createSttChain(config), tts: createTtsChain(config) }, deps.metrics);
+}

@@ -1,0 +1,43 @@
+/** The speech-to-text port. Embedded (whisper.cpp) and hosted (OpenAI-compatible) adapters implement it. */
+import type { Engine } from '../types.ts';
+
+export interface TranscriptionRequest {
+  /** 16 kHz mono samples in [-1, 1]. */
+  audio: Float32Array;
+  language?: string;
+  prompt?: string;
+  temperature?: number;
+  task: 'transcribe' | 'translate';
+  wordTimestamps: boolean;
+}
+
+export interface TranscriptSegment {
+  id: number;
+  start: number;
+  end: number;
+  text: string;
+  avgLogprob: number;
+  noSpeechProb: number;
+}
+
+export interface TranscriptWord {
+  word: string;
+  start: number;
+  end: number;
+}
+
+export interface Transcript {
+  text: string;
+  language: string;
+  duration: number;
+  segments: TranscriptSegment[];
+  words?: TranscriptWord[];
+}
+
+/** A streamed transcription: segments as they are decoded, then exactly one `done`. */
+export type SttEvent = { type: 'segment'; segment: TranscriptSegment } | { type: 'done'; transcript: Transcript };
+
+export interface SttEngine extends Engine {
+  readonly capability: 'stt';
+  transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent>;
+}

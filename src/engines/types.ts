@@ -1,0 +1,34 @@
+/** What every engine adapter shares, whatever its capability. */
+export type Capability = 'llm' | 'stt' | 'tts';
+
+export type EngineStatus = 'ready' | 'loading' | 'missing_model' | 'disabled' | 'error';
+
+export interface EngineState {
+  status: EngineStatus;
+  /** For people: why it is not ready and how to fix it (the remedy). */
+  detail?: string;
+}
+
+export interface Engine {
+  /** Stable adapter id, named in responses and metrics (e.g. `llama-cpp`, `openai`). */
+  readonly id: string;
+  readonly capability: Capability;
+  /** Loads models / checks the upstream once, at start-up. Must not throw: failures become state. */
+  load(): Promise<void>;
+  state(): EngineState;
+  close(): Promise<void>;
+}
+
+/** Placeholder for a capability whose adapter is not built (or not enabled) in this deployment. */
+export class UnconfiguredEngine implements Engine {
+  constructor(
+    readonly capability: Capability,
+    readonly id: string,
+    private readonly reason: string,
+  ) {}
+  async load(): Promise<void> {}
+  state(): EngineState {
+    return { status: 'disabled', detail: this.reason };
+  }
+  async close(): Promise<void> {}
+}

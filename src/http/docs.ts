@@ -1,0 +1,64 @@
+/**
+ * The OpenAPI 3.1 document (generated from the zod schemas by @fastify/swagger) and the Scalar
+ * reference at /docs, served fully offline (bundled JS, no fonts, telemetry or agent features).
+ */
+import swagger from '@fastify/swagger';
+import scalar from '@scalar/fastify-api-reference';
+import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+
+export const DOCS_PREFIX = '/docs';
+
+const DESCRIPTION = `Self-hosted speech + language API: Gemma 3 text generation, Whisper speech-to-text,
+OpenAudio (fish-speech) text-to-speech and voice dialogue, with OpenAI-compatible routes.
+
+**Authentication.** When API keys are enabled, send the key in the \`X-API-Key\` header (the name is
+configurable with \`API_KEY_HEADER_NAME\`) or as \`Authorization: Bearer <key>\` (what the OpenAI SDKs
+send). WebSocket handshakes also accept \`?api_key=<key>\` or the subprotocol \`api_key.<key>\`
+(offer \`gemma-3-api\` beside it; the server selects that one). \`/health\`, \`/health/ready\` are always
+open; \`/metrics\` and \`/docs\` are open unless \`METRICS_REQUIRE_API_KEY\` / \`DOCS_REQUIRE_API_KEY\`.
+
+**Errors.** Every error uses one envelope:
+\`{"error":{"message","type","param","code"},"request_id"}\`, the OpenAI shape, so the OpenAI SDKs
+raise typed errors. Every response carries the request id in the \`X-Request-ID\` header.`;
+
+export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'gemma-3-api', version, description: DESCRIPTION, license: { name: 'MIT', identifier: 'MIT' } },
+      servers: [{ url: 'http://localhost:6666', description: 'Local service (default port)' }],
+      tags: [
+        { name: 'health', description: 'Liveness and readiness' },
+        { name: 'generation', description: 'Text generation with Gemma 3' },
+        { name: 'openai', description: 'OpenAI-compatible routes (official SDKs work unchanged)' },
+        { name: 'pending', description: 'Routes whose engines are not in this build yet (503)' },
+        { name: 'operations', description: 'Metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ apiKeyHeader: [] }, { bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+}
+
+export async function registerDocsUi(app: FastifyInstance): Promise<void> {
+  await app.register(scalar, {
+    routePrefix: DOCS_PREFIX,
+    configuration: {
+      title: 'gemma-3-api reference',
+      withDefaultFonts: false,
+      telemetry: false,
+      agent: { disabled: true },
+      mcp: { disabled: true },
+      showDeveloperTools: 'never',
+      proxyUrl: '',
+    } as Record<string, unknown>,
+  });
+}

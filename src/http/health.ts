@@ -1,0 +1,73 @@
+/** Liveness (no auth, no engine work) and readiness (per-engine state). */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { EngineRegistry } from '../engines/registry.ts';
+
+const engineReport = z.object({
+  engine: z.string().describe('Adapter id, e.g. `llama-cpp`, `whisper-cpp`, `openaudio`, `embedded`.'),
+  status: z.enum(['ready', 'loading', 'missing_model', 'disabled', 'error']),
+  detail: z.string().optional().describe('Why it is not ready, and the remedy.'),
+});
+const capabilityReport = z.object({
+  status: z.enum(['ready', 'not_ready', 'disabled']).describe('`disabled` capabilities do not block readiness.'),
+  engines: z.array(engineReport),
+});
+export const readinessSchema = z
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    capabilities: z.object({ llm: capabilityReport, stt: capabilityReport, tts: capabilityReport }),
+  })
+  .meta({
+    id: 'Readiness',
+    example: {
+      status: 'not_ready',
+      capabilities: {
+        llm: {
+          status: 'not_ready',
+          engines: [
+            {
+              engine: 'llama-cpp',
+              status: 'missing_model',
+              detail: 'GGUF not found at /models/gemma.gguf. Set GEMMA_MODEL to a GGUF path or hf: URI, or run `npm run pull`.',
+            },
+          ],
+        },
+        stt: { status: 'ready', engines: [{ engine: 'whisper-cpp', status: 'ready' }] },
+        tts: { status: 'disabled', engines: [{ engine: 'openaudio', status: 'disabled', detail: 'not configured' }] },
+      },
+    },
+  });
+
+export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
+  app.get(
+    '/health',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness',
+        description: 'Answers while the process runs. No authentication and no engine work: use it for liveness probes and the Docker HEALTHCHECK.',
+        response: { 200: z.object({ status: z.literal('ok') }).meta({ example: { status: 'ok' } }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/health/ready',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness, per engine',
+        description:
+          'Per-capability and per-engine state: `ready`, `loading`, `missing_model` (with the remedy), `disabled`, `error`. 200 once every configured capability has a ready engine, 503 until then. No authentication.',
+        response: { 200: readinessSchema, 503: readinessSchema },
+      },
+    },
+    async (_request, reply) => {
+      const readiness = engines.readiness();
+      return reply.code(readiness.ready ? 200 : 503).send({ status: readiness.ready ? 'ready' : 'not_ready', capabilities: readiness.capabilities });
+    },
+  );
+};

@@ -1,0 +1,75 @@
+/**
+ * Routes whose capability has no service in this build yet (speech-to-text, text-to-speech,
+ * dialogue). They exist so clients and the contract see them, and answer the 503 envelope naming
+ * the engine state until their issue lands. Each is replaced by its real route module.
+ */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { EngineRegistry } from '../engines/registry.ts';
+import type { Capability } from '../engines/types.ts';
+import { errorEnvelopeSchema } from '../errors.ts';
+
+interface PendingRoute {
+  url: string;
+  needs: Capability[];
+  summary: string;
+}
+
+const REST: PendingRoute[] = [
+  { url: '/v1/speech-to-text', needs: ['stt'], summary: 'Transcribe audio (speech-to-text)' },
+  { url: '/v1/text-to-speech', needs: ['tts'], summary: 'Synthesize speech (text-to-speech)' },
+  { url: '/v1/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'One voice dialogue turn (STT → Gemma → TTS)' },
+];
+
+const WS: PendingRoute[] = [
+  { url: '/ws/stt', needs: ['stt'], summary: 'Streaming speech-to-text (WebSocket)' },
+  { url: '/ws/tts', needs: ['tts'], summary: 'Streaming text-to-speech (WebSocket)' },
+  { url: '/ws/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'Full-duplex voice dialogue (WebSocket)' },
+];
+
+const NOT_YET = 'Not available in this build yet: answers 503 `engine_not_configured` until the engine is configured.';
+
+export const pendingRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
+  for (const route of REST) {
+    app.post(
+      route.url,
+      {
+        schema: {
+          tags: ['pending'],
+          summary: route.summary,
+          description: NOT_YET,
+          body: z.unknown().optional(),
+          response: { 503: errorEnvelopeSchema },
+        },
+      },
+      async () => {
+        for (const capability of route.needs) engines.ready(capability);
+        throw new Error(`${route.url}: engines ready but no service is wired`);
+      },
+    );
+  }
+
+  for (const route of WS) {
+    app.get(
+      route.url,
+      {
+        websocket: true,
+        schema: {
+          tags: ['pending'],
+          summary: route.summary,
+          description: `${NOT_YET} WebSocket: authenticate in the handshake (API key header, \`Authorization: Bearer\`, \`?api_key=\`, or the subprotocol \`api_key.<key>\` next to \`gemma-3-api\`); a refused handshake gets the 401 envelope before any upgrade. On connect the server sends \`{"type":"error",...}\` and closes with 1013 while the engine is unavailable.`,
+        },
+      },
+      (socket, request) => {
+        try {
+          for (const capability of route.needs) engines.ready(capability);
+          socket.close(1011, 'no service wired');
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          socket.send(JSON.stringify({ type: 'error', error: { message, type: 'server_error', code: 'engine_not_configured' }, request_id: request.id }));
+          socket.close(1013, 'engine unavailable');
+        }
+      },
+    );
+  }
+};

@@ -1,0 +1,79 @@
+/**
+ * Process entry: configuration → logger/metrics → engines → app → listen. Models load after the
+ * port is open (readiness says `loading` meanwhile). SIGTERM/SIGINT stop accepting, let in-flight
+ * requests finish within SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the
+ * API keys.
+ */
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createEngines } from './engines/index.ts';
+import { ApiKeyStore } from './http/auth.ts';
+import { apiKeySource } from './keys.ts';
+import { findOnPath, GpuSampler } from './observability/gpu.ts';
+import { createLogger } from './observability/logger.ts';
+import { Metrics } from './observability/metrics.ts';
+
+function configOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`gemma-3-api: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = configOrExit();
+  const logger = createLogger(config.LOG_LEVEL);
+  const metrics = new Metrics();
+  const engines = createEngines(config, { logger, metrics });
+  const keys = new ApiKeyStore(apiKeySource(config));
+  const app = await buildApp(config, { engines, metrics, logger, keys });
+
+  const nvidiaSmi = config.GPU_METRICS === 'auto' ? findOnPath('nvidia-smi') : undefined;
+  const gpu = nvidiaSmi ? new GpuSampler(nvidiaSmi, metrics, logger) : undefined;
+  gpu?.start(config.GPU_METRICS_INTERVAL_SECONDS);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, grace_seconds: config.SHUTDOWN_GRACE_SECONDS }, 'shutting down: draining in-flight requests');
+    const deadline = setTimeout(() => {
+      logger.warn('grace period over; exiting with requests still in flight');
+      process.exit(1);
+    }, config.SHUTDOWN_GRACE_SECONDS * 1000);
+    deadline.unref();
+    try {
+      await app.close();
+      gpu?.stop();
+      await engines.close();
+      logger.info('stopped');
+      clearTimeout(deadline);
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'error while shutting down');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      logger.info({ keys: keys.reload() }, 'API keys reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'API key reload failed; keeping the previous keys');
+    }
+  });
+
+  await app.listen({ port: config.PORT, host: config.HOST });
+  void engines.start().then(() => logger.info({ readiness: engines.readiness() }, 'engines loaded'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gemma-3-api: failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,85 @@
+/**
+ * Prometheus metrics on a registry of the app's own (so several apps in one test process never
+ * collide). Routes are labelled by their template, never the raw path.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const DEPENDENCIES = ['gemma', 'whisper', 'openaudio', 'redis'] as const;
+export type Dependency = (typeof DEPENDENCIES)[number];
+export type Outcome = 'success' | 'error' | 'timeout' | 'aborted' | 'rejected';
+
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route template and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly dependencyDuration = new Histogram({
+    name: 'dependency_duration_seconds',
+    help: 'Duration of calls to a dependency (gemma, whisper, openaudio, redis) by operation and outcome.',
+    labelNames: ['dependency', 'operation', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly dialogueDuration = new Histogram({
+    name: 'dialogue_turn_duration_seconds',
+    help: 'End-to-end duration of one dialogue turn (audio or text in, reply out) by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly engineReady = new Gauge({
+    name: 'engine_ready',
+    help: '1 when the engine is ready to serve, 0 otherwise.',
+    labelNames: ['capability', 'engine'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Times `fn` into the dependency histogram, with the outcome derived from how it settled. */
+  async timeDependency<T>(dependency: Dependency, operation: string, fn: () => Promise<T>): Promise<T> {
+    const end = this.dependencyDuration.startTimer({ dependency, operation });
+    try {
+      const value = await fn();
+      end({ outcome: 'success' });
+      return value;
+    } catch (error) {
+      end({ outcome: outcomeOf(error) });
+      throw error;
+    }
+  }
+
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return (this.registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
+    return (this.registry.getSingleMetric(name) as Gauge<L> | undefined) ?? new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  histogram<L extends string>(name: string, help: string, labelNames: readonly L[] = [], buckets = LATENCY_BUCKETS): Histogram<L> {
+    return (
+      (this.registry.getSingleMetric(name) as Histogram<L> | undefined) ??
+      new Histogram({ name, help, labelNames, buckets, registers: [this.registry] })
+    );
+  }
+}
+
+export function outcomeOf(error: unknown): Outcome {
+  const name = (error as { name?: string } | null)?.name;
+  if (name === 'AbortError') return 'aborted';
+  if (name === 'TimeoutError') return 'timeout';
+  return 'error';
+}

@@ -1,0 +1,62 @@
+/** Starts the real app on an ephemeral loopback port with captured logs. */
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createEngines } from '../../src/engines/index.ts';
+import type { EngineRegistry } from '../../src/engines/registry.ts';
+import { ApiKeyStore } from '../../src/http/auth.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { Metrics } from '../../src/observability/metrics.ts';
+
+export interface TestApp {
+  app: FastifyInstance;
+  config: Config;
+  url: string;
+  wsUrl: string;
+  logs: string[];
+  keys: ApiKeyStore;
+  engines: EngineRegistry;
+  metrics: Metrics;
+  close: () => Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  engines?: (config: Config, metrics: Metrics) => EngineRegistry;
+  keySource?: () => string[];
+}
+
+export async function startApp(options: StartOptions = {}): Promise<TestApp> {
+  const config = loadConfig({ LOG_LEVEL: 'debug', STT_BACKEND: 'local', ...options.env });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const logger = createLogger(config.LOG_LEVEL, sink);
+  const metrics = new Metrics();
+  const engines = options.engines ? options.engines(config, metrics) : createEngines(config, { logger, metrics });
+  const keys = new ApiKeyStore(options.keySource ?? (() => config.API_KEYS));
+  const app = await buildApp(config, { engines, metrics, logger, keys });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  await engines.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    app,
+    config,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    logs,
+    keys,
+    engines,
+    metrics,
+    close: async () => {
+      await app.close();
+      await engines.close();
+    },
+  };
+}

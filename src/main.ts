@@ -53,6 +53,7 @@ async function main(): Promise<void> {
       await engines.close();
       logger.info('stopped');
       clearTimeout(deadline);
+      logger.flush();
       process.exit(0);
     } catch (error) {
       logger.error({ err: error }, 'error while shutting down');

@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.ts';
 
 export const WS_KEY_PROTOCOL_PREFIX = 'api_key.';
@@ -49,15 +49,9 @@ export class ApiKeyStore {
   }
 }
 
-export interface AuthOptions {
-  headerName: string;
-  /** Is this request exempt (health, and /metrics or /docs when configured so)? */
-  isPublic: (request: FastifyRequest) => boolean;
-}
-
 /** The key a request carries, if any, in the documented places. */
 export function presentedKey(request: FastifyRequest, headerName: string): string | undefined {
-  const header = request.headers[headerName.toLowerCase()];
+  const header = request.headers[headerName];
   if (typeof header === 'string' && header) return header.trim();
   const authorization = request.headers.authorization;
   if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
@@ -71,14 +65,11 @@ export function presentedKey(request: FastifyRequest, headerName: string): strin
   return undefined;
 }
 
-export function registerAuth(app: FastifyInstance, store: ApiKeyStore, options: AuthOptions): void {
-  app.addHook('onRequest', async (request) => {
-    if (options.isPublic(request)) return;
-    if (!store.verify(presentedKey(request, options.headerName))) {
-      throw new ApiError(401, 'authentication_error', `Missing or invalid API key. Send it in the ${options.headerName} header or as "Authorization: Bearer <key>".`, {
-        code: 'invalid_api_key',
-        headers: { 'WWW-Authenticate': 'Bearer' },
-      });
-    }
+/** The 401 for a request without a valid key; undefined when the key is good. */
+export function authenticate(request: FastifyRequest, store: ApiKeyStore, headerName: string): ApiError | undefined {
+  if (store.verify(presentedKey(request, headerName))) return undefined;
+  return new ApiError(401, 'authentication_error', `Missing or invalid API key. Send it in the ${headerName} header or as "Authorization: Bearer <key>".`, {
+    code: 'invalid_api_key',
+    headers: { 'WWW-Authenticate': 'Bearer' },
   });
 }

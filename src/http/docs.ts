@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { wsOperations, type WsDocs } from './ws-docs.ts';
 
 export const DOCS_PREFIX = '/docs';
 
@@ -22,7 +23,7 @@ open; \`/metrics\` and \`/docs\` are open unless \`METRICS_REQUIRE_API_KEY\` / \
 \`{"error":{"message","type","param","code"},"request_id"}\`, the OpenAI shape, so the OpenAI SDKs
 raise typed errors. Every response carries the request id in the \`X-Request-ID\` header.`;
 
-export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+export async function registerOpenApi(app: FastifyInstance, version: string, wsDocs: WsDocs): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -44,7 +45,10 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       security: [{ apiKeyHeader: [] }, { bearer: [] }],
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (input) => {
+      const document = jsonSchemaTransformObject(input) as { paths?: Record<string, unknown> };
+      return { ...document, paths: { ...document.paths, ...wsOperations(wsDocs) } } as ReturnType<typeof jsonSchemaTransformObject>;
+    },
   });
 }
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { EngineRegistry } from '../engines/registry.ts';
 import type { Capability } from '../engines/types.ts';
 import { errorEnvelopeSchema } from '../errors.ts';
+import type { WsDocs } from './ws-docs.ts';
 
 interface PendingRoute {
   url: string;
@@ -29,7 +30,7 @@ const WS: PendingRoute[] = [
 
 const NOT_YET = 'Not available in this build yet: answers 503 `engine_not_configured` until the engine is configured.';
 
-export const pendingRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
+export const pendingRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; wsDocs: WsDocs }> = async (app, { engines, wsDocs }) => {
   for (const route of REST) {
     app.post(
       route.url,
@@ -50,16 +51,14 @@ export const pendingRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> =
   }
 
   for (const route of WS) {
+    wsDocs.set(route.url, {
+      summary: route.summary,
+      tags: ['pending'],
+      description: `${NOT_YET} On connect the server sends \`{"type":"error","error":{...},"request_id":"..."}\` and closes with 1013 (try again later).`,
+    });
     app.get(
       route.url,
-      {
-        websocket: true,
-        schema: {
-          tags: ['pending'],
-          summary: route.summary,
-          description: `${NOT_YET} WebSocket: authenticate in the handshake (API key header, \`Authorization: Bearer\`, \`?api_key=\`, or the subprotocol \`api_key.<key>\` next to \`gemma-3-api\`); a refused handshake gets the 401 envelope before any upgrade. On connect the server sends \`{"type":"error",...}\` and closes with 1013 while the engine is unavailable.`,
-        },
-      },
+      { websocket: true },
       (socket, request) => {
         try {
           for (const capability of route.needs) engines.ready(capability);

@@ -44,8 +44,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly httpChildren = new Map<string, { observe: (seconds: number) => void }>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Observes one HTTP request; label children are cached (label hashing showed in profiles). */
+  observeHttp(method: string, route: string, statusCode: number, seconds: number): void {
+    const key = `${method} ${route} ${statusCode}`;
+    let child = this.httpChildren.get(key);
+    if (!child) {
+      child = this.httpDuration.labels({ method, route, status_code: String(statusCode) });
+      this.httpChildren.set(key, child);
+    }
+    child.observe(seconds);
   }
 
   /** Times `fn` into the dependency histogram, with the outcome derived from how it settled. */

@@ -103,7 +103,7 @@ describe('config', () => {
       STT_BACKEND: 'local,cloud',
       REQUEST_ID_HEADER: 'bad header!',
     });
-    const names = problems.map((p) => p.split(':')[0]);
+    const names = problems.map((p) => p.split(':')[0] ?? '');
     for (const name of ['PORT', 'LOG_LEVEL', 'API_KEY_ENABLED', 'OPENAUDIO_API_BASE', 'OPENAUDIO_MAX_RETRIES', 'STT_BACKEND', 'REQUEST_ID_HEADER']) {
       assert.ok(names.some((n) => n.startsWith(name)), `${name} missing from ${JSON.stringify(problems)}`);
     }

@@ -1,0 +1,37 @@
+/**
+ * @fastify/websocket hides WebSocket routes from @fastify/swagger, so their protocol is documented
+ * by hand: each WebSocket route module adds an entry here and docs.ts merges them into the document.
+ */
+export interface WsDoc {
+  summary: string;
+  /** The protocol: messages each way, events, close codes. Markdown. */
+  description: string;
+  tags: string[];
+}
+
+export type WsDocs = Map<string, WsDoc>;
+
+const KEY_NOTE =
+  'Authenticate in the handshake: the API key header, `Authorization: Bearer <key>`, the `api_key` query parameter, or the subprotocol `api_key.<key>` offered next to `gemma-3-api` (browsers cannot set headers; the server selects `gemma-3-api`). A refused handshake gets the HTTP 401 error envelope and no upgrade.';
+
+export function wsOperations(docs: WsDocs): Record<string, unknown> {
+  const paths: Record<string, unknown> = {};
+  for (const [path, doc] of [...docs.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    paths[path] = {
+      get: {
+        summary: doc.summary,
+        tags: doc.tags,
+        description: `${doc.description}\n\n${KEY_NOTE}`,
+        parameters: [
+          { name: 'api_key', in: 'query', required: false, schema: { type: 'string' }, description: 'API key, for clients that cannot set headers.' },
+          { name: 'Upgrade', in: 'header', required: true, schema: { type: 'string', const: 'websocket' } },
+        ],
+        responses: {
+          '101': { description: 'Switching Protocols: the WebSocket is open.' },
+          '401': { description: 'Missing or invalid API key (no upgrade).', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } } },
+        },
+      },
+    };
+  }
+  return paths;
+}

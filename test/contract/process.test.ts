@@ -1,0 +1,48 @@
+/** The real process: start-up validation, signals (SIGTERM drain, SIGHUP key rotation). */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { freePort, spawnService, waitForHealth } from '../helpers/process.ts';
+
+describe('service process', () => {
+  it('fails at start-up listing every bad value, and never listens', async () => {
+    const port = await freePort();
+    const service = spawnService({ API_KEY_ENABLED: 'true', LOG_LEVEL: 'chatty', OPENAUDIO_TIMEOUT_SECONDS: 'soon', LOCAL_WHISPER_MODEL: 'base' }, port);
+    const code = await service.exited;
+    assert.equal(code, 1);
+    const out = service.output();
+    assert.match(out, /Invalid configuration \(3 problems\)/);
+    assert.match(out, /LOG_LEVEL/);
+    assert.match(out, /OPENAUDIO_TIMEOUT_SECONDS/);
+    assert.match(out, /API_KEYS: API_KEY_ENABLED=true needs at least one key/);
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+  });
+
+  it('serves, rotates keys on SIGHUP from API_KEYS_FILE, and exits 0 on SIGTERM', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svc-'));
+    const keysFile = path.join(dir, 'keys.txt');
+    fs.writeFileSync(keysFile, '# rotated by ops\nfirst-key\n');
+    const port = await freePort();
+    const service = spawnService({ API_KEY_ENABLED: 'true', API_KEYS_FILE: keysFile, LOG_LEVEL: 'info' }, port);
+    try {
+      await waitForHealth(service.url);
+      const call = (key: string) => fetch(`${service.url}/v1/dialogue`, { method: 'POST', headers: { 'X-API-Key': key } });
+      assert.equal((await call('first-key')).status, 503);
+      assert.equal((await call('second-key')).status, 401);
+
+      fs.writeFileSync(keysFile, 'second-key\n');
+      service.child.kill('SIGHUP');
+      const deadline = Date.now() + 5000;
+      while (!service.output().includes('API keys reloaded') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await call('second-key')).status, 503);
+      assert.equal((await call('first-key')).status, 401);
+    } finally {
+      service.child.kill('SIGTERM');
+    }
+    assert.equal(await service.exited, 0);
+    assert.match(service.output(), /shutting down/);
+    assert.ok(!service.output().includes('first-key') && !service.output().includes('second-key'), 'keys never logged');
+  });
+});

@@ -14,7 +14,12 @@ import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
+import { generateRoutes } from './http/generate.ts';
+import { chatCompletionRoutes } from './http/openai/chat-completions.ts';
+import { completionRoutes } from './http/openai/completions.ts';
+import { modelRoutes } from './http/openai/models.ts';
 import { pendingRoutes } from './http/pending.ts';
+import { GenerationService } from './services/generation.ts';
 import type { WsDocs } from './http/ws-docs.ts';
 import { redactUrl } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -99,6 +104,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   await app.register(healthRoutes, { engines: deps.engines });
   await app.register(metricsRoutes, { metrics: deps.metrics, requireKey: config.METRICS_REQUIRE_API_KEY });
+  const generation = new GenerationService(config, deps.engines, deps.metrics);
+  await app.register(generateRoutes, { generation });
+  await app.register(chatCompletionRoutes, { generation });
+  await app.register(completionRoutes, { generation });
+  await app.register(modelRoutes, { engines: deps.engines });
   await app.register(pendingRoutes, { engines: deps.engines, wsDocs });
   await registerDocsUi(app);
 

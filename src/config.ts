@@ -146,6 +146,7 @@ export const configSchema = z.object({
   // --- models on disk
   MODEL_DOWNLOAD: bool(true).describe('Download missing `hf:` models and Whisper tiers at start-up; false = use the cache only.'),
   MODEL_DOWNLOAD_TIMEOUT_SECONDS: num(3600, 1, 86_400).describe('Upper bound for one model download (a stalled connection fails sooner).'),
+  HF_ENDPOINT: url('https://huggingface.co').describe('Hugging Face hub endpoint (a mirror or proxy may stand in).'),
   HF_HOME: optionalText().describe('Hugging Face home; the cache is `$HF_HOME/hub` (default `~/.cache/huggingface`).'),
   HUGGING_FACE_HUB_TOKEN: optionalText().describe('Token for gated/private Hugging Face repos (HF_TOKEN is read too).'),
   HF_TOKEN: optionalText().describe('Alternative name for HUGGING_FACE_HUB_TOKEN.'),

@@ -5,6 +5,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { LlamaCppEngine, llamaCppOptions } from './llm/llama-cpp.ts';
+import { OpenAiCompatibleLlm } from './llm/openai-compatible.ts';
 import type { LlmEngine } from './llm/types.ts';
 import { EngineRegistry } from './registry.ts';
 import type { SttEngine } from './stt/types.ts';
@@ -16,9 +18,9 @@ export interface EngineDeps {
   metrics: Metrics;
 }
 
-export function createLlmChain(config: Config, _deps: EngineDeps): LlmEngine[] {
-  void config;
-  return [];
+export function createLlmChain(config: Config, deps: EngineDeps): LlmEngine[] {
+  const logger = deps.logger.child({ capability: 'llm' });
+  return config.LLM_BACKEND === 'openai' ? [new OpenAiCompatibleLlm(config, logger)] : [new LlamaCppEngine(llamaCppOptions(config), logger)];
 }
 
 export function createSttChain(config: Config): SttEngine[] {

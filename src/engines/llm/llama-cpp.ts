@@ -1,0 +1,253 @@
+/**
+ * The embedded LLM: a Gemma 3 GGUF run in-process by llama.cpp through node-llama-cpp. The model
+ * and one context with LLM_PARALLEL sequences load once; each generation borrows a sequence from
+ * a fixed pool (no create/dispose per request: a disposed sequence frees its slot asynchronously)
+ * and llama.cpp batches the active sequences together. Generation runs on llama.cpp's threads, so
+ * the event loop stays free.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../../config.ts';
+import { hfToken, usableCores } from '../../config.ts';
+import { ApiError } from '../../errors.ts';
+import { ModelUnavailableError } from '../../models/errors.ts';
+import { resolveGguf } from '../../models/gguf.ts';
+import type { EngineState } from '../types.ts';
+import type { GenerationParams, GenerationResult, LlmEngine, LlmEvent, LlmInput, ResponseFormat } from './types.ts';
+import { AsyncQueue } from '../../util/async-queue.ts';
+
+type NodeLlamaCpp = typeof import('node-llama-cpp');
+type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
+type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
+type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
+type LlamaContextSequence = ReturnType<LlamaContext['getSequence']>;
+type ChatHistoryItem = import('node-llama-cpp').ChatHistoryItem;
+
+export interface LlamaCppOptions {
+  model: string;
+  threads: number;
+  contextSize: number;
+  parallel: number;
+  device: string;
+  gpuLayers: string;
+  hf: { home?: string; token?: string; endpoint?: string; download: boolean; timeoutMs: number };
+}
+
+export function llamaCppOptions(config: Config): LlamaCppOptions {
+  return {
+    model: config.GEMMA_MODEL,
+    threads: config.LLM_THREADS || usableCores(),
+    contextSize: config.LLM_CONTEXT_SIZE,
+    parallel: config.LLM_PARALLEL,
+    device: config.LLM_DEVICE,
+    gpuLayers: config.LLM_GPU_LAYERS,
+    hf: { home: config.HF_HOME, token: hfToken(config), endpoint: config.HF_ENDPOINT, download: config.MODEL_DOWNLOAD, timeoutMs: config.MODEL_DOWNLOAD_TIMEOUT_SECONDS * 1000 },
+  };
+}
+
+/** `hf:org/repo/gemma-3-1b-it-Q4_K_M.gguf` or `/models/gemma.gguf` → `gemma-3-1b-it-Q4_K_M` */
+export function modelNameOf(spec: string): string {
+  return (spec.split('/').pop() ?? spec).replace(/\.gguf$/i, '');
+}
+
+function gpuOption(device: string): false | 'auto' | 'cuda' | 'vulkan' | 'metal' {
+  if (device === 'cpu') return false;
+  if (device === 'auto') return 'auto';
+  const kind = device.split(':')[0] as 'cuda' | 'vulkan' | 'metal';
+  const index = device.split(':')[1];
+  // Device placement: expose only the chosen GPU to the CUDA runtime before it initializes.
+  if (kind === 'cuda' && index !== undefined && process.env.CUDA_VISIBLE_DEVICES === undefined) process.env.CUDA_VISIBLE_DEVICES = index;
+  return kind;
+}
+
+export class LlamaCppEngine implements LlmEngine {
+  readonly id = 'llama-cpp';
+  readonly capability = 'llm' as const;
+  readonly modelName: string;
+  private current: EngineState = { status: 'loading' };
+  private lib: NodeLlamaCpp | undefined;
+  private llama: Llama | undefined;
+  private model: LlamaModel | undefined;
+  private context: LlamaContext | undefined;
+  private readonly free: LlamaContextSequence[] = [];
+  private readonly waiters: ((s: LlamaContextSequence) => void)[] = [];
+  private readonly grammars = new Map<string, Promise<import('node-llama-cpp').LlamaGrammar>>();
+
+  constructor(
+    private readonly options: LlamaCppOptions,
+    private readonly logger: Logger,
+  ) {
+    this.modelName = modelNameOf(options.model);
+  }
+
+  state(): EngineState {
+    return this.current;
+  }
+
+  get contextSize(): number {
+    return this.context?.contextSize ?? this.options.contextSize;
+  }
+
+  async load(): Promise<void> {
+    const started = Date.now();
+    try {
+      const file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'GEMMA_MODEL' });
+      this.lib = await import('node-llama-cpp');
+      this.llama = await this.lib.getLlama({
+        gpu: gpuOption(this.options.device),
+        build: 'never',
+        logLevel: this.lib.LlamaLogLevel.error,
+        logger: (level, message) => this.logger.debug({ llama_cpp: level }, message.trim()),
+      });
+      const gpuLayers = this.options.gpuLayers === 'auto' ? 'auto' : this.options.gpuLayers === 'max' ? 'max' : Number(this.options.gpuLayers);
+      this.model = await this.llama.loadModel({ modelPath: file, gpuLayers });
+      this.context = await this.model.createContext({
+        contextSize: Math.min(this.options.contextSize * this.options.parallel, this.model.trainContextSize * this.options.parallel),
+        sequences: this.options.parallel,
+        threads: this.options.threads,
+      });
+      for (let i = 0; i < this.options.parallel; i++) this.free.push(this.context.getSequence());
+      this.current = { status: 'ready' };
+      this.logger.info(
+        { engine: this.id, model: file, gpu: this.llama.gpu, threads: this.options.threads, parallel: this.options.parallel, context_size: this.context.contextSize, load_ms: Date.now() - started },
+        'LLM loaded',
+      );
+    } catch (error) {
+      const detail = error instanceof ModelUnavailableError ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}`;
+      this.current = { status: error instanceof ModelUnavailableError ? 'missing_model' : 'error', detail };
+      this.logger.error({ engine: this.id, detail }, 'LLM not available');
+    }
+  }
+
+  private async acquire(signal: AbortSignal): Promise<LlamaContextSequence> {
+    const sequence = this.free.pop();
+    if (sequence) return sequence;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.waiters.splice(this.waiters.indexOf(grant), 1);
+        reject(signal.reason);
+      };
+      const grant = (s: LlamaContextSequence) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(s);
+      };
+      this.waiters.push(grant);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private release(sequence: LlamaContextSequence): void {
+    const next = this.waiters.shift();
+    if (next) next(sequence);
+    else this.free.push(sequence);
+  }
+
+  private grammarFor(format: ResponseFormat | undefined) {
+    if (!format || format.type === 'text' || !this.llama) return undefined;
+    const key = format.type === 'json_object' ? 'json' : JSON.stringify(format.schema);
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      const llama = this.llama;
+      grammar =
+        format.type === 'json_object'
+          ? llama.getGrammarFor('json')
+          : Promise.resolve().then(() => llama.createGrammarForJsonSchema(format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0]));
+      grammar.catch(() => this.grammars.delete(key));
+      if (this.grammars.size < 100) this.grammars.set(key, grammar);
+    }
+    return grammar.catch((error: Error) => {
+      throw ApiError.badRequest(`response_format.json_schema is not supported: ${error.message}`, 'response_format');
+    });
+  }
+
+  private history(messages: { role: string; content: string }[]): ChatHistoryItem[] {
+    return messages.map((m): ChatHistoryItem =>
+      m.role === 'system' ? { type: 'system', text: m.content } : m.role === 'assistant' ? { type: 'model', response: [m.content] } : { type: 'user', text: m.content },
+    );
+  }
+
+  /** Prompt tokens of `input` as the model will see it (chat template applied). */
+  countPromptTokens(input: LlmInput): number {
+    const model = this.model!;
+    if (input.kind === 'prompt') return model.tokenize(input.prompt).length;
+    const lib = this.lib!;
+    const wrapper = lib.resolveChatWrapper(model) ?? new lib.GeneralChatWrapper();
+    const { contextText } = wrapper.generateContextState({ chatHistory: [...this.history(input.messages), { type: 'model', response: [] }] });
+    return contextText.tokenize(model.tokenizer).length;
+  }
+
+  async *generate(input: LlmInput, params: GenerationParams, signal: AbortSignal): AsyncIterable<LlmEvent> {
+    if (this.current.status !== 'ready' || !this.model || !this.lib) throw ApiError.unavailable(`LLM not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
+    const promptTokens = this.countPromptTokens(input);
+    const perSequence = Math.floor(this.contextSize / this.options.parallel);
+    if (promptTokens + 1 > perSequence) {
+      throw new ApiError(400, 'invalid_request_error', `The prompt is ${promptTokens} tokens; this model's context window is ${perSequence} tokens (LLM_CONTEXT_SIZE).`, { param: input.kind === 'prompt' ? 'prompt' : 'messages', code: 'context_length_exceeded' });
+    }
+    const maxTokens = Math.min(params.maxTokens, perSequence - promptTokens);
+    const grammar = await this.grammarFor(params.responseFormat);
+    const sequence = await this.acquire(signal);
+    const queue = new AsyncQueue<string>();
+    const lib = this.lib;
+    const model = this.model;
+    const options = {
+      maxTokens,
+      temperature: params.temperature,
+      topK: params.topK,
+      topP: params.topP,
+      seed: params.seed,
+      customStopTriggers: params.stop?.length ? params.stop : undefined,
+      signal,
+      onTextChunk: (text: string) => {
+        if (text) queue.push(text);
+      },
+    };
+    const outputBefore = sequence.tokenMeter.usedOutputTokens;
+    const run = (async () => {
+      try {
+        if (input.kind === 'prompt') {
+          await sequence.clearHistory();
+          const completion = new lib.LlamaCompletion({ contextSequence: sequence });
+          const { metadata } = await completion.generateCompletionWithMeta(input.prompt, { ...options, grammar: await grammar });
+          completion.dispose({ disposeSequence: false });
+          return metadata.stopReason;
+        }
+        const chat = new lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+        const history: ChatHistoryItem[] = [...this.history(input.messages), { type: 'model', response: [] }];
+        const result = await chat.generateResponse(history, { ...options, grammar: await grammar });
+        chat.dispose({ disposeSequence: false });
+        return result.metadata.stopReason;
+      } finally {
+        queue.end();
+      }
+    })();
+    run.catch(() => undefined);
+    let text = '';
+    try {
+      for await (const chunk of queue) {
+        text += chunk;
+        yield { type: 'delta', text: chunk };
+      }
+      const stopReason = await run;
+      const completionTokens = sequence.tokenMeter.usedOutputTokens - outputBefore;
+      const result: GenerationResult = {
+        text,
+        finishReason: stopReason === 'maxTokens' ? 'length' : 'stop',
+        usage: { promptTokens, completionTokens },
+        model: this.modelName,
+      };
+      yield { type: 'done', result };
+    } finally {
+      // A consumer that stops early (client gone) aborts through `signal`; wait for llama.cpp to
+      // let go of the sequence before another request may use it.
+      await run.catch(() => undefined);
+      this.release(sequence);
+      void model;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.current = { status: 'disabled', detail: 'closed' };
+    await this.context?.dispose();
+    await this.model?.dispose();
+    await this.llama?.dispose();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The remote LLM: any OpenAI-compatible server (vLLM across GPUs/nodes, Ollama, llama.cpp server,
+ * OpenAI) through the official `openai` SDK, which retries 408/409/429/5xx and connection errors
+ * with exponential backoff (LLM_MAX_RETRIES) and bounds each request (LLM_TIMEOUT_SECONDS).
+ * Streams pass through chunk by chunk. Upstream errors map onto our envelope: upstream 4xx → the
+ * same 4xx with its message, 5xx/connection → 502, timeout → 504.
+ */
+import OpenAI from 'openai';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.ts';
+import { ApiError } from '../../errors.ts';
+import type { EngineState } from '../types.ts';
+import type { GenerationParams, LlmEngine, LlmEvent, LlmInput } from './types.ts';
+
+const RECHECK_MS = 10_000;
+
+export function upstreamError(error: unknown, upstream: string): unknown {
+  if (error instanceof OpenAI.APIUserAbortError) return error;
+  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+    return new ApiError(504, 'upstream_error', `${upstream} did not answer in time.`, { code: 'upstream_timeout', cause: error });
+  }
+  if (error instanceof OpenAI.APIConnectionError) {
+    return new ApiError(502, 'upstream_error', `${upstream} is unreachable (${error.message}).`, { code: 'upstream_unreachable', cause: error });
+  }
+  if (error instanceof OpenAI.APIError && error.status !== undefined) {
+    if (error.status === 429) return new ApiError(429, 'rate_limit_error', `${upstream} is rate limiting: ${error.message}`, { code: 'upstream_rate_limited', headers: { 'Retry-After': '1' } });
+    if (error.status >= 400 && error.status < 500) {
+      return new ApiError(error.status === 401 || error.status === 403 ? 502 : 400, error.status === 401 || error.status === 403 ? 'upstream_error' : 'invalid_request_error', `${upstream} refused the request: ${error.message}`, {
+        code: error.status === 401 || error.status === 403 ? 'upstream_auth' : 'upstream_rejected',
+        cause: error,
+      });
+    }
+    return new ApiError(502, 'upstream_error', `${upstream} failed: ${error.message}`, { code: 'upstream_failed', cause: error });
+  }
+  return error;
+}
+
+export class OpenAiCompatibleLlm implements LlmEngine {
+  readonly id = 'openai';
+  readonly capability = 'llm' as const;
+  readonly modelName: string;
+  private readonly client: OpenAI;
+  private current: EngineState = { status: 'loading' };
+  private recheck: NodeJS.Timeout | undefined;
+  private readonly upstream: string;
+
+  constructor(
+    config: Pick<Config, 'LLM_API_BASE' | 'LLM_API_KEY' | 'LLM_MODEL' | 'LLM_TIMEOUT_SECONDS' | 'LLM_MAX_RETRIES'>,
+    private readonly logger: Logger,
+  ) {
+    this.modelName = config.LLM_MODEL ?? 'unknown';
+    this.upstream = `LLM server ${config.LLM_API_BASE}`;
+    this.client = new OpenAI({
+      baseURL: config.LLM_API_BASE,
+      apiKey: config.LLM_API_KEY ?? 'not-needed',
+      maxRetries: config.LLM_MAX_RETRIES,
+      timeout: config.LLM_TIMEOUT_SECONDS * 1000,
+    });
+  }
+
+  state(): EngineState {
+    return this.current;
+  }
+
+  /** Checks the server answers GET /models; keeps re-checking in the background until it does. */
+  async load(): Promise<void> {
+    try {
+      await this.client.models.list({ maxRetries: 0, timeout: 5000 });
+      this.current = { status: 'ready' };
+    } catch (error) {
+      const reason = (upstreamError(error, this.upstream) as Error).message;
+      this.current = { status: 'error', detail: `${reason} Start the server or fix LLM_API_BASE/LLM_API_KEY; re-checking every ${RECHECK_MS / 1000} s.` };
+      this.logger.warn({ engine: this.id, detail: this.current.detail }, 'remote LLM not reachable');
+      this.recheck = setTimeout(() => void this.load(), RECHECK_MS);
+      this.recheck.unref();
+    }
+  }
+
+  async *generate(input: LlmInput, params: GenerationParams, signal: AbortSignal): AsyncIterable<LlmEvent> {
+    const common = {
+      model: this.modelName,
+      max_tokens: params.maxTokens,
+      temperature: params.temperature,
+      top_p: params.topP,
+      seed: params.seed,
+      stop: params.stop,
+      stream: true as const,
+      stream_options: { include_usage: true },
+      ...(params.topK !== undefined ? { top_k: params.topK } : {}),
+    };
+    let text = '';
+    let finish: 'stop' | 'length' = 'stop';
+    let usage = { promptTokens: 0, completionTokens: 0 };
+    try {
+      if (input.kind === 'chat') {
+        const response_format =
+          params.responseFormat?.type === 'json_schema'
+            ? { type: 'json_schema' as const, json_schema: { name: 'response', schema: params.responseFormat.schema } }
+            : params.responseFormat;
+        const stream = await this.client.chat.completions.create({ ...common, messages: input.messages, ...(response_format ? { response_format } : {}) }, { signal });
+        for await (const chunk of stream) {
+          const choice = chunk.choices[0];
+          const delta = choice?.delta?.content;
+          if (delta) {
+            text += delta;
+            yield { type: 'delta', text: delta };
+          }
+          if (choice?.finish_reason === 'length') finish = 'length';
+          if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+        }
+      } else {
+        const stream = await this.client.completions.create({ ...common, prompt: input.prompt }, { signal });
+        for await (const chunk of stream) {
+          const choice = chunk.choices[0];
+          if (choice?.text) {
+            text += choice.text;
+            yield { type: 'delta', text: choice.text };
+          }
+          if (choice?.finish_reason === 'length') finish = 'length';
+          if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+        }
+      }
+    } catch (error) {
+      throw upstreamError(error, this.upstream);
+    }
+    yield { type: 'done', result: { text, finishReason: finish, usage, model: this.modelName } };
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.recheck);
+  }
+}

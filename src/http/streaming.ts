@@ -1,0 +1,44 @@
+/** Server-Sent Events and client-disconnect handling shared by every streaming route. */
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { toApiError } from './error-handling.ts';
+
+/** An AbortSignal that fires when the client goes away before the response is finished. */
+export function clientSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new DOMException('client disconnected', 'AbortError'));
+  });
+  return controller.signal;
+}
+
+export interface SseEvent {
+  event?: string;
+  data: unknown;
+}
+
+function frame(e: SseEvent): string {
+  const data = typeof e.data === 'string' ? e.data : JSON.stringify(e.data);
+  return `${e.event ? `event: ${e.event}\n` : ''}data: ${data}\n\n`;
+}
+
+/**
+ * Sends `events` as text/event-stream. An error after the first byte becomes a final
+ * `event: error` carrying the usual envelope (the status line is already gone).
+ */
+export function sendSse(request: FastifyRequest, reply: FastifyReply, events: AsyncIterable<SseEvent>, errorEvent = 'error'): FastifyReply {
+  async function* body() {
+    try {
+      for await (const e of events) yield frame(e);
+    } catch (error) {
+      const apiError = toApiError(error as Error);
+      if (apiError.statusCode >= 500) request.log.error({ err: error }, 'stream failed');
+      yield frame({ event: errorEvent, data: apiError.envelope(request.id) });
+    }
+  }
+  return reply
+    .header('Content-Type', 'text/event-stream; charset=utf-8')
+    .header('Cache-Control', 'no-cache')
+    .header('X-Accel-Buffering', 'no')
+    .send(Readable.from(body(), { objectMode: false }));
+}

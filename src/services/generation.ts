@@ -1,0 +1,95 @@
+/**
+ * Text generation, shared by /v1/generate and the OpenAI-compatible routes: admission (LLM_PARALLEL
+ * running, LLM_QUEUE_SIZE waiting), limits, engine choice, metrics. `start` does everything that can
+ * fail with a clean HTTP status *before* the first byte, then hands back the event stream.
+ */
+import type { Config } from '../config.ts';
+import type { EngineRegistry } from '../engines/registry.ts';
+import type { GenerationParams, GenerationResult, LlmEvent, LlmInput } from '../engines/llm/types.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { outcomeOf } from '../observability/metrics.ts';
+import { Admission } from './admission.ts';
+
+export interface Generation {
+  model: string;
+  engine: string;
+  events: AsyncIterable<LlmEvent>;
+}
+
+export class GenerationService {
+  private readonly admission: Admission;
+  private readonly tokens;
+  private readonly ttft;
+
+  constructor(
+    private readonly config: Config,
+    private readonly engines: EngineRegistry,
+    private readonly metrics: Metrics,
+  ) {
+    const queueDepth = metrics.gauge('llm_queue_depth', 'Generations waiting for a free slot.');
+    const active = metrics.gauge('llm_active_generations', 'Generations running now.');
+    this.admission = new Admission(config.LLM_PARALLEL, config.LLM_QUEUE_SIZE, 'generation', (running, queued) => {
+      active.set(running);
+      queueDepth.set(queued);
+    });
+    this.tokens = metrics.counter('llm_generated_tokens_total', 'Completion tokens generated.', ['engine']);
+    this.ttft = metrics.histogram('llm_time_to_first_token_seconds', 'Time from admission to the first generated text.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  }
+
+  /** The model name clients see. */
+  modelName(): string {
+    const [engine] = this.engines.ready('llm');
+    return engine!.modelName;
+  }
+
+  /** Clamps max_tokens to LLM_MAX_TOKENS (the configured cap). */
+  params(params: GenerationParams): GenerationParams {
+    return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };
+  }
+
+  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream'): Promise<Generation> {
+    const [engine] = this.engines.ready('llm');
+    const release = await this.admission.acquire(signal);
+    const startedAt = performance.now();
+    const iterator = engine!.generate(input, this.params(params), signal)[Symbol.asyncIterator]();
+    let first: IteratorResult<LlmEvent>;
+    try {
+      first = await iterator.next(); // validation errors (context overflow, bad schema) surface here, before any byte
+    } catch (error) {
+      release();
+      this.metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome: outcomeOf(error) }, (performance.now() - startedAt) / 1000);
+      throw error;
+    }
+    this.ttft.observe({ engine: engine!.id }, (performance.now() - startedAt) / 1000);
+    const metrics = this.metrics;
+    const tokens = this.tokens;
+    async function* events(): AsyncIterable<LlmEvent> {
+      let outcome = 'success';
+      try {
+        let next = first;
+        while (!next.done) {
+          if (next.value.type === 'done') tokens.inc({ engine: engine!.id }, next.value.result.usage.completionTokens);
+          yield next.value;
+          next = await iterator.next();
+        }
+      } catch (error) {
+        outcome = outcomeOf(error);
+        throw error;
+      } finally {
+        if (signal.aborted && outcome === 'success') outcome = 'aborted';
+        await iterator.return?.(undefined);
+        release();
+        metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome }, (performance.now() - startedAt) / 1000);
+      }
+    }
+    return { model: engine!.modelName, engine: engine!.id, events: events() };
+  }
+
+  /** Runs a generation to the end. */
+  async complete(input: LlmInput, params: GenerationParams, signal: AbortSignal): Promise<GenerationResult> {
+    const generation = await this.start(input, params, signal, 'generate');
+    for await (const event of generation.events) if (event.type === 'done') return event.result;
+    throw new ApiError(500, 'server_error', 'The generation ended without a result.');
+  }
+}

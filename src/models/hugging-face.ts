@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from 'pino';
 import { ModelUnavailableError } from './errors.ts';
 import { createProgress } from './progress.ts';
@@ -120,7 +121,7 @@ export async function resolveHfFile(uri: string, options: HfOptions): Promise<st
   };
   try {
     armStall();
-    const source = Readable.fromWeb(body.body as import('node:stream/web').ReadableStream, { signal: AbortSignal.any([abort.signal, deadline]) });
+    const source = Readable.fromWeb(body.body as WebReadableStream, { signal: AbortSignal.any([abort.signal, deadline]) });
     for await (const chunk of source) {
       armStall();
       received += (chunk as Buffer).length;

@@ -5,6 +5,8 @@
  * and llama.cpp batches the active sequences together. Generation runs on llama.cpp's threads, so
  * the event loop stays free.
  */
+import type * as NodeLlamaCppModule from 'node-llama-cpp';
+import type { ChatHistoryItem, LlamaGrammar } from 'node-llama-cpp';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { hfToken, usableCores } from '../../config.ts';
@@ -15,12 +17,11 @@ import type { EngineState } from '../types.ts';
 import type { GenerationParams, GenerationResult, LlmEngine, LlmEvent, LlmInput, ResponseFormat } from './types.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
 
-type NodeLlamaCpp = typeof import('node-llama-cpp');
+type NodeLlamaCpp = typeof NodeLlamaCppModule;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
 type LlamaContextSequence = ReturnType<LlamaContext['getSequence']>;
-type ChatHistoryItem = import('node-llama-cpp').ChatHistoryItem;
 
 export interface LlamaCppOptions {
   model: string;
@@ -70,7 +71,7 @@ export class LlamaCppEngine implements LlmEngine {
   private context: LlamaContext | undefined;
   private readonly free: LlamaContextSequence[] = [];
   private readonly waiters: ((s: LlamaContextSequence) => void)[] = [];
-  private readonly grammars = new Map<string, Promise<import('node-llama-cpp').LlamaGrammar>>();
+  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
 
   constructor(
     private readonly options: LlamaCppOptions,

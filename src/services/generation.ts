@@ -65,11 +65,14 @@ export class GenerationService {
     const metrics = this.metrics;
     const tokens = this.tokens;
     async function* events(): AsyncIterable<LlmEvent> {
-      let outcome = 'success';
+      let outcome: string = 'aborted'; // unless it ends or fails: a consumer that leaves early aborts
       try {
         let next = first;
         while (!next.done) {
-          if (next.value.type === 'done') tokens.inc({ engine: engine!.id }, next.value.result.usage.completionTokens);
+          if (next.value.type === 'done') {
+            outcome = 'success';
+            tokens.inc({ engine: engine!.id }, next.value.result.usage.completionTokens);
+          }
           yield next.value;
           next = await iterator.next();
         }
@@ -77,7 +80,6 @@ export class GenerationService {
         outcome = outcomeOf(error);
         throw error;
       } finally {
-        if (signal.aborted && outcome === 'success') outcome = 'aborted';
         await iterator.return?.(undefined);
         release();
         metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome }, (performance.now() - startedAt) / 1000);

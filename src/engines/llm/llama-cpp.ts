@@ -9,7 +9,7 @@ import type * as NodeLlamaCppModule from 'node-llama-cpp';
 import type { ChatHistoryItem, LlamaGrammar } from 'node-llama-cpp';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import { hfToken, usableCores } from '../../config.ts';
+import { computeThreads, hfToken } from '../../config.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveGguf } from '../../models/gguf.ts';
@@ -36,7 +36,7 @@ export interface LlamaCppOptions {
 export function llamaCppOptions(config: Config): LlamaCppOptions {
   return {
     model: config.GEMMA_MODEL,
-    threads: config.LLM_THREADS || usableCores(),
+    threads: computeThreads(config.LLM_THREADS),
     contextSize: config.LLM_CONTEXT_SIZE,
     parallel: config.LLM_PARALLEL,
     device: config.LLM_DEVICE,
@@ -186,9 +186,12 @@ export class LlamaCppEngine implements LlmEngine {
     const maxTokens = Math.min(params.maxTokens, perSequence - promptTokens);
     const grammar = await this.grammarFor(params.responseFormat);
     const sequence = await this.acquire(signal);
+    // Stopping early — the caller's signal, or the consumer leaving the loop — cancels llama.cpp.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
     const queue = new AsyncQueue<string>();
     const lib = this.lib;
-    const model = this.model;
     const options = {
       maxTokens,
       temperature: params.temperature,
@@ -196,7 +199,7 @@ export class LlamaCppEngine implements LlmEngine {
       topP: params.topP,
       seed: params.seed,
       customStopTriggers: params.stop?.length ? params.stop : undefined,
-      signal,
+      signal: stop.signal,
       onTextChunk: (text: string) => {
         if (text) queue.push(text);
       },
@@ -237,11 +240,11 @@ export class LlamaCppEngine implements LlmEngine {
       };
       yield { type: 'done', result };
     } finally {
-      // A consumer that stops early (client gone) aborts through `signal`; wait for llama.cpp to
-      // let go of the sequence before another request may use it.
+      signal.removeEventListener('abort', onAbort);
+      if (!stop.signal.aborted) stop.abort(new DOMException('generation stopped by its consumer', 'AbortError'));
+      // Wait for llama.cpp to let go of the sequence before another request may use it.
       await run.catch(() => undefined);
       this.release(sequence);
-      void model;
     }
   }
 

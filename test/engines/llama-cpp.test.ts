@@ -1,0 +1,158 @@
+/** The embedded LLM on the real llama.cpp, with the generated tiny Gemma 3 models. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
+import { LlamaCppEngine, type LlamaCppOptions } from '../../src/engines/llm/llama-cpp.ts';
+import type { GenerationParams, LlmEvent, LlmInput } from '../../src/engines/llm/types.ts';
+import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
+
+const logger = pino({ level: 'silent' });
+
+function options(model: string, overrides: Partial<LlamaCppOptions> = {}): LlamaCppOptions {
+  return { model, threads: 1, contextSize: 512, parallel: 2, device: 'cpu', gpuLayers: 'auto', hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...overrides };
+}
+
+async function collect(events: AsyncIterable<LlmEvent>) {
+  const deltas: string[] = [];
+  for await (const e of events) {
+    if (e.type === 'delta') deltas.push(e.text);
+    else return { deltas, result: e.result };
+  }
+  throw new Error('no done event');
+}
+
+const chat = (content: string, system?: string): LlmInput => ({ kind: 'chat', messages: [...(system ? [{ role: 'system' as const, content: system }] : []), { role: 'user', content }] });
+const params = (p: Partial<GenerationParams> = {}): GenerationParams => ({ maxTokens: 32, ...p });
+
+describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
+  let engine: LlamaCppEngine;
+  let looping: LlamaCppEngine;
+  before(async () => {
+    engine = new LlamaCppEngine(options(tinyGemmaPath()), logger);
+    looping = new LlamaCppEngine(options(loopingGemmaPath(), { parallel: 2 }), logger);
+    await Promise.all([engine.load(), looping.load()]);
+  });
+  after(async () => {
+    await engine.close();
+    await looping.close();
+  });
+
+  it('loads and reports ready', () => {
+    assert.deepEqual(engine.state(), { status: 'ready' });
+    assert.equal(engine.modelName, 'tiny-gemma3');
+  });
+
+  it('generates the known reply through the chat template, streamed in pieces', async () => {
+    const { deltas, result } = await collect(engine.generate(chat('Who are you?'), params(), new AbortController().signal));
+    assert.equal(result.text, TINY_GEMMA_REPLY);
+    assert.equal(deltas.join(''), TINY_GEMMA_REPLY);
+    assert.ok(deltas.length >= 5, `streamed in ${deltas.length} pieces`);
+    assert.equal(result.finishReason, 'stop');
+    assert.equal(result.usage.completionTokens, 7); // six words + <end_of_turn>
+    assert.ok(result.usage.promptTokens > 5);
+  });
+
+  it('renders system and history through the chat template (more prompt tokens, same reply)', async () => {
+    const plain = await collect(engine.generate(chat('Hi'), params(), new AbortController().signal));
+    const withSystem = await collect(engine.generate(chat('Hi', 'Be brief.'), params(), new AbortController().signal));
+    assert.equal(withSystem.result.text, TINY_GEMMA_REPLY);
+    assert.ok(withSystem.result.usage.promptTokens > plain.result.usage.promptTokens);
+    assert.equal(engine.countPromptTokens(chat('Hi')), plain.result.usage.promptTokens);
+  });
+
+  it('completes a raw prompt and honours max_tokens', async () => {
+    const { result } = await collect(engine.generate({ kind: 'prompt', prompt: 'Once upon a time' }, params({ maxTokens: 3 }), new AbortController().signal));
+    assert.equal(result.text, 'Hello from the');
+    assert.equal(result.finishReason, 'length');
+  });
+
+  it('stops at a stop sequence, without including it', async () => {
+    const { result } = await collect(engine.generate(chat('Hi'), params({ stop: ['tiny'] }), new AbortController().signal));
+    assert.equal(result.text, 'Hello from the ');
+    assert.equal(result.finishReason, 'stop');
+  });
+
+  it('samples with temperature, top-k, top-p and seed without changing the (peaked) answer', async () => {
+    const { result } = await collect(engine.generate(chat('Hi'), params({ temperature: 1.5, topK: 40, topP: 0.9, seed: 7 }), new AbortController().signal));
+    assert.equal(result.text, TINY_GEMMA_REPLY);
+  });
+
+  it('constrains output to a JSON schema with a grammar', async () => {
+    const schema = { type: 'object', properties: { mood: { enum: ['happy', 'sad'] } }, required: ['mood'] };
+    const { result } = await collect(engine.generate(chat('How do you feel?'), params({ maxTokens: 64, responseFormat: { type: 'json_schema', schema } }), new AbortController().signal));
+    const parsed = JSON.parse(result.text) as { mood: string };
+    assert.ok(['happy', 'sad'].includes(parsed.mood), result.text);
+  });
+
+  it('runs two generations at once on one model', async () => {
+    const started = performance.now();
+    const [a, b] = await Promise.all([
+      collect(looping.generate(chat('one'), params({ maxTokens: 40 }), new AbortController().signal)),
+      collect(looping.generate(chat('two'), params({ maxTokens: 40 }), new AbortController().signal)),
+    ]);
+    assert.equal(a.result.usage.completionTokens, 40);
+    assert.equal(b.result.usage.completionTokens, 40);
+    assert.ok(a.result.text.startsWith(`${TINY_GEMMA_REPLY}Hello`));
+    assert.ok(performance.now() - started < 60_000);
+  });
+
+  it('stops on abort and frees its sequence for the next request', async () => {
+    const controller = new AbortController();
+    const deltas: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of looping.generate(chat('go'), params({ maxTokens: 5000 }), controller.signal)) {
+          if (e.type === 'delta') deltas.push(e.text);
+          if (deltas.length === 3) controller.abort(new DOMException('client gone', 'AbortError'));
+        }
+      })(),
+      (error: Error) => error.name === 'AbortError',
+    );
+    assert.ok(deltas.length < 100, `stopped after ${deltas.length} chunks`);
+    // both sequences are free again: two more generations run at once
+    const results = await Promise.all([1, 2].map(() => collect(looping.generate(chat('again'), params({ maxTokens: 4 }), new AbortController().signal))));
+    assert.deepEqual(results.map((r) => r.result.usage.completionTokens), [4, 4]);
+  });
+
+  it('refuses a prompt longer than the context window with a 400 naming the limit', async () => {
+    const small = new LlamaCppEngine(options(tinyGemmaPath(), { contextSize: 64, parallel: 1 }), logger);
+    await small.load();
+    try {
+      await assert.rejects(collect(small.generate(chat('a b c d e f g h '.repeat(60)), params(), new AbortController().signal)), (error: { statusCode: number; code: string; message: string }) => {
+        assert.equal(error.statusCode, 400);
+        assert.equal(error.code, 'context_length_exceeded');
+        assert.match(error.message, /The prompt is \d+ tokens; this model's context window is \d+ tokens \(LLM_CONTEXT_SIZE\)/);
+        return true;
+      });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('reports a missing model with the remedy, and never throws', async () => {
+    const missing = new LlamaCppEngine(options('/nonexistent/gemma.gguf'), logger);
+    await missing.load();
+    assert.equal(missing.state().status, 'missing_model');
+    assert.match(missing.state().detail ?? '', /not found at \/nonexistent\/gemma\.gguf.*GEMMA_MODEL.*npm run pull/s);
+  });
+
+  it('reports garbage and truncated model files as clear errors, never a crash', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gguf-'));
+    const garbage = path.join(dir, 'garbage.gguf');
+    fs.writeFileSync(garbage, Buffer.from('this is not a model at all, just text'));
+    const truncated = path.join(dir, 'truncated.gguf');
+    fs.writeFileSync(truncated, fs.readFileSync(tinyGemmaPath()).subarray(0, 50_000));
+    const bad = new LlamaCppEngine(options(garbage), logger);
+    await bad.load();
+    assert.equal(bad.state().status, 'missing_model');
+    assert.match(bad.state().detail ?? '', /not a GGUF file/);
+    const cut = new LlamaCppEngine(options(truncated), logger);
+    await cut.load();
+    assert.equal(cut.state().status, 'error');
+    assert.match(cut.state().detail ?? '', /failed to load/);
+  });
+});

@@ -1,0 +1,15 @@
+/** Tiny models generated at test time into the git-ignored .cache/models. */
+import path from 'node:path';
+import { ensureTinyGemma } from '../../scripts/models/tiny-gemma.ts';
+
+export const MODELS_DIR = path.resolve('.cache/models');
+
+/** The deterministic tiny Gemma 3 (answers TINY_GEMMA_REPLY, then ends its turn). */
+export function tinyGemmaPath(): string {
+  return ensureTinyGemma(path.join(MODELS_DIR, 'tiny-gemma3.gguf'));
+}
+
+/** The same model that never ends its turn (repeats the reply until max_tokens). */
+export function loopingGemmaPath(): string {
+  return ensureTinyGemma(path.join(MODELS_DIR, 'tiny-gemma3-loop.gguf'), { loop: true });
+}

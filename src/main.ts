@@ -47,8 +47,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.SHUTDOWN_GRACE_SECONDS * 1000);
     deadline.unref();
+    // Connections busy when closing began become idle as their responses finish; close those too
+    // instead of waiting for the keep-alive timeout.
+    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
     try {
       await app.close();
+      clearInterval(reaper);
       gpu?.stop();
       await engines.close();
       logger.info('stopped');

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { loopingGemmaPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth } from '../helpers/process.ts';
 
 describe('service process', () => {
@@ -44,5 +45,31 @@ describe('service process', () => {
     assert.equal(await service.exited, 0);
     assert.match(service.output(), /shutting down/);
     assert.ok(!service.output().includes('first-key') && !service.output().includes('second-key'), 'keys never logged');
+  });
+
+  it('on SIGTERM finishes in-flight generations, refuses new work, and exits 0', async () => {
+    const port = await freePort();
+    const service = spawnService({ GEMMA_MODEL: loopingGemmaPath(), LLM_DEVICE: 'cpu', LLM_PARALLEL: '2', LLM_CONTEXT_SIZE: '2048', LOG_LEVEL: 'info' }, port);
+    try {
+      await waitForHealth(service.url);
+      const deadline = Date.now() + 30_000;
+      while ((await fetch(`${service.url}/health/ready`)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const inflight = [1, 2].map(() =>
+        fetch(`${service.url}/v1/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'go', max_tokens: 300 }) }).then(
+          async (r) => ({ status: r.status, body: (await r.json()) as { usage: { completion_tokens: number } } }),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      service.child.kill('SIGTERM');
+      const results = await Promise.all(inflight);
+      for (const r of results) {
+        assert.equal(r.status, 200);
+        assert.equal(r.body.usage.completion_tokens, 300);
+      }
+      await assert.rejects(fetch(`${service.url}/health`, { signal: AbortSignal.timeout(2000) }));
+    } finally {
+      service.child.kill('SIGTERM');
+    }
+    assert.equal(await service.exited, 0);
   });
 });

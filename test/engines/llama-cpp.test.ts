@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { LlamaCppEngine, type LlamaCppOptions } from '../../src/engines/llm/llama-cpp.ts';
 import type { GenerationParams, LlmEvent, LlmInput } from '../../src/engines/llm/types.ts';
+import { startFakeHub } from '../fakes/hf-hub.ts';
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
 
 const logger = pino({ level: 'silent' });
@@ -130,6 +131,22 @@ describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
       });
     } finally {
       await small.close();
+    }
+  });
+
+  it('loads an hf: URI through the Hugging Face cache (downloaded once from the hub stand-in)', async () => {
+    const hub = await startFakeHub({ 'tiny-org/tiny-gemma3-GGUF/tiny-gemma3.gguf': fs.readFileSync(tinyGemmaPath()) });
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-'));
+    try {
+      const remote = new LlamaCppEngine(options('hf:tiny-org/tiny-gemma3-GGUF/tiny-gemma3.gguf', { parallel: 1, hf: { home, endpoint: hub.url, download: true, timeoutMs: 10_000 } }), logger);
+      await remote.load();
+      assert.deepEqual(remote.state(), { status: 'ready' });
+      assert.equal(remote.modelName, 'tiny-gemma3');
+      const { result } = await collect(remote.generate(chat('Hi'), params(), new AbortController().signal));
+      assert.equal(result.text, TINY_GEMMA_REPLY);
+      await remote.close();
+    } finally {
+      await hub.close();
     }
   });
 

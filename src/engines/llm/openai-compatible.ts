@@ -121,7 +121,10 @@ export class OpenAiCompatibleLlm implements LlmEngine {
         }
       }
     } catch (error) {
-      throw upstreamError(error, this.upstream);
+      const mapped = upstreamError(error, this.upstream);
+      if (mapped !== error || signal.aborted) throw mapped;
+      // A stream that breaks halfway surfaces as a plain fetch error ("terminated").
+      throw new ApiError(502, 'upstream_error', `${this.upstream} broke off the stream (${(error as Error).message}).`, { code: 'upstream_stream_broken', cause: error });
     }
     yield { type: 'done', result: { text, finishReason: finish, usage, model: this.modelName } };
   }

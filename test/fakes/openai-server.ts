@@ -1,0 +1,92 @@
+/**
+ * A local fake OpenAI-compatible server following the published API shapes (chat.completion,
+ * chat.completion.chunk SSE ending in [DONE], text_completion, models list, error objects), with
+ * scripted failures: each request pops the next planned status (429/500/...) before succeeding.
+ */
+import http from 'node:http';
+
+export interface FakeOpenAi {
+  url: string;
+  requests: { path: string; body: Record<string, unknown>; authorization?: string }[];
+  /** Statuses to answer before behaving (e.g. [429, 500]). */
+  failures: number[];
+  /** Delay before answering, ms. */
+  delayMs: number;
+  /** Stop a stream after this many chunks by destroying the socket. */
+  cutStreamAfter?: number;
+  close: () => Promise<void>;
+}
+
+const WORDS = ['Hello', ' from', ' the', ' fake', ' server.'];
+
+export async function startFakeOpenAi(): Promise<FakeOpenAi> {
+  const state: Omit<FakeOpenAi, 'url' | 'close'> = { requests: [], failures: [], delayMs: 0 };
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c));
+    req.on('end', async () => {
+      const body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
+      state.requests.push({ path: req.url ?? '', body, authorization: req.headers.authorization });
+      if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
+      if (res.destroyed) return;
+      const failure = state.failures.shift();
+      if (failure) {
+        res.writeHead(failure, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: `scripted ${failure}`, type: failure === 429 ? 'rate_limit_error' : 'server_error', param: null, code: null } }));
+        return;
+      }
+      if (req.url === '/v1/models') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'fake-gemma', object: 'model', created: 0, owned_by: 'fake' }] }));
+        return;
+      }
+      const isChat = req.url === '/v1/chat/completions';
+      if (!isChat && req.url !== '/v1/completions') {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error', param: null, code: null } }));
+        return;
+      }
+      const max = typeof body.max_tokens === 'number' ? body.max_tokens : WORDS.length;
+      const words = WORDS.slice(0, max);
+      const finish = words.length < WORDS.length ? 'length' : 'stop';
+      const usage = { prompt_tokens: 11, completion_tokens: words.length, total_tokens: 11 + words.length };
+      const id = 'fake-1';
+      if (body.stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+        let sent = 0;
+        for (const word of words) {
+          if (state.cutStreamAfter !== undefined && sent >= state.cutStreamAfter) {
+            await new Promise((r) => setTimeout(r, 50)); // let the chunks reach the client first
+            res.destroy();
+            return;
+          }
+          send(isChat
+            ? { id, object: 'chat.completion.chunk', created: 0, model: body.model, choices: [{ index: 0, delta: { content: word }, finish_reason: null }] }
+            : { id, object: 'text_completion', created: 0, model: body.model, choices: [{ index: 0, text: word, finish_reason: null, logprobs: null }] });
+          sent++;
+        }
+        send(isChat
+          ? { id, object: 'chat.completion.chunk', created: 0, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: finish }] }
+          : { id, object: 'text_completion', created: 0, model: body.model, choices: [{ index: 0, text: '', finish_reason: finish, logprobs: null }] });
+        if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) send({ id, object: isChat ? 'chat.completion.chunk' : 'text_completion', created: 0, model: body.model, choices: [], usage });
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          isChat
+            ? { id, object: 'chat.completion', created: 0, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: words.join('') }, finish_reason: finish }], usage }
+            : { id, object: 'text_completion', created: 0, model: body.model, choices: [{ index: 0, text: words.join(''), finish_reason: finish, logprobs: null }], usage },
+        ),
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const address = server.address() as { port: number };
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${address.port}/v1`,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  }) as FakeOpenAi;
+}

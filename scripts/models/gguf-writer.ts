@@ -27,7 +27,27 @@ interface Tensor {
   name: string;
   /** ggml order: ne[0] (contiguous) first. */
   dims: number[];
-  data: Float32Array;
+  /** F32 data, or F16 bits. */
+  data: Float32Array | Uint16Array;
+  type: 0 | 1; // GGML_TYPE_F32 | GGML_TYPE_F16
+}
+
+/** IEEE 754 half precision bits of `value` (round to nearest even). */
+export function toF16(value: number): number {
+  const f32 = new Float32Array([value]);
+  const bits = new Uint32Array(f32.buffer)[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = ((bits >>> 23) & 0xff) - 127 + 15;
+  const mant = bits & 0x7fffff;
+  if (exp >= 31) return sign | 0x7c00;
+  if (exp <= 0) {
+    if (exp < -10) return sign;
+    const m = (mant | 0x800000) >> (1 - exp);
+    return sign | ((m + 0x1000) >> 13);
+  }
+  const rounded = (exp << 10) | (mant >> 13);
+  const rest = mant & 0x1fff;
+  return sign | (rest > 0x1000 || (rest === 0x1000 && rounded & 1) ? rounded + 1 : rounded);
 }
 
 const ALIGNMENT = 32;
@@ -82,10 +102,11 @@ export class GgufWriter {
     return this;
   }
 
-  tensor(name: string, dims: number[], data: Float32Array): this {
+  /** Adds a tensor; `f16` stores it in half precision (as real GGUF checkpoints often are). */
+  tensor(name: string, dims: number[], data: Float32Array, f16 = false): this {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`${name}: ${data.length} values for dims ${dims.join('x')}`);
-    this.tensors.push({ name, dims, data });
+    this.tensors.push(f16 ? { name, dims, data: Uint16Array.from(data, toF16), type: 1 } : { name, dims, data, type: 0 });
     return this;
   }
 
@@ -149,7 +170,7 @@ export class GgufWriter {
       out.str(t.name);
       out.u32(t.dims.length);
       for (const d of t.dims) out.u64(d);
-      out.u32(0); // GGML_TYPE_F32
+      out.u32(t.type);
       out.u64(offsets[i]!);
     });
     out.pad(ALIGNMENT);

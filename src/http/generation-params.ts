@@ -57,3 +57,8 @@ export function toParams(body: {
     responseFormat: toResponseFormat(body.response_format),
   };
 }
+
+/** Our usage in the OpenAI shape. */
+export function openAiUsage(u: { promptTokens: number; completionTokens: number }) {
+  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+}

@@ -62,9 +62,27 @@ export class GenerationService {
       throw error;
     }
     this.ttft.observe({ engine: engine!.id }, (performance.now() - startedAt) / 1000);
-    const metrics = this.metrics;
     const tokens = this.tokens;
+    // Cleanup runs exactly once: when the consumer finishes or leaves, or — if the consumer never
+    // starts (the client left between admission and the first byte) — when the request aborts.
+    let started = false;
+    let finished = false;
+    const finish = async (outcome: string) => {
+      if (finished) return;
+      finished = true;
+      signal.removeEventListener('abort', onAbort);
+      await iterator.return?.(undefined);
+      release();
+      this.metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome }, (performance.now() - startedAt) / 1000);
+    };
+    const onAbort = () => {
+      if (!started) void finish('aborted');
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     async function* events(): AsyncIterable<LlmEvent> {
+      started = true;
+      if (finished) return;
       let outcome: string = 'aborted'; // unless it ends or fails: a consumer that leaves early aborts
       try {
         let next = first;
@@ -80,9 +98,7 @@ export class GenerationService {
         outcome = outcomeOf(error);
         throw error;
       } finally {
-        await iterator.return?.(undefined);
-        release();
-        metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome }, (performance.now() - startedAt) / 1000);
+        await finish(outcome);
       }
     }
     return { model: engine!.modelName, engine: engine!.id, events: events() };

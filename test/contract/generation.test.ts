@@ -185,7 +185,7 @@ describe('generation under load', () => {
     const streams = [0, 1, 2, 3, 4].map(() => openStream(`${t.url}/v1/generate`, { prompt: 'go', max_tokens: 8000, stream: true }));
     const metricsText = async () => (await fetch(`${t.url}/metrics`)).text();
     const waitFor = async (pattern: RegExp) => {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 20_000;
       while (!pattern.test(await metricsText())) {
         if (Date.now() > deadline) assert.fail(`metrics never matched ${pattern}`);
         await new Promise((r) => setTimeout(r, 25));

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { ChatMessage } from '../../engines/llm/types.ts';
 import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
-import { responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
+import { openAiUsage, responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal, sendSse } from '../streaming.ts';
 
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
@@ -116,7 +116,7 @@ export const chatCompletionRoutes: FastifyPluginAsyncZod<{ generation: Generatio
                 yield { data: chunk({}, event.result.finishReason) };
                 if (includeUsage) {
                   const u = event.result.usage;
-                  yield { data: { id, object: 'chat.completion.chunk', created, model: run.model, choices: [], usage: { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens } } };
+                  yield { data: { id, object: 'chat.completion.chunk', created, model: run.model, choices: [], usage: openAiUsage(u) } };
                 }
               }
             }
@@ -133,7 +133,7 @@ export const chatCompletionRoutes: FastifyPluginAsyncZod<{ generation: Generatio
           created,
           model: run.model,
           choices: [{ index: 0, message: { role: 'assistant' as const, content: text, refusal: null }, finish_reason: finishReason, logprobs: null }],
-          usage: { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens },
+          usage: openAiUsage(u),
         };
       }
       throw new Error('generation ended without a result');

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
-import { samplingFields, toParams } from '../generation-params.ts';
+import { openAiUsage, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal, sendSse } from '../streaming.ts';
 
 export const completionRequestSchema = z
@@ -71,7 +71,7 @@ export const completionRoutes: FastifyPluginAsyncZod<{ generation: GenerationSer
               else {
                 yield { data: chunk('', event.result.finishReason) };
                 const u = event.result.usage;
-                if (includeUsage) yield { data: { id, object: 'text_completion', created, model: run.model, choices: [], usage: { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens } } };
+                if (includeUsage) yield { data: { id, object: 'text_completion', created, model: run.model, choices: [], usage: openAiUsage(u) } };
               }
             }
             yield { data: '[DONE]' };
@@ -81,7 +81,7 @@ export const completionRoutes: FastifyPluginAsyncZod<{ generation: GenerationSer
       for await (const event of run.events) {
         if (event.type !== 'done') continue;
         const u = event.result.usage;
-        return { ...chunk(event.result.text, event.result.finishReason), choices: [{ text: event.result.text, index: 0, logprobs: null, finish_reason: event.result.finishReason }], usage: { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens } };
+        return { ...chunk(event.result.text, event.result.finishReason), choices: [{ text: event.result.text, index: 0, logprobs: null, finish_reason: event.result.finishReason }], usage: openAiUsage(u) };
       }
       throw new Error('generation ended without a result');
     },

@@ -61,19 +61,6 @@ export class Metrics {
     child.observe(seconds);
   }
 
-  /** Times `fn` into the dependency histogram, with the outcome derived from how it settled. */
-  async timeDependency<T>(dependency: Dependency, operation: string, fn: () => Promise<T>): Promise<T> {
-    const end = this.dependencyDuration.startTimer({ dependency, operation });
-    try {
-      const value = await fn();
-      end({ outcome: 'success' });
-      return value;
-    } catch (error) {
-      end({ outcome: outcomeOf(error) });
-      throw error;
-    }
-  }
-
   counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
     return (this.registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [this.registry] });
   }

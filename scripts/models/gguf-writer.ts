@@ -52,6 +52,17 @@ export function toF16(value: number): number {
 
 const ALIGNMENT = 32;
 
+type Scalar = 'u32' | 'i32' | 'f32' | 'bool' | 'string';
+const TYPE_IDS: Record<Scalar, number> = { u32: T.UINT32, i32: T.INT32, f32: T.FLOAT32, bool: T.BOOL, string: T.STRING };
+
+function writeScalar(out: ByteSink, type: Scalar, value: string | number | boolean): void {
+  if (type === 'u32') out.u32(value as number);
+  else if (type === 'i32') out.i32(value as number);
+  else if (type === 'f32') out.f32(value as number);
+  else if (type === 'bool') out.push(Buffer.from([value ? 1 : 0]));
+  else out.str(value as string);
+}
+
 class ByteSink {
   private chunks: Buffer[] = [];
   length = 0;
@@ -118,45 +129,16 @@ export class GgufWriter {
     out.u64(this.kv.length);
     for (const [key, v] of this.kv) {
       out.str(key);
-      switch (v.type) {
-        case 'u32':
-          out.u32(T.UINT32);
-          out.u32(v.value);
-          break;
-        case 'i32':
-          out.u32(T.INT32);
-          out.i32(v.value);
-          break;
-        case 'f32':
-          out.u32(T.FLOAT32);
-          out.f32(v.value);
-          break;
-        case 'bool':
-          out.u32(T.BOOL);
-          out.push(Buffer.from([v.value ? 1 : 0]));
-          break;
-        case 'string':
-          out.u32(T.STRING);
-          out.str(v.value);
-          break;
-        case 'string[]':
-          out.u32(T.ARRAY);
-          out.u32(T.STRING);
-          out.u64(v.value.length);
-          for (const s of v.value) out.str(s);
-          break;
-        case 'f32[]':
-          out.u32(T.ARRAY);
-          out.u32(T.FLOAT32);
-          out.u64(v.value.length);
-          for (const n of v.value) out.f32(n);
-          break;
-        case 'i32[]':
-          out.u32(T.ARRAY);
-          out.u32(T.INT32);
-          out.u64(v.value.length);
-          for (const n of v.value) out.i32(n);
-          break;
+      if (v.type.endsWith('[]')) {
+        const items = v.value as (string | number)[];
+        const element = v.type.slice(0, -2) as Scalar;
+        out.u32(T.ARRAY);
+        out.u32(TYPE_IDS[element]);
+        out.u64(items.length);
+        for (const item of items) writeScalar(out, element, item);
+      } else {
+        out.u32(TYPE_IDS[v.type as Scalar]);
+        writeScalar(out, v.type as Scalar, v.value as string | number | boolean);
       }
     }
     let offset = 0;

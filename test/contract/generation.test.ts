@@ -132,6 +132,8 @@ describe('text generation routes', () => {
     assert.equal(streamed, 'Hello from the');
     const models = await client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['tiny-gemma3']);
+    assert.equal((await client.models.retrieve('tiny-gemma3')).id, 'tiny-gemma3');
+    await assert.rejects(client.models.retrieve('gpt-9'), OpenAI.NotFoundError);
   });
 
   it('the OpenAI SDK raises typed errors from our envelope', async () => {

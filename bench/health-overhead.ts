@@ -47,7 +47,7 @@ async function measure(url: string, pid: number, headers: Record<string, string>
 if (pinned) spawn(taskset!, ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
 const ports = { bare: await freePort(), full: await freePort() };
 const bare = start('bench/bare-server.ts', ports.bare, {});
-const full = start('src/main.ts', ports.full, { API_KEY_ENABLED: 'true', API_KEYS: 'bench-key', LOG_LEVEL: 'info', GPU_METRICS: 'off' });
+const full = start('src/main.ts', ports.full, { API_KEY_ENABLED: 'true', API_KEYS: 'bench-key', LOG_LEVEL: 'info', GPU_METRICS: 'off', MODEL_DOWNLOAD: 'false' });
 try {
   const bareUrl = `http://127.0.0.1:${ports.bare}`;
   const fullUrl = `http://127.0.0.1:${ports.full}`;

@@ -159,6 +159,7 @@ export const configSchema = z.object({
   ),
   ENABLE_LOCAL_WHISPER: bool(true).describe('Load the embedded whisper.cpp engine.'),
   LOCAL_WHISPER_MODEL: text('base').describe('Whisper tier (tiny, tiny.en, base, base.en, small, medium, large-v3, large-v3-turbo, *-q5_1...) or a ggml file path.'),
+  WHISPER_THREADS: int(0, 0, 1024).describe('CPU threads per Whisper transcription; 0 = usable cores less one.'),
   OPENAI_API_KEY: optionalText().describe('Key for the hosted OpenAI (or compatible) transcription API.'),
   OPENAI_API_BASE: url('https://api.openai.com/v1').describe('Base URL of the hosted transcription API (OpenAI, Speaches, ...).'),
   OPENAI_WHISPER_MODEL: text('gpt-4o-mini-transcribe').describe('Model name for the hosted transcription API.'),

@@ -10,6 +10,7 @@ import { OpenAiCompatibleLlm } from './llm/openai-compatible.ts';
 import type { LlmEngine } from './llm/types.ts';
 import { EngineRegistry } from './registry.ts';
 import type { SttEngine } from './stt/types.ts';
+import { WhisperCppEngine, whisperCppOptions } from './stt/whisper-cpp.ts';
 import type { TtsEngine } from './tts/types.ts';
 import { UnconfiguredEngine } from './types.ts';
 
@@ -23,8 +24,16 @@ export function createLlmChain(config: Config, deps: EngineDeps): LlmEngine[] {
   return config.LLM_BACKEND === 'openai' ? [new OpenAiCompatibleLlm(config, logger)] : [new LlamaCppEngine(llamaCppOptions(config), logger)];
 }
 
-export function createSttChain(config: Config): SttEngine[] {
-  return config.STT_BACKEND.map((id) => new UnconfiguredEngine('stt', id === 'local' ? 'whisper-cpp' : 'openai', 'adapter not in this build yet') as unknown as SttEngine);
+export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
+  const logger = deps.logger.child({ capability: 'stt' });
+  return config.STT_BACKEND.map((id): SttEngine => {
+    if (id === 'local') {
+      return config.ENABLE_LOCAL_WHISPER
+        ? new WhisperCppEngine(whisperCppOptions(config), logger)
+        : (new UnconfiguredEngine('stt', 'whisper-cpp', 'disabled by ENABLE_LOCAL_WHISPER=false') as unknown as SttEngine);
+    }
+    return new UnconfiguredEngine('stt', 'openai', 'hosted STT adapter not in this build yet') as unknown as SttEngine;
+  });
 }
 
 export function createTtsChain(config: Config): TtsEngine[] {
@@ -32,5 +41,5 @@ export function createTtsChain(config: Config): TtsEngine[] {
 }
 
 export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {
-  return new EngineRegistry({ llm: createLlmChain(config, deps), stt: createSttChain(config), tts: createTtsChain(config) }, deps.metrics);
+  return new EngineRegistry({ llm: createLlmChain(config, deps), stt: createSttChain(config, deps), tts: createTtsChain(config) }, deps.metrics);
 }

@@ -7,7 +7,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry } from '../engines/registry.ts';
 import type { Capability } from '../engines/types.ts';
-import { errorEnvelopeSchema } from '../errors.ts';
+import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import type { WsDocs } from './ws-docs.ts';
 
 interface PendingRoute {
@@ -28,7 +28,7 @@ const WS: PendingRoute[] = [
   { url: '/ws/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'Full-duplex voice dialogue (WebSocket)' },
 ];
 
-const NOT_YET = 'Not available in this build yet: answers 503 `engine_not_configured` until the engine is configured.';
+const NOT_YET = 'Not available in this build yet: answers 503 while its engines are not ready (`engine_not_configured`, `model_missing`, ...) and 501 `not_implemented` once they are.';
 
 export const pendingRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; wsDocs: WsDocs }> = async (app, { engines, wsDocs }) => {
   for (const route of REST) {
@@ -40,12 +40,12 @@ export const pendingRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; wsD
           summary: route.summary,
           description: NOT_YET,
           body: z.unknown().optional(),
-          response: { 503: errorEnvelopeSchema },
+          response: { 501: errorEnvelopeSchema, 503: errorEnvelopeSchema },
         },
       },
       async () => {
         for (const capability of route.needs) engines.ready(capability);
-        throw new Error(`${route.url}: engines ready but no service is wired`);
+        throw new ApiError(501, 'server_error', `${route.url} is not implemented in this build yet (its engines are ready).`, { code: 'not_implemented' });
       },
     );
   }

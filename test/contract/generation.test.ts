@@ -181,6 +181,11 @@ describe('generation under load', () => {
     assert.match(text, /llm_active_generations 4/);
     streams.forEach((s) => s.disconnect());
     assert.ok(Math.max(...times) < 50, `health latencies ${times.map((x) => x.toFixed(1)).join(', ')} ms`);
+    const deadline = Date.now() + 20_000;
+    while (!/llm_active_generations 0/.test(await (await fetch(`${t.url}/metrics`)).text())) {
+      if (Date.now() > deadline) assert.fail('disconnected generations kept their slots');
+      await new Promise((r) => setTimeout(r, 25));
+    }
   });
 
   it('queues one more, then answers 429 with Retry-After; disconnects free every slot', async () => {
@@ -188,8 +193,10 @@ describe('generation under load', () => {
     const metricsText = async () => (await fetch(`${t.url}/metrics`)).text();
     const waitFor = async (pattern: RegExp) => {
       const deadline = Date.now() + 20_000;
-      while (!pattern.test(await metricsText())) {
-        if (Date.now() > deadline) assert.fail(`metrics never matched ${pattern}`);
+      for (;;) {
+        const text = await metricsText();
+        if (pattern.test(text)) break;
+        if (Date.now() > deadline) assert.fail(`metrics never matched ${pattern}: ${/llm_active_generations \d+/.exec(text)?.[0]}, ${/llm_queue_depth \d+/.exec(text)?.[0]}`);
         await new Promise((r) => setTimeout(r, 25));
       }
     };

@@ -27,7 +27,8 @@ describe('remote OpenAI-compatible LLM backend', () => {
   });
 
   it('is ready once the upstream answers /models, and lists the model', async () => {
-    assert.equal((await fetch(`${t.url}/health/ready`)).status, 200);
+    const ready = (await (await fetch(`${t.url}/health/ready`)).json()) as { capabilities: { llm: { status: string } } };
+    assert.equal(ready.capabilities.llm.status, 'ready');
     assert.deepEqual((await client.models.list()).data.map((m) => m.id), ['fake-gemma']);
   });
 

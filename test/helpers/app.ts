@@ -28,7 +28,8 @@ export interface StartOptions {
 }
 
 export async function startApp(options: StartOptions = {}): Promise<TestApp> {
-  const config = loadConfig({ LOG_LEVEL: 'debug', STT_BACKEND: 'local', ...options.env });
+  // Tests never reach for the network: no model downloads unless a test points HF_ENDPOINT at a local stand-in.
+  const config = loadConfig({ LOG_LEVEL: 'debug', STT_BACKEND: 'local', MODEL_DOWNLOAD: 'false', ...options.env });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {

@@ -1,6 +1,7 @@
 /** Tiny models generated at test time into the git-ignored .cache/models. */
 import path from 'node:path';
 import { ensureTinyGemma } from '../../scripts/models/tiny-gemma.ts';
+import { ensureTinyWhisper } from '../../scripts/models/tiny-whisper.ts';
 
 export const MODELS_DIR = path.resolve('.cache/models');
 
@@ -12,4 +13,9 @@ export function tinyGemmaPath(): string {
 /** The same model that never ends its turn (repeats the reply until max_tokens). */
 export function loopingGemmaPath(): string {
   return ensureTinyGemma(path.join(MODELS_DIR, 'tiny-gemma3-loop.gguf'), { loop: true });
+}
+
+/** The deterministic tiny whisper.cpp model (transcribes TINY_WHISPER_TEXT, 0.00–1.00 s). */
+export function tinyWhisperPath(): string {
+  return ensureTinyWhisper(path.join(MODELS_DIR, 'tiny-whisper.en.bin'));
 }

@@ -24,7 +24,7 @@ export interface ServiceProcess {
 export function spawnService(env: Record<string, string>, port: number, options: { quiet?: boolean } = {}): ServiceProcess {
   let output = '';
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), MODEL_DOWNLOAD: 'false', ...env },
     stdio: options.quiet ? 'ignore' : ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (d: Buffer) => (output += d));

@@ -17,7 +17,8 @@ export interface TranscriptSegment {
   end: number;
   text: string;
   avgLogprob: number;
-  noSpeechProb: number;
+  /** null when the engine does not report it (the embedded binding does not expose it). */
+  noSpeechProb: number | null;
 }
 
 export interface TranscriptWord {

@@ -1,0 +1,169 @@
+/**
+ * The embedded STT: whisper.cpp through smart-whisper (built from its bundled sources, rebuilt
+ * with this CPU's vector extensions by scripts/build-whisper.mjs). The model loads once; each
+ * transcription runs on libuv's threadpool (the event loop stays free), in windows of
+ * WINDOW_SECONDS so that a long file yields between windows: other requests' windows interleave
+ * with it, and an abort takes effect at the next window.
+ *
+ * whisper.cpp crashes the process on a bad model file or an empty buffer, so model files are
+ * checked first (models/whisper.ts) and audio is padded to at least one second.
+ */
+import type * as SmartWhisperModule from 'smart-whisper';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.ts';
+import { computeThreads, hfToken } from '../../config.ts';
+import { ApiError } from '../../errors.ts';
+import { ModelUnavailableError } from '../../models/errors.ts';
+import { resolveWhisperModel } from '../../models/whisper.ts';
+import type { EngineState } from '../types.ts';
+import type { SttEngine, SttEvent, Transcript, TranscriptionRequest, TranscriptSegment, TranscriptWord } from './types.ts';
+
+type SmartWhisper = typeof SmartWhisperModule;
+type WhisperModel = Awaited<ReturnType<SmartWhisper['WhisperModel']['load']>>;
+
+export const SAMPLE_RATE = 16_000;
+export const WINDOW_SECONDS = 30;
+const MIN_SAMPLES = SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter input
+
+export interface WhisperCppOptions {
+  model: string;
+  threads: number;
+  hf: { home?: string; token?: string; endpoint?: string; download: boolean; timeoutMs: number };
+}
+
+export function whisperCppOptions(config: Config): WhisperCppOptions {
+  return {
+    model: config.LOCAL_WHISPER_MODEL,
+    threads: computeThreads(config.WHISPER_THREADS),
+    hf: { home: config.HF_HOME, token: hfToken(config), endpoint: config.HF_ENDPOINT, download: config.MODEL_DOWNLOAD, timeoutMs: config.MODEL_DOWNLOAD_TIMEOUT_SECONDS * 1000 },
+  };
+}
+
+interface DetailedToken {
+  text: string;
+  id: number;
+  p: number;
+  from?: number;
+  to?: number;
+}
+interface DetailedSegment {
+  from: number;
+  to: number;
+  text: string;
+  lang: string;
+  tokens: DetailedToken[];
+}
+
+const isSpecial = (t: DetailedToken) => t.text.startsWith('[_') || /^<\|.*\|>$/.test(t.text);
+
+/** Words from whisper's sub-word tokens: a token that starts with a space starts a word. */
+export function wordsFrom(tokens: DetailedToken[], offsetSeconds: number): TranscriptWord[] {
+  const words: TranscriptWord[] = [];
+  for (const token of tokens) {
+    if (isSpecial(token) || token.from === undefined || token.to === undefined) continue;
+    const start = offsetSeconds + token.from / 1000;
+    const end = offsetSeconds + token.to / 1000;
+    const last = words.at(-1);
+    if (!last || /^\s/.test(token.text)) words.push({ word: token.text.trim(), start, end });
+    else {
+      last.word += token.text;
+      last.end = end;
+    }
+  }
+  return words.filter((w) => w.word !== '');
+}
+
+export class WhisperCppEngine implements SttEngine {
+  readonly id = 'whisper-cpp';
+  readonly capability = 'stt' as const;
+  private current: EngineState = { status: 'loading' };
+  private lib: SmartWhisper | undefined;
+  private model: WhisperModel | undefined;
+  private multilingual = true;
+
+  constructor(
+    private readonly options: WhisperCppOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  state(): EngineState {
+    return this.current;
+  }
+
+  async load(): Promise<void> {
+    const started = Date.now();
+    try {
+      const file = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' });
+      this.lib = await import('smart-whisper');
+      this.model = await this.lib.WhisperModel.load(file, false);
+      this.multilingual = !/\.en(\b|-)/.test(this.options.model) && !/\.en\.bin$/.test(file);
+      this.current = { status: 'ready' };
+      this.logger.info({ engine: this.id, model: file, threads: this.options.threads, load_ms: Date.now() - started }, 'Whisper loaded');
+    } catch (error) {
+      const missing = error instanceof ModelUnavailableError;
+      this.current = { status: missing ? 'missing_model' : 'error', detail: missing ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}` };
+      this.logger.error({ engine: this.id, detail: this.current.detail }, 'Whisper not available');
+    }
+  }
+
+  async *transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
+    if (this.current.status !== 'ready' || !this.model || !this.lib) throw ApiError.unavailable(`Whisper not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
+    if (request.task === 'translate' && !this.multilingual) throw ApiError.badRequest('This Whisper model is English-only and cannot translate; use a multilingual tier.', 'model', 'unsupported_task');
+    const audio = request.audio;
+    const duration = audio.length / SAMPLE_RATE;
+    const segments: TranscriptSegment[] = [];
+    const words: TranscriptWord[] = [];
+    let language = request.language ?? (this.multilingual ? '' : 'en');
+    const window = WINDOW_SECONDS * SAMPLE_RATE;
+    for (let offset = 0; offset < Math.max(audio.length, 1); offset += window) {
+      signal.throwIfAborted();
+      let slice = audio.subarray(offset, Math.min(audio.length, offset + window));
+      if (slice.length < MIN_SAMPLES) {
+        const padded = new Float32Array(MIN_SAMPLES);
+        padded.set(slice);
+        slice = padded;
+      }
+      const task = await this.lib.TranscribeTask.run(this.model, slice, {
+        language: language || 'auto',
+        translate: request.task === 'translate',
+        initial_prompt: request.prompt ?? '',
+        temperature: request.temperature ?? 0,
+        n_threads: this.options.threads,
+        token_timestamps: true,
+        format: 'detail',
+      });
+      const results = (await task.result) as unknown as DetailedSegment[];
+      signal.throwIfAborted();
+      const offsetSeconds = offset / SAMPLE_RATE;
+      for (const r of results) {
+        if (!language && r.lang) language = r.lang;
+        const textTokens = r.tokens.filter((t) => !isSpecial(t));
+        const segment: TranscriptSegment = {
+          id: segments.length,
+          start: Math.min(duration, offsetSeconds + r.from / 1000),
+          end: Math.min(duration, offsetSeconds + r.to / 1000),
+          text: r.text,
+          avgLogprob: textTokens.length ? textTokens.reduce((s, t) => s + Math.log(Math.max(t.p, 1e-10)), 0) / textTokens.length : 0,
+          noSpeechProb: null,
+        };
+        segments.push(segment);
+        if (request.wordTimestamps) words.push(...wordsFrom(r.tokens, offsetSeconds));
+        signal.throwIfAborted();
+        yield { type: 'segment', segment };
+      }
+    }
+    const transcript: Transcript = {
+      text: segments.map((s) => s.text).join('').trim(),
+      language: language || 'en',
+      duration,
+      segments,
+      ...(request.wordTimestamps ? { words } : {}),
+    };
+    yield { type: 'done', transcript };
+  }
+
+  async close(): Promise<void> {
+    this.current = { status: 'disabled', detail: 'closed' };
+    await this.model?.free();
+  }
+}

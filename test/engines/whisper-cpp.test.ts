@@ -1,0 +1,131 @@
+/** The embedded STT on the real whisper.cpp (smart-whisper), with the generated tiny model. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
+import { WhisperCppEngine, type WhisperCppOptions } from '../../src/engines/stt/whisper-cpp.ts';
+import type { SttEvent, Transcript, TranscriptionRequest } from '../../src/engines/stt/types.ts';
+import { startFakeHub } from '../fakes/hf-hub.ts';
+import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
+
+const logger = pino({ level: 'silent' });
+const options = (model: string, over: Partial<WhisperCppOptions> = {}): WhisperCppOptions => ({ model, threads: 1, hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...over });
+
+/** Noise-like audio (the tiny model transcribes the same text whatever it hears). */
+function audio(seconds: number): Float32Array {
+  return Float32Array.from({ length: Math.round(seconds * 16000) }, (_, i) => Math.sin(i / 7) * 0.1);
+}
+
+async function run(engine: WhisperCppEngine, request: Partial<TranscriptionRequest> & { audio: Float32Array }, signal = new AbortController().signal) {
+  const events: SttEvent[] = [];
+  for await (const e of engine.transcribe({ task: 'transcribe', wordTimestamps: false, ...request }, signal)) events.push(e);
+  const done = events.at(-1);
+  assert.equal(done?.type, 'done');
+  return { events, transcript: (done as { transcript: Transcript }).transcript };
+}
+
+describe('whisper.cpp engine (real library, tiny model)', () => {
+  let engine: WhisperCppEngine;
+  before(async () => {
+    engine = new WhisperCppEngine(options(tinyWhisperPath()), logger);
+    await engine.load();
+  });
+  after(() => engine.close());
+
+  it('loads and transcribes the known text as one segment', async () => {
+    assert.deepEqual(engine.state(), { status: 'ready' });
+    const { transcript, events } = await run(engine, { audio: audio(2) });
+    assert.equal(transcript.text, TINY_WHISPER_TEXT);
+    assert.equal(transcript.language, 'en');
+    assert.equal(transcript.duration, 2);
+    assert.equal(transcript.segments.length, 1);
+    const [segment] = transcript.segments;
+    assert.deepEqual({ start: segment!.start, end: segment!.end, text: segment!.text.trim() }, { start: 0, end: 1, text: TINY_WHISPER_TEXT });
+    assert.ok(segment!.avgLogprob <= 0 && segment!.avgLogprob > -0.01, `avg_logprob ${segment!.avgLogprob}`);
+    assert.equal(events.filter((e) => e.type === 'segment').length, 1);
+  });
+
+  it('fills word timestamps when asked', async () => {
+    const { transcript } = await run(engine, { audio: audio(2), wordTimestamps: true });
+    const words = transcript.words ?? [];
+    assert.deepEqual(words.map((w) => w.word), ['Hello', 'from', 'the', 'tiny', 'whisper', 'model.']);
+    for (let i = 0; i < words.length; i++) {
+      assert.ok(words[i]!.end >= words[i]!.start);
+      if (i > 0) assert.ok(words[i]!.start >= words[i - 1]!.start);
+    }
+    assert.ok(words.at(-1)!.end <= 1.0 + 1e-9);
+  });
+
+  it('pads audio shorter than a second instead of crashing', async () => {
+    const { transcript } = await run(engine, { audio: audio(0.3) });
+    assert.equal(transcript.duration, 0.3);
+    assert.ok(transcript.segments.every((s) => s.end <= 0.3));
+    const empty = await run(engine, { audio: new Float32Array(0) });
+    assert.equal(empty.transcript.duration, 0);
+  });
+
+  it('processes long audio in 30 s windows with offset timestamps, and stops between windows on abort', async () => {
+    const { transcript } = await run(engine, { audio: audio(40) });
+    const spans = transcript.segments.map((s) => [s.start, s.end] as const);
+    // whisper.cpp seeks past each segment inside a window; the second window starts at 30 s
+    assert.ok(spans.some(([start]) => start === 30), JSON.stringify(spans));
+    assert.ok(spans.every(([start, end]) => end > start && end <= 40 && !(start < 30 && end > 30)), 'no segment crosses a window edge');
+    assert.ok(spans.every(([start], i) => i === 0 || start >= spans[i - 1]![0]), 'in order');
+    assert.deepEqual(transcript.segments.map((s) => s.id), spans.map((_, i) => i));
+    const controller = new AbortController();
+    const seen: SttEvent[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of engine.transcribe({ audio: audio(95), task: 'transcribe', wordTimestamps: false }, controller.signal)) {
+          seen.push(e);
+          controller.abort(new DOMException('client gone', 'AbortError'));
+        }
+      })(),
+      (error: Error) => error.name === 'AbortError',
+    );
+    assert.equal(seen.length, 1, 'stopped after the first window');
+  });
+
+  it('refuses translation with an English-only model', async () => {
+    await assert.rejects(run(engine, { audio: audio(1), task: 'translate' }), (e: { statusCode: number }) => e.statusCode === 400);
+  });
+
+  it('resolves tier names through the Hugging Face cache', async () => {
+    const hub = await startFakeHub({ 'ggerganov/whisper.cpp/ggml-tiny.en.bin': fs.readFileSync(tinyWhisperPath()) });
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-'));
+    try {
+      const tier = new WhisperCppEngine(options('tiny.en', { hf: { home, endpoint: hub.url, download: true, timeoutMs: 10_000 } }), logger);
+      await tier.load();
+      assert.deepEqual(tier.state(), { status: 'ready' });
+      assert.equal((await run(tier, { audio: audio(2) })).transcript.text, TINY_WHISPER_TEXT);
+      await tier.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('never hands whisper.cpp a file it would crash on: missing, wrong format, truncated', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whisper-'));
+    const truncated = path.join(dir, 'truncated.bin');
+    fs.writeFileSync(truncated, fs.readFileSync(tinyWhisperPath()).subarray(0, 3_000_000));
+    const garbage = path.join(dir, 'garbage.bin');
+    fs.writeFileSync(garbage, Buffer.alloc(2_000_000, 0x42));
+    const cases: [string, RegExp][] = [
+      [path.join(dir, 'absent.bin'), /not found.*npm run pull/s],
+      [tinyGemmaPath(), /bad magic/],
+      [garbage, /bad magic/],
+      [truncated, /truncated/],
+      ['base.fr', /not a Whisper tier or a file path/],
+    ];
+    for (const [model, pattern] of cases) {
+      const e = new WhisperCppEngine(options(model), logger);
+      await e.load();
+      assert.equal(e.state().status, 'missing_model', model);
+      assert.match(e.state().detail ?? '', pattern);
+      await assert.rejects(run(e, { audio: audio(1) }), (err: { statusCode: number }) => err.statusCode === 503);
+    }
+  });
+});

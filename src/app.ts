@@ -19,7 +19,9 @@ import { chatCompletionRoutes } from './http/openai/chat-completions.ts';
 import { completionRoutes } from './http/openai/completions.ts';
 import { modelRoutes } from './http/openai/models.ts';
 import { pendingRoutes } from './http/pending.ts';
+import { speechToTextRoutes } from './http/speech-to-text.ts';
 import { GenerationService } from './services/generation.ts';
+import { TranscriptionService } from './services/transcription.ts';
 import type { WsDocs } from './http/ws-docs.ts';
 import { redactUrl } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -109,6 +111,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(chatCompletionRoutes, { generation });
   await app.register(completionRoutes, { generation });
   await app.register(modelRoutes, { engines: deps.engines });
+  await app.register(speechToTextRoutes, {
+    transcription: new TranscriptionService(config, deps.engines, deps.metrics),
+    maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    maxAudioSeconds: config.MAX_AUDIO_SECONDS,
+    defaultFormat: config.OPENAI_WHISPER_RESPONSE_FORMAT,
+  });
   await app.register(pendingRoutes, { engines: deps.engines, wsDocs });
   await registerDocsUi(app);
 

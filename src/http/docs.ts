@@ -33,6 +33,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string, wsD
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'generation', description: 'Text generation with Gemma 3' },
         { name: 'openai', description: 'OpenAI-compatible routes (official SDKs work unchanged)' },
+        { name: 'speech', description: 'Speech-to-text' },
         { name: 'pending', description: 'Routes whose engines are not in this build yet (503)' },
         { name: 'operations', description: 'Metrics' },
       ],

@@ -17,7 +17,6 @@ interface PendingRoute {
 }
 
 const REST: PendingRoute[] = [
-  { url: '/v1/speech-to-text', needs: ['stt'], summary: 'Transcribe audio (speech-to-text)' },
   { url: '/v1/text-to-speech', needs: ['tts'], summary: 'Synthesize speech (text-to-speech)' },
   { url: '/v1/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'One voice dialogue turn (STT → Gemma → TTS)' },
 ];

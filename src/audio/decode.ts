@@ -1,0 +1,83 @@
+/**
+ * Any audio container a client sends → 16 kHz mono Float32, what Whisper wants. Decoding is
+ * audio-decode (wav at any rate/depth/channels, mp3, flac, ogg/vorbis, opus, webm/opus as
+ * browsers' MediaRecorder sends, m4a/aac) — pure JS/WASM, no ffmpeg; resampling is libsamplerate
+ * (WASM). Failures are 400/413/415 envelopes that say what was wrong, never a 500.
+ */
+import decodeAudioFile from 'audio-decode';
+import libsamplerate from '@alexanderolsen/libsamplerate-js';
+import { ApiError } from '../errors.ts';
+
+export const WHISPER_RATE = 16_000;
+
+export interface DecodedAudio {
+  /** 16 kHz mono samples in [-1, 1]. */
+  samples: Float32Array;
+  duration: number;
+  /** What came in, for logs and errors (never the bytes). */
+  source: { container: string; bytes: number; sampleRate: number; channels: number };
+}
+
+/** The container, from magic bytes (what the bytes are, whatever the file name claims). */
+export function sniffContainer(bytes: Uint8Array): string | undefined {
+  const ascii = (start: number, end: number) => Buffer.from(bytes.subarray(start, end)).toString('latin1');
+  if (bytes.length < 12) return undefined;
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WAVE') return 'wav';
+  if (ascii(0, 4) === 'fLaC') return 'flac';
+  if (ascii(0, 4) === 'OggS') return 'ogg';
+  if (bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) return 'webm';
+  if (ascii(4, 8) === 'ftyp') return 'mp4';
+  if (ascii(0, 3) === 'ID3') return 'mp3';
+  if (ascii(0, 4) === 'FORM') return 'aiff';
+  if (ascii(0, 4) === 'caff') return 'caf';
+  if (bytes[0] === 0xff && (bytes[1]! & 0xf6) === 0xf0) return 'aac'; // ADTS
+  if (bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0) return 'mp3'; // MPEG frame sync
+  return undefined;
+}
+
+export interface DecodeLimits {
+  maxSeconds: number;
+}
+
+export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimits, param = 'file'): Promise<DecodedAudio> {
+  if (bytes.length === 0) throw ApiError.badRequest('The audio file is empty.', param, 'empty_audio');
+  const container = sniffContainer(bytes);
+  if (!container) {
+    throw new ApiError(415, 'invalid_request_error', 'Unsupported or unrecognized audio format. Send wav, mp3, flac, ogg (vorbis/opus), webm/opus, m4a/aac.', { param, code: 'unsupported_audio_format' });
+  }
+  let decoded: { channelData: Float32Array[]; sampleRate: number };
+  try {
+    decoded = await decodeAudioFile(bytes);
+  } catch (error) {
+    throw ApiError.badRequest(`Could not decode the ${container} audio: ${(error as Error).message || 'corrupt data'}.`, param, 'invalid_audio');
+  }
+  const channels = decoded.channelData.length;
+  const frames = decoded.channelData[0]?.length ?? 0;
+  if (!channels || !decoded.sampleRate || !Number.isFinite(decoded.sampleRate) || decoded.sampleRate < 1000 || decoded.sampleRate > 768_000) {
+    throw ApiError.badRequest(`The ${container} audio has no usable samples (rate ${decoded.sampleRate}, ${channels} channels).`, param, 'invalid_audio');
+  }
+  const duration = frames / decoded.sampleRate;
+  if (duration > limits.maxSeconds) {
+    throw new ApiError(413, 'invalid_request_error', `The audio is ${duration.toFixed(1)} s long; the limit is ${limits.maxSeconds} s (MAX_AUDIO_SECONDS).`, { param, code: 'audio_too_long' });
+  }
+  const mono = mixdown(decoded.channelData, frames);
+  const samples = decoded.sampleRate === WHISPER_RATE ? mono : await resample(mono, decoded.sampleRate, WHISPER_RATE);
+  return { samples, duration, source: { container, bytes: bytes.length, sampleRate: decoded.sampleRate, channels } };
+}
+
+function mixdown(channels: Float32Array[], frames: number): Float32Array {
+  if (channels.length === 1) return channels[0]!;
+  const out = new Float32Array(frames);
+  for (const channel of channels) for (let i = 0; i < frames; i++) out[i]! += channel[i]! / channels.length;
+  return out;
+}
+
+export async function resample(samples: Float32Array, from: number, to: number): Promise<Float32Array> {
+  if (samples.length === 0 || from === to) return samples;
+  const src = await libsamplerate.create(1, from, to, { converterType: libsamplerate.ConverterType.SRC_SINC_FASTEST });
+  try {
+    return src.simple(samples);
+  } finally {
+    src.destroy();
+  }
+}

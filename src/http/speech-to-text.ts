@@ -1,0 +1,162 @@
+/**
+ * Speech-to-text over HTTP: the seed's POST /v1/speech-to-text and OpenAI's
+ * POST /v1/audio/transcriptions and /v1/audio/translations. Multipart upload → decode to 16 kHz
+ * mono → TranscriptionService → the requested format.
+ */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { decodeToWhisperInput } from '../audio/decode.ts';
+import type { Transcript } from '../engines/stt/types.ts';
+import { ApiError, errorEnvelopeSchema } from '../errors.ts';
+import type { TranscriptionService } from '../services/transcription.ts';
+import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
+import { clientSignal } from './streaming.ts';
+import { RESPONSE_FORMATS, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
+
+export interface SpeechToTextOptions {
+  transcription: TranscriptionService;
+  maxUploadBytes: number;
+  maxAudioSeconds: number;
+  defaultFormat: ResponseFormat;
+}
+
+const commonFields = {
+  file: audioFileField,
+  language: z.string().trim().regex(/^[a-z]{2,3}$/i, 'must be an ISO-639-1 code such as "en"').optional().describe('Spoken language (ISO-639-1); detected when absent.'),
+  prompt: z.string().max(2000).optional().describe('Text to guide spelling and style (whisper initial prompt).'),
+  temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
+};
+
+const granularity = z.enum(['word', 'segment']);
+
+export const openAiTranscriptionForm = z
+  .object({
+    ...commonFields,
+    model: z.string().optional().describe('Accepted for compatibility (whisper-1, gpt-4o-mini-transcribe, ...); the configured engine answers.'),
+    response_format: z.enum(RESPONSE_FORMATS).optional(),
+    'timestamp_granularities[]': z.union([granularity, z.array(granularity)]).optional().describe('`word` fills `words` (with verbose_json).'),
+    timestamp_granularities: z.union([granularity, z.array(granularity)]).optional(),
+    stream: formBoolean.optional().describe('Streaming transcription events are not available yet: `true` answers 400.'),
+  })
+  .meta({ id: 'TranscriptionForm' });
+
+export const speechToTextForm = z.object({ ...commonFields, response_format: z.enum(RESPONSE_FORMATS).optional() }).meta({ id: 'SpeechToTextForm' });
+
+const segmentSchema = z.object({
+  id: z.number().int(),
+  start: z.number(),
+  end: z.number(),
+  text: z.string(),
+  avg_logprob: z.number(),
+  no_speech_prob: z.number().nullable().describe('null when the engine does not report it (the embedded whisper.cpp binding does not).'),
+});
+
+export const speechToTextResponse = z
+  .object({
+    text: z.string(),
+    language: z.string(),
+    duration: z.number(),
+    segments: z.array(segmentSchema),
+    words: z.array(z.object({ word: z.string(), start: z.number(), end: z.number() })).optional(),
+    engine: z.string().describe('The engine that answered: `whisper-cpp` or `openai`.'),
+  })
+  .meta({
+    id: 'SpeechToTextResponse',
+    example: {
+      text: 'Hello from the tiny whisper model.',
+      language: 'en',
+      duration: 2,
+      segments: [{ id: 0, start: 0, end: 1, text: ' Hello from the tiny whisper model.', avg_logprob: -0.01, no_speech_prob: null }],
+      engine: 'whisper-cpp',
+    },
+  });
+
+const textResponses = {
+  content: { 'application/json': { schema: z.unknown() }, 'text/plain': { schema: z.string() } },
+};
+
+function granularities(body: { 'timestamp_granularities[]'?: string | string[]; timestamp_granularities?: string | string[] }): Set<string> {
+  const values = [body['timestamp_granularities[]'], body.timestamp_granularities].flat().filter((v): v is string => typeof v === 'string');
+  return new Set(values);
+}
+
+export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = async (app, options) => {
+  await registerMultipart(app, options.maxUploadBytes);
+  const { transcription } = options;
+
+  async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: { info: (o: object, m: string) => void }) {
+    transcription.assertAvailable();
+    const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds });
+    log.info({ container: audio.source.container, bytes: audio.source.bytes, duration_s: +audio.duration.toFixed(3), sample_rate: audio.source.sampleRate, channels: audio.source.channels }, 'audio received');
+    const started = performance.now();
+    const result = await transcription.transcribe({ audio: audio.samples, language: fields.language?.toLowerCase(), prompt: fields.prompt, temperature: fields.temperature, task, wordTimestamps: words }, signal);
+    log.info({ stage: 'stt', engine: result.engine, stt_ms: Math.round(performance.now() - started) }, 'transcribed');
+    // the duration of what was sent, not of the resampled buffer (which may be a sample short)
+    return { ...result, transcript: { ...result.transcript, duration: audio.duration } };
+  }
+
+  function formatted(format: ResponseFormat, transcript: Transcript, task: 'transcribe' | 'translate', temperature: number) {
+    if (format === 'text') return { type: 'text/plain; charset=utf-8', body: `${transcript.text}\n` };
+    if (format === 'srt') return { type: 'text/plain; charset=utf-8', body: toSrt(transcript) };
+    if (format === 'vtt') return { type: 'text/vtt; charset=utf-8', body: toVtt(transcript) };
+    if (format === 'verbose_json') return { type: 'application/json; charset=utf-8', body: JSON.stringify(toVerboseJson(transcript, task, temperature)) };
+    return undefined;
+  }
+
+  for (const task of ['transcribe', 'translate'] as const) {
+    app.post(
+      task === 'transcribe' ? '/v1/audio/transcriptions' : '/v1/audio/translations',
+      {
+        schema: {
+          tags: ['openai'],
+          summary: task === 'transcribe' ? 'Transcribe audio (OpenAI-compatible)' : 'Translate audio to English (OpenAI-compatible)',
+          description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
+          consumes: ['multipart/form-data'],
+          body: openAiTranscriptionForm,
+          response: { 200: { description: 'json: {"text"}; verbose_json: OpenAI\'s verbose shape; text/srt/vtt as text.', ...textResponses }, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        if (body.stream) throw ApiError.badRequest('Streaming transcription (stream=true) is not available yet; omit it to get the whole transcript.', 'stream', 'unsupported_value');
+        const format = body.response_format ?? 'json';
+        const words = granularities(body).has('word');
+        const { transcript } = await run(body.file, body, task, words, clientSignal(reply), request.log);
+        const out = formatted(format, transcript, task, body.temperature ?? 0);
+        if (out) return reply.type(out.type).send(out.body);
+        return reply.type('application/json; charset=utf-8').send(JSON.stringify({ text: transcript.text }));
+      },
+    );
+  }
+
+  app.post(
+    '/v1/speech-to-text',
+    {
+      schema: {
+        tags: ['speech'],
+        summary: 'Transcribe audio (speech-to-text)',
+        description:
+          'multipart/form-data with `file` and optional `language`, `prompt`, `temperature`, `response_format` (default OPENAI_WHISPER_RESPONSE_FORMAT; `json` gives the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
+        consumes: ['multipart/form-data'],
+        body: speechToTextForm,
+        response: { 200: speechToTextResponse, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const format = body.response_format ?? options.defaultFormat;
+      const { transcript, engine } = await run(body.file, body, 'transcribe', format === 'verbose_json', clientSignal(reply), request.log);
+      void reply.header('X-STT-Engine', engine);
+      const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);
+      if (out) return reply.type(out.type).send(out.body as never); // text formats bypass the JSON serializer
+      return {
+        text: transcript.text,
+        language: transcript.language,
+        duration: transcript.duration,
+        segments: transcript.segments.map((s) => ({ id: s.id, start: s.start, end: s.end, text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb })),
+        ...(transcript.words ? { words: transcript.words } : {}),
+        engine,
+      };
+    },
+  );
+};

@@ -1,0 +1,69 @@
+/**
+ * Speech-to-text, shared by /v1/speech-to-text, the OpenAI transcription routes (and later the
+ * WebSocket): admission (STT_PARALLEL running, STT_QUEUE_SIZE waiting), the engine fallback chain
+ * (STT_BACKEND order: the next engine answers when one is unavailable or fails with a 5xx), and
+ * metrics (whisper dependency histogram, audio seconds, real-time factor).
+ */
+import type { Config } from '../config.ts';
+import type { EngineRegistry } from '../engines/registry.ts';
+import type { Transcript, TranscriptionRequest } from '../engines/stt/types.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { outcomeOf } from '../observability/metrics.ts';
+import { Admission } from './admission.ts';
+
+export interface TranscriptionResult {
+  transcript: Transcript;
+  engine: string;
+}
+
+export class TranscriptionService {
+  private readonly admission: Admission;
+  private readonly audioSeconds;
+  private readonly rtf;
+
+  constructor(
+    config: Config,
+    private readonly engines: EngineRegistry,
+    private readonly metrics: Metrics,
+  ) {
+    const queueDepth = metrics.gauge('stt_queue_depth', 'Transcriptions waiting for a free slot.');
+    this.admission = new Admission(config.STT_PARALLEL, config.STT_QUEUE_SIZE, 'transcription', (_running, queued) => queueDepth.set(queued));
+    this.audioSeconds = metrics.counter('stt_audio_seconds_total', 'Seconds of audio transcribed.', ['engine']);
+    this.rtf = metrics.histogram('stt_real_time_factor', 'Processing time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
+  }
+
+  /** Throws the 503 envelope before any work when no STT engine is ready. */
+  assertAvailable(): void {
+    this.engines.ready('stt');
+  }
+
+  async transcribe(request: TranscriptionRequest, signal: AbortSignal): Promise<TranscriptionResult> {
+    const chain = this.engines.ready('stt');
+    const release = await this.admission.acquire(signal);
+    try {
+      let lastError: unknown;
+      for (const engine of chain) {
+        const started = performance.now();
+        try {
+          let transcript: Transcript | undefined;
+          for await (const event of engine.transcribe(request, signal)) if (event.type === 'done') transcript = event.transcript;
+          if (!transcript) throw new ApiError(502, 'upstream_error', `${engine.id} ended without a transcript.`);
+          const seconds = (performance.now() - started) / 1000;
+          this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: 'success' }, seconds);
+          this.audioSeconds.inc({ engine: engine.id }, transcript.duration);
+          if (transcript.duration > 0) this.rtf.observe({ engine: engine.id }, seconds / transcript.duration);
+          return { transcript, engine: engine.id };
+        } catch (error) {
+          this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
+          const retryable = !(error instanceof ApiError) || error.statusCode >= 500;
+          if (signal.aborted || !retryable) throw error;
+          lastError = error;
+        }
+      }
+      throw lastError;
+    } finally {
+      release();
+    }
+  }
+}

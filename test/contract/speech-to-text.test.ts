@@ -1,0 +1,119 @@
+/** Speech-to-text over real HTTP: the real whisper.cpp on the tiny model, the official OpenAI SDK. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import OpenAI, { toFile } from 'openai';
+import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
+import { startApp, type TestApp } from '../helpers/app.ts';
+import { wav } from '../helpers/audio.ts';
+import { tinyWhisperPath } from '../helpers/models.ts';
+
+async function upload(url: string, file: Buffer, fields: Record<string, string> = {}, name = 'clip.wav') {
+  const form = new FormData();
+  form.set('file', new Blob([file]), name);
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  const res = await fetch(url, { method: 'POST', body: form });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+describe('speech-to-text routes', () => {
+  let t: TestApp;
+  let client: OpenAI;
+  before(async () => {
+    t = await startApp({ env: { LOCAL_WHISPER_MODEL: tinyWhisperPath(), STT_BACKEND: 'local', MAX_UPLOAD_BYTES: '2000000', MAX_AUDIO_SECONDS: '20', GEMMA_MODEL: '/absent.gguf' } });
+    client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'none', maxRetries: 0 });
+  });
+  after(() => t.close());
+
+  it('the OpenAI SDK: audio.transcriptions.create (json)', async () => {
+    const result = await client.audio.transcriptions.create({ file: await toFile(wav(2), 'clip.wav'), model: 'whisper-1' });
+    assert.equal(result.text, TINY_WHISPER_TEXT);
+  });
+
+  it('the OpenAI SDK: verbose_json with word and segment timestamps', async () => {
+    const result = await client.audio.transcriptions.create({
+      file: await toFile(wav(2, { rate: 44100, channels: 2 }), 'stereo.wav'),
+      model: 'whisper-1',
+      response_format: 'verbose_json',
+      timestamp_granularities: ['word', 'segment'],
+    });
+    assert.equal(result.text, TINY_WHISPER_TEXT);
+    assert.equal(result.duration, 2);
+    assert.equal(result.language, 'en');
+    assert.equal(result.segments?.length, 1);
+    const segment = result.segments![0]!;
+    assert.deepEqual([segment.start, segment.end, segment.text.trim()], [0, 1, TINY_WHISPER_TEXT]);
+    assert.ok(segment.compression_ratio > 0);
+    assert.deepEqual(result.words?.map((w) => w.word), ['Hello', 'from', 'the', 'tiny', 'whisper', 'model.']);
+    assert.ok(result.words!.every((w) => w.end >= w.start && w.end <= 1));
+  });
+
+  it('text, srt and vtt formats', async () => {
+    const text = await upload(`${t.url}/v1/audio/transcriptions`, wav(2), { model: 'whisper-1', response_format: 'text' });
+    assert.equal(text.text, `${TINY_WHISPER_TEXT}\n`);
+    const srt = await upload(`${t.url}/v1/audio/transcriptions`, wav(2), { response_format: 'srt' });
+    assert.equal(srt.text, `1\n00:00:00,000 --> 00:00:01,000\n${TINY_WHISPER_TEXT}\n`);
+    const vtt = await upload(`${t.url}/v1/audio/transcriptions`, wav(2), { response_format: 'vtt' });
+    assert.equal(vtt.text, `WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n${TINY_WHISPER_TEXT}\n`);
+    assert.match(vtt.headers.get('content-type') ?? '', /^text\/vtt/);
+  });
+
+  it('POST /v1/speech-to-text answers the seed shape with the engine, from float WAV at 48 kHz', async () => {
+    const res = await upload(`${t.url}/v1/speech-to-text`, wav(2, { rate: 48000, format: 'float32' }), { language: 'en' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-stt-engine'), 'whisper-cpp');
+    const body = JSON.parse(res.text) as { text: string; engine: string; segments: { start: number; end: number; no_speech_prob: null }[]; duration: number };
+    assert.equal(body.text, TINY_WHISPER_TEXT);
+    assert.equal(body.engine, 'whisper-cpp');
+    assert.equal(body.duration, 2);
+    assert.deepEqual(body.segments.map((s) => [s.start, s.end, s.no_speech_prob]), [[0, 1, null]]);
+  });
+
+  it('answers bad audio with clear 4xx envelopes', async () => {
+    const cases: [Buffer, number, RegExp][] = [
+      [Buffer.alloc(0), 400, /empty/],
+      [Buffer.from('this is plain text, not audio at all'), 415, /Unsupported or unrecognized audio format/],
+      [Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt '), Buffer.alloc(40, 0xff)]), 400, /Could not decode the wav audio/],
+      [wav(25), 413, /limit is 20 s \(MAX_AUDIO_SECONDS\)/],
+      [Buffer.concat([wav(1), Buffer.alloc(2_000_000)]), 413, /./],
+    ];
+    for (const [file, status, pattern] of cases) {
+      const res = await upload(`${t.url}/v1/audio/transcriptions`, file);
+      assert.equal(res.status, status, res.text);
+      const body = JSON.parse(res.text) as { error: { message: string; type: string }; request_id: string };
+      assert.match(body.error.message, pattern);
+      assert.equal(body.error.type, 'invalid_request_error');
+    }
+    const missing = new FormData();
+    missing.set('model', 'whisper-1');
+    const res = await fetch(`${t.url}/v1/audio/transcriptions`, { method: 'POST', body: missing });
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: { param: string } }).error.param, 'file');
+    const streaming = await upload(`${t.url}/v1/audio/transcriptions`, wav(1), { stream: 'true' });
+    assert.equal(streaming.status, 400);
+  });
+
+  it('logs audio metadata (never the bytes) and feeds the STT metrics', async () => {
+    await upload(`${t.url}/v1/speech-to-text`, wav(2), {}, 'meta.wav');
+    const line = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'audio received');
+    assert.ok(line);
+    assert.deepEqual([line.container, line.duration_s, line.sample_rate, line.channels], ['wav', 2, 16000, 1]);
+    assert.equal(typeof line.bytes, 'number');
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="whisper",operation="transcribe",outcome="success"\} \d+/);
+    assert.match(metrics, /stt_audio_seconds_total\{engine="whisper-cpp"\} \d+/);
+    assert.match(metrics, /stt_real_time_factor_count\{engine="whisper-cpp"\} \d+/);
+  });
+});
+
+describe('speech-to-text without a model', () => {
+  it('answers 503 with the remedy', async () => {
+    const t = await startApp({ env: { LOCAL_WHISPER_MODEL: 'base.en', STT_BACKEND: 'local', GEMMA_MODEL: '/absent.gguf' } });
+    try {
+      const res = await upload(`${t.url}/v1/speech-to-text`, wav(1));
+      assert.equal(res.status, 503);
+      assert.match(JSON.parse(res.text).error.message, /MODEL_DOWNLOAD=false.*npm run pull/s);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -115,7 +115,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     transcription: new TranscriptionService(config, deps.engines, deps.metrics),
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
-    defaultFormat: config.OPENAI_WHISPER_RESPONSE_FORMAT,
   });
   await app.register(pendingRoutes, { engines: deps.engines, wsDocs });
   await registerDocsUi(app);

@@ -166,9 +166,11 @@ export const configSchema = z.object({
   WHISPER_THREADS: int(0, 0, 1024).describe('CPU threads per Whisper transcription; 0 = usable cores less one.'),
   OPENAI_API_KEY: optionalText().describe('Key for the hosted OpenAI (or compatible) transcription API.'),
   OPENAI_API_BASE: url('https://api.openai.com/v1').describe('Base URL of the hosted transcription API (OpenAI, Speaches, ...).'),
+  OPENAI_TIMEOUT_SECONDS: num(120, 1, 3600).describe('Timeout of one hosted transcription request.'),
+  OPENAI_MAX_RETRIES: int(2, 0, 10).describe('Retries (with backoff) on 429/5xx/network errors of the hosted transcription API.'),
   OPENAI_WHISPER_MODEL: text('gpt-4o-mini-transcribe').describe('Model name for the hosted transcription API.'),
   OPENAI_WHISPER_RESPONSE_FORMAT: oneOf(['json', 'text', 'srt', 'verbose_json', 'vtt'] as const, 'json').describe(
-    'Default response_format of /v1/speech-to-text and the hosted call.',
+    'Format requested from the hosted transcription API: verbose_json brings segments, confidences and word timestamps (whisper-1, most compatible servers); json/text the text only (gpt-4o-*-transcribe).',
   ),
 
   // --- text-to-speech (OpenAudio / fish-speech)

@@ -10,6 +10,7 @@ import { OpenAiCompatibleLlm } from './llm/openai-compatible.ts';
 import type { LlmEngine } from './llm/types.ts';
 import { EngineRegistry } from './registry.ts';
 import type { SttEngine } from './stt/types.ts';
+import { OpenAiCompatibleStt } from './stt/openai-compatible.ts';
 import { WhisperCppEngine, whisperCppOptions } from './stt/whisper-cpp.ts';
 import type { TtsEngine } from './tts/types.ts';
 import { UnconfiguredEngine } from './types.ts';
@@ -32,7 +33,7 @@ export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
         ? new WhisperCppEngine(whisperCppOptions(config), logger)
         : (new UnconfiguredEngine('stt', 'whisper-cpp', 'disabled by ENABLE_LOCAL_WHISPER=false') as unknown as SttEngine);
     }
-    return new UnconfiguredEngine('stt', 'openai', 'hosted STT adapter not in this build yet') as unknown as SttEngine;
+    return new OpenAiCompatibleStt(config, logger);
   });
 }
 

@@ -17,7 +17,6 @@ export interface SpeechToTextOptions {
   transcription: TranscriptionService;
   maxUploadBytes: number;
   maxAudioSeconds: number;
-  defaultFormat: ResponseFormat;
 }
 
 const commonFields = {
@@ -136,7 +135,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         tags: ['speech'],
         summary: 'Transcribe audio (speech-to-text)',
         description:
-          'multipart/form-data with `file` and optional `language`, `prompt`, `temperature`, `response_format` (default OPENAI_WHISPER_RESPONSE_FORMAT; `json` gives the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
+          'multipart/form-data with `file` and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
         consumes: ['multipart/form-data'],
         body: speechToTextForm,
         response: { 200: speechToTextResponse, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
@@ -144,7 +143,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
     },
     async (request, reply) => {
       const body = request.body;
-      const format = body.response_format ?? options.defaultFormat;
+      const format = body.response_format ?? 'json';
       const { transcript, engine } = await run(body.file, body, 'transcribe', format === 'verbose_json', clientSignal(reply), request.log);
       void reply.header('X-STT-Engine', engine);
       const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);

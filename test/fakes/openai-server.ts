@@ -22,10 +22,15 @@ const WORDS = ['Hello', ' from', ' the', ' fake', ' server.'];
 export async function startFakeOpenAi(): Promise<FakeOpenAi> {
   const state: Omit<FakeOpenAi, 'url' | 'close'> = { requests: [], failures: [], delayMs: 0 };
   const server = http.createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const multipart = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
+      const field = (name: string) => new RegExp(`name="${name.replace(/[[\]]/g, '\\$&')}"\r\n\r\n([^\r]*)`).exec(raw)?.[1];
+      const body: Record<string, unknown> = multipart
+        ? { model: field('model'), response_format: field('response_format'), language: field('language'), granularities: raw.match(/name="timestamp_granularities\[\]"\r\n\r\n(\w+)/g)?.length ?? 0, file_is_wav: /\r\n\r\nRIFF....WAVE/s.test(raw) }
+        : raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
       state.requests.push({ path: req.url ?? '', body, authorization: req.headers.authorization });
       if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
       if (res.destroyed) return;
@@ -38,6 +43,23 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
       if (req.url === '/v1/models') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ object: 'list', data: [{ id: 'fake-gemma', object: 'model', created: 0, owned_by: 'fake' }] }));
+        return;
+      }
+      if (req.url === '/v1/audio/transcriptions' || req.url === '/v1/audio/translations') {
+        const text = req.url.endsWith('translations') ? 'Hello from the fake translator.' : 'Hello from the fake transcriber.';
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (body.response_format === 'verbose_json') {
+          res.end(
+            JSON.stringify({
+              task: req.url.endsWith('translations') ? 'translate' : 'transcribe',
+              language: 'english',
+              duration: 2,
+              text,
+              segments: [{ id: 0, seek: 0, start: 0, end: 1.5, text: ` ${text}`, tokens: [50364, 2425], temperature: 0, avg_logprob: -0.2, compression_ratio: 1.1, no_speech_prob: 0.01 }],
+              ...(body.granularities ? { words: [{ word: 'Hello', start: 0, end: 0.4 }] } : {}),
+            }),
+          );
+        } else res.end(JSON.stringify({ text }));
         return;
       }
       const isChat = req.url === '/v1/chat/completions';

@@ -9,31 +9,11 @@ import OpenAI from 'openai';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { ApiError } from '../../errors.ts';
+import { upstreamError } from '../openai-errors.ts';
 import type { EngineState } from '../types.ts';
 import type { GenerationParams, LlmEngine, LlmEvent, LlmInput } from './types.ts';
 
 const RECHECK_MS = 10_000;
-
-export function upstreamError(error: unknown, upstream: string): unknown {
-  if (error instanceof OpenAI.APIUserAbortError) return error;
-  if (error instanceof OpenAI.APIConnectionTimeoutError) {
-    return new ApiError(504, 'upstream_error', `${upstream} did not answer in time.`, { code: 'upstream_timeout', cause: error });
-  }
-  if (error instanceof OpenAI.APIConnectionError) {
-    return new ApiError(502, 'upstream_error', `${upstream} is unreachable (${error.message}).`, { code: 'upstream_unreachable', cause: error });
-  }
-  if (error instanceof OpenAI.APIError && error.status !== undefined) {
-    if (error.status === 429) return new ApiError(429, 'rate_limit_error', `${upstream} is rate limiting: ${error.message}`, { code: 'upstream_rate_limited', headers: { 'Retry-After': '1' } });
-    if (error.status >= 400 && error.status < 500) {
-      return new ApiError(error.status === 401 || error.status === 403 ? 502 : 400, error.status === 401 || error.status === 403 ? 'upstream_error' : 'invalid_request_error', `${upstream} refused the request: ${error.message}`, {
-        code: error.status === 401 || error.status === 403 ? 'upstream_auth' : 'upstream_rejected',
-        cause: error,
-      });
-    }
-    return new ApiError(502, 'upstream_error', `${upstream} failed: ${error.message}`, { code: 'upstream_failed', cause: error });
-  }
-  return error;
-}
 
 export class OpenAiCompatibleLlm implements LlmEngine {
   readonly id = 'openai';

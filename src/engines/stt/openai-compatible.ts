@@ -1,0 +1,99 @@
+/**
+ * The hosted STT: OpenAI's transcription API, or any OpenAI-compatible server (Speaches,
+ * faster-whisper servers, LocalAI), through the official `openai` SDK — retries with backoff on
+ * 429/5xx/connection errors (OPENAI_MAX_RETRIES), each attempt bounded (OPENAI_TIMEOUT_SECONDS).
+ * The audio goes up as 16 kHz mono 16-bit WAV. With OPENAI_WHISPER_RESPONSE_FORMAT=verbose_json
+ * segments, confidences and word timestamps come back; `json`/`text` (what gpt-4o-*-transcribe
+ * models support) give the text only, so segments are empty.
+ */
+import OpenAI, { toFile } from 'openai';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.ts';
+import { encodeWavPcm16 } from '../../audio/wav.ts';
+import { upstreamError } from '../openai-errors.ts';
+import type { EngineState } from '../types.ts';
+import type { SttEngine, SttEvent, Transcript, TranscriptionRequest } from './types.ts';
+
+interface VerboseSegment {
+  id: number;
+  start: number;
+  end: number;
+  text: string;
+  avg_logprob?: number;
+  no_speech_prob?: number;
+}
+
+export class OpenAiCompatibleStt implements SttEngine {
+  readonly id = 'openai';
+  readonly capability = 'stt' as const;
+  private readonly client: OpenAI | undefined;
+  private readonly upstream: string;
+
+  constructor(
+    private readonly config: Pick<Config, 'OPENAI_API_KEY' | 'OPENAI_API_BASE' | 'OPENAI_WHISPER_MODEL' | 'OPENAI_WHISPER_RESPONSE_FORMAT' | 'OPENAI_MAX_RETRIES' | 'OPENAI_TIMEOUT_SECONDS'>,
+    private readonly logger: Logger,
+  ) {
+    this.upstream = `transcription server ${config.OPENAI_API_BASE}`;
+    const needsKey = /(^|\.)api\.openai\.com$/.test(new URL(config.OPENAI_API_BASE).hostname);
+    if (!needsKey || config.OPENAI_API_KEY) {
+      this.client = new OpenAI({
+        baseURL: config.OPENAI_API_BASE,
+        apiKey: config.OPENAI_API_KEY ?? 'not-needed',
+        maxRetries: config.OPENAI_MAX_RETRIES,
+        timeout: config.OPENAI_TIMEOUT_SECONDS * 1000,
+      });
+    }
+  }
+
+  state(): EngineState {
+    return this.client ? { status: 'ready' } : { status: 'disabled', detail: 'set OPENAI_API_KEY (or OPENAI_API_BASE to an OpenAI-compatible server) to enable the hosted fallback' };
+  }
+
+  async load(): Promise<void> {
+    if (this.client) this.logger.info({ engine: this.id, base: this.config.OPENAI_API_BASE, model: this.config.OPENAI_WHISPER_MODEL }, 'hosted STT configured');
+  }
+
+  async *transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
+    const client = this.client!;
+    const duration = request.audio.length / 16000;
+    const format = this.config.OPENAI_WHISPER_RESPONSE_FORMAT;
+    const verbose = format === 'verbose_json';
+    const file = await toFile(encodeWavPcm16(request.audio, 16000), 'audio.wav', { type: 'audio/wav' });
+    const params = {
+      file,
+      model: this.config.OPENAI_WHISPER_MODEL,
+      prompt: request.prompt,
+      temperature: request.temperature,
+      response_format: verbose ? ('verbose_json' as const) : ('json' as const),
+      ...(verbose && request.wordTimestamps ? { timestamp_granularities: ['word', 'segment'] as ('word' | 'segment')[] } : {}),
+    };
+    let response: { text: string; language?: string; segments?: VerboseSegment[]; words?: { word: string; start: number; end: number }[] };
+    try {
+      response = (request.task === 'translate'
+        ? await client.audio.translations.create(params as Parameters<typeof client.audio.translations.create>[0], { signal })
+        : await client.audio.transcriptions.create({ ...params, language: request.language }, { signal })) as unknown as typeof response;
+    } catch (error) {
+      throw upstreamError(error, this.upstream);
+    }
+    const segments = (response.segments ?? []).map((s, i) => ({
+      id: i,
+      start: s.start,
+      end: s.end,
+      text: s.text,
+      avgLogprob: s.avg_logprob ?? 0,
+      noSpeechProb: s.no_speech_prob ?? null,
+    }));
+    for (const segment of segments) yield { type: 'segment', segment };
+    const transcript: Transcript = {
+      text: response.text.trim(),
+      // OpenAI answers a language name ("english"); compatible servers often a code ("en")
+      language: (response.language ?? request.language ?? 'unknown').toLowerCase(),
+      duration,
+      segments,
+      ...(request.wordTimestamps && response.words ? { words: response.words } : {}),
+    };
+    yield { type: 'done', transcript };
+  }
+
+  async close(): Promise<void> {}
+}

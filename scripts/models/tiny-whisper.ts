@@ -38,6 +38,9 @@ export interface TinyWhisperOptions {
   audioCtx?: number;
   textCtx?: number;
   random?: boolean;
+  /** Where the one segment ends, seconds (default TINY_WHISPER_END). whisper.cpp seeks to it, so a
+   * value near 30 makes one decoder pass per 30 s window, as a real model on real speech does. */
+  end?: number;
 }
 
 function random(seed: number): () => number {
@@ -156,7 +159,7 @@ export function tinyWhisper(options: TinyWhisperOptions = {}): Buffer {
   }
 
   // --- decoder: the deterministic chain SOT → <|0.00|> → words… → <|END|> → EOT
-  const endTs = BEG + Math.round(TINY_WHISPER_END / 0.02);
+  const endTs = BEG + Math.round((options.end ?? TINY_WHISPER_END) / 0.02);
   const chain = [SOT, BEG, ...wordIds, endTs, EOT];
   if (chain.length > state) throw new Error('state too small for the chain');
   const dimOf = new Map(chain.map((tok, k) => [tok, k]));

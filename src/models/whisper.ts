@@ -16,15 +16,21 @@ export function isWhisperTier(spec: string): boolean {
   return TIER.test(spec);
 }
 
-export async function resolveWhisperModel(spec: string, options: HfOptions): Promise<string> {
+export interface WhisperModelFile {
+  file: string;
+  /** From the header: n_vocab ≥ 51865 means multilingual (language detection, translation). */
+  multilingual: boolean;
+}
+
+export async function resolveWhisperModel(spec: string, options: HfOptions): Promise<WhisperModelFile> {
   let file: string;
   if (isWhisperTier(spec)) file = await resolveHfFile(`hf:${WHISPER_REPO}/ggml-${spec}.bin`, options);
   else if (spec.startsWith('hf:')) file = await resolveHfFile(spec, options);
   else if (spec.includes('/') || spec.endsWith('.bin')) file = path.resolve(spec);
   else throw new ModelUnavailableError(`"${spec}" is not a Whisper tier or a file path.`, `Set ${options.variable} to tiny, base, small, medium, large-v3, large-v3-turbo (with .en / -q5_1 variants) or a ggml .bin path.`);
   if (!fs.existsSync(file)) throw new ModelUnavailableError(`Whisper model not found at ${file}.`, `Set ${options.variable} to a tier name (e.g. base.en) and run \`npm run pull\`, or to a ggml .bin path.`);
-  assertWhisperGgml(file, options.variable);
-  return file;
+  const { nVocab } = assertWhisperGgml(file, options.variable);
+  return { file, multilingual: nVocab >= 51865 };
 }
 
 /** Bytes per block and elements per block of the ggml tensor types whisper.cpp files use. */
@@ -45,7 +51,7 @@ const TYPE_SIZES: Record<number, [bytes: number, elements: number]> = {
  * hyper-parameters call for, nothing after them. (whisper.cpp segfaults on a file that fails its
  * own checks, e.g. a truncated download.)
  */
-export function assertWhisperGgml(file: string, variable: string): void {
+export function assertWhisperGgml(file: string, variable: string): { nVocab: number } {
   const bad = (why: string) => new ModelUnavailableError(`${file} is not a usable whisper.cpp model (${why}).`, `Point ${variable} at a ggml-*.bin from huggingface.co/${WHISPER_REPO} (re-download it if it was truncated).`);
   const size = fs.statSync(file).size;
   const fd = fs.openSync(file, 'r');
@@ -100,6 +106,7 @@ export function assertWhisperGgml(file: string, variable: string): void {
       tensors++;
     }
     if (tensors !== expected) throw bad(`${tensors} tensors, the hyper-parameters call for ${expected}`);
+    return { nVocab };
   } finally {
     fs.closeSync(fd);
   }

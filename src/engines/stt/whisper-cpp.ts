@@ -93,10 +93,11 @@ export class WhisperCppEngine implements SttEngine {
   async load(): Promise<void> {
     const started = Date.now();
     try {
-      const file = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' });
+      const { file, multilingual } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' });
       this.lib = await import('smart-whisper');
       this.model = await this.lib.WhisperModel.load(file, false);
-      this.multilingual = !/\.en(\b|-)/.test(this.options.model) && !/\.en\.bin$/.test(file);
+      // English-only models get language "en": "auto" would run language detection for nothing
+      this.multilingual = multilingual;
       this.current = { status: 'ready' };
       this.logger.info({ engine: this.id, model: file, threads: this.options.threads, load_ms: Date.now() - started }, 'Whisper loaded');
     } catch (error) {

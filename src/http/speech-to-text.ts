@@ -5,12 +5,14 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { decodeToWhisperInput } from '../audio/decode.ts';
-import type { Transcript } from '../engines/stt/types.ts';
-import { ApiError, errorEnvelopeSchema } from '../errors.ts';
+import { decodeToWhisperInput, type DecodedAudio } from '../audio/decode.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
+import { errorEnvelopeSchema } from '../errors.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
-import { clientSignal } from './streaming.ts';
+import { clientSignal, sendSse, type SseEvent } from './streaming.ts';
+import { AsyncQueue } from '../util/async-queue.ts';
 import { RESPONSE_FORMATS, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
 
 export interface SpeechToTextOptions {
@@ -35,7 +37,7 @@ export const openAiTranscriptionForm = z
     response_format: z.enum(RESPONSE_FORMATS).optional(),
     'timestamp_granularities[]': z.union([granularity, z.array(granularity)]).optional().describe('`word` fills `words` (with verbose_json).'),
     timestamp_granularities: z.union([granularity, z.array(granularity)]).optional(),
-    stream: formBoolean.optional().describe('Streaming transcription events are not available yet: `true` answers 400.'),
+    stream: formBoolean.optional().describe('Server-Sent Events: `transcript.text.delta` per decoded segment, then `transcript.text.done`.'),
   })
   .meta({ id: 'TranscriptionForm' });
 
@@ -83,15 +85,38 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   await registerMultipart(app, options.maxUploadBytes);
   const { transcription } = options;
 
-  async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: { info: (o: object, m: string) => void }) {
+  type Log = { info: (o: object, m: string) => void };
+
+  /** Everything that can fail with a clean 4xx/503 before any byte is sent. */
+  async function prepare(file: Buffer, log: Log): Promise<DecodedAudio> {
     transcription.assertAvailable();
     const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds });
     log.info({ container: audio.source.container, bytes: audio.source.bytes, duration_s: +audio.duration.toFixed(3), sample_rate: audio.source.sampleRate, channels: audio.source.channels }, 'audio received');
+    return audio;
+  }
+
+  async function transcribe(
+    audio: DecodedAudio,
+    fields: { language?: string; prompt?: string; temperature?: number },
+    task: 'transcribe' | 'translate',
+    words: boolean,
+    signal: AbortSignal,
+    log: Log,
+    onSegment?: (segment: TranscriptSegment) => void,
+  ) {
     const started = performance.now();
-    const result = await transcription.transcribe({ audio: audio.samples, language: fields.language?.toLowerCase(), prompt: fields.prompt, temperature: fields.temperature, task, wordTimestamps: words }, signal);
+    const result = await transcription.transcribe(
+      { audio: audio.samples, language: fields.language?.toLowerCase(), prompt: fields.prompt, temperature: fields.temperature, task, wordTimestamps: words },
+      signal,
+      onSegment,
+    );
     log.info({ stage: 'stt', engine: result.engine, stt_ms: Math.round(performance.now() - started) }, 'transcribed');
     // the duration of what was sent, not of the resampled buffer (which may be a sample short)
     return { ...result, transcript: { ...result.transcript, duration: audio.duration } };
+  }
+
+  async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
+    return transcribe(await prepare(file, log), fields, task, words, signal, log);
   }
 
   function formatted(format: ResponseFormat, transcript: Transcript, task: 'transcribe' | 'translate', temperature: number) {
@@ -100,6 +125,28 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
     if (format === 'vtt') return { type: 'text/vtt; charset=utf-8', body: toVtt(transcript) };
     if (format === 'verbose_json') return { type: 'application/json; charset=utf-8', body: JSON.stringify(toVerboseJson(transcript, task, temperature)) };
     return undefined;
+  }
+
+  /**
+   * stream=true: Server-Sent Events as the OpenAI API sends them — `transcript.text.delta` per
+   * decoded segment, then `transcript.text.done` with the whole text. Errors before the first
+   * byte (bad audio, no engine) are ordinary HTTP errors.
+   */
+  async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: { file: Buffer; language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', signal: AbortSignal) {
+    const audio = await prepare(body.file, request.log);
+    const queue = new AsyncQueue<SseEvent>();
+    const done = transcribe(audio, body, task, false, signal, request.log, (segment) => queue.push({ data: { type: 'transcript.text.delta', delta: segment.text } }))
+      .then((result) => queue.push({ data: { type: 'transcript.text.done', text: result.transcript.text } }))
+      .finally(() => queue.end());
+    done.catch(() => undefined);
+    return sendSse(
+      request,
+      reply,
+      (async function* () {
+        yield* queue;
+        await done; // surfaces an engine failure as the final error event
+      })(),
+    );
   }
 
   for (const task of ['transcribe', 'translate'] as const) {
@@ -117,10 +164,11 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       },
       async (request, reply) => {
         const body = request.body;
-        if (body.stream) throw ApiError.badRequest('Streaming transcription (stream=true) is not available yet; omit it to get the whole transcript.', 'stream', 'unsupported_value');
         const format = body.response_format ?? 'json';
         const words = granularities(body).has('word');
-        const { transcript } = await run(body.file, body, task, words, clientSignal(reply), request.log);
+        const signal = clientSignal(reply);
+        if (body.stream) return streamTranscript(request, reply, body, task, signal);
+        const { transcript } = await run(body.file, body, task, words, signal, request.log);
         const out = formatted(format, transcript, task, body.temperature ?? 0);
         if (out) return reply.type(out.type).send(out.body);
         return reply.type('application/json; charset=utf-8').send(JSON.stringify({ text: transcript.text }));

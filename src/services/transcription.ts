@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
-import type { Transcript, TranscriptionRequest } from '../engines/stt/types.ts';
+import type { Transcript, TranscriptionRequest, TranscriptSegment } from '../engines/stt/types.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
@@ -38,16 +38,27 @@ export class TranscriptionService {
     this.engines.ready('stt');
   }
 
-  async transcribe(request: TranscriptionRequest, signal: AbortSignal): Promise<TranscriptionResult> {
+  /**
+   * Runs one transcription. `onSegment` sees each segment as it is decoded (for streaming); once
+   * an engine has emitted a segment, a later failure is not retried on the next engine.
+   */
+  async transcribe(request: TranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void): Promise<TranscriptionResult> {
     const chain = this.engines.ready('stt');
     const release = await this.admission.acquire(signal);
     try {
       let lastError: unknown;
+      let emitted = false;
       for (const engine of chain) {
         const started = performance.now();
         try {
           let transcript: Transcript | undefined;
-          for await (const event of engine.transcribe(request, signal)) if (event.type === 'done') transcript = event.transcript;
+          for await (const event of engine.transcribe(request, signal)) {
+            if (event.type === 'done') transcript = event.transcript;
+            else {
+              emitted = true;
+              onSegment?.(event.segment);
+            }
+          }
           if (!transcript) throw new ApiError(502, 'upstream_error', `${engine.id} ended without a transcript.`);
           const seconds = (performance.now() - started) / 1000;
           this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: 'success' }, seconds);
@@ -57,7 +68,7 @@ export class TranscriptionService {
         } catch (error) {
           this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
           const retryable = !(error instanceof ApiError) || error.statusCode >= 500;
-          if (signal.aborted || !retryable) throw error;
+          if (signal.aborted || !retryable || emitted) throw error;
           lastError = error;
         }
       }

@@ -47,6 +47,15 @@ describe('speech-to-text routes', () => {
     assert.ok(result.words!.every((w) => w.end >= w.start && w.end <= 1));
   });
 
+  it('the OpenAI SDK: stream=true gives transcript.text.delta events, then transcript.text.done', async () => {
+    const stream = await client.audio.transcriptions.create({ file: await toFile(wav(2), 'clip.wav'), model: 'gpt-4o-mini-transcribe', stream: true });
+    const events: { type: string; delta?: string; text?: string }[] = [];
+    for await (const event of stream) events.push(event as { type: string; delta?: string; text?: string });
+    assert.deepEqual(events.map((e) => e.type), ['transcript.text.delta', 'transcript.text.done']);
+    assert.equal(events[0]!.delta!.trim(), TINY_WHISPER_TEXT);
+    assert.equal(events[1]!.text, TINY_WHISPER_TEXT);
+  });
+
   it('text, srt and vtt formats', async () => {
     const text = await upload(`${t.url}/v1/audio/transcriptions`, wav(2), { model: 'whisper-1', response_format: 'text' });
     assert.equal(text.text, `${TINY_WHISPER_TEXT}\n`);
@@ -88,8 +97,8 @@ describe('speech-to-text routes', () => {
     const res = await fetch(`${t.url}/v1/audio/transcriptions`, { method: 'POST', body: missing });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { error: { param: string } }).error.param, 'file');
-    const streaming = await upload(`${t.url}/v1/audio/transcriptions`, wav(1), { stream: 'true' });
-    assert.equal(streaming.status, 400);
+    const streamingBad = await upload(`${t.url}/v1/audio/transcriptions`, Buffer.from('not audio at all, really'), { stream: 'true' });
+    assert.equal(streamingBad.status, 415, 'errors before the first byte stay HTTP errors');
   });
 
   it('logs audio metadata (never the bytes) and feeds the STT metrics', async () => {

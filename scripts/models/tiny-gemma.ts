@@ -14,7 +14,7 @@
  *   npx tsx scripts/models/tiny-gemma.ts out.gguf [--embd 64] [--blocks 6] [--ff 128] [--loop]
  */
 import fs from 'node:fs';
-import path from 'node:path';
+import { numberFlags, random, writeOnce } from './common.ts';
 import { GgufWriter } from './gguf-writer.ts';
 
 export const TINY_GEMMA_REPLY = 'Hello from the tiny Gemma model.';
@@ -67,17 +67,6 @@ function vocabulary(): { tokens: string[]; types: number[]; scores: number[] } {
   return { tokens, types, scores };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so generated files are reproducible. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function tinyGemma(options: TinyGemmaOptions = {}): Buffer {
   const embd = options.embd ?? 64;
@@ -159,22 +148,13 @@ export function tinyGemma(options: TinyGemmaOptions = {}): Buffer {
 
 /** Writes the model to `file` unless it already exists; returns the path. */
 export function ensureTinyGemma(file: string, options: TinyGemmaOptions = {}): string {
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, tinyGemma(options));
-    fs.renameSync(tmp, file);
-  }
-  return file;
+  return writeOnce(file, () => tinyGemma(options));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [out, ...rest] = process.argv.slice(2);
   if (!out) throw new Error('usage: tiny-gemma.ts <out.gguf> [--embd N] [--blocks N] [--ff N] [--loop]');
-  const flag = (name: string) => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? Number(rest[i + 1]) : undefined;
-  };
+  const flag = numberFlags(rest);
   fs.writeFileSync(out, tinyGemma({ embd: flag('embd'), blocks: flag('blocks'), ff: flag('ff'), loop: rest.includes('--loop') }));
   console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
 }

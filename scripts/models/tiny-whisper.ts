@@ -15,7 +15,7 @@
  *   --random: random weights everywhere (realistic compute for benchmarks; garbage text).
  */
 import fs from 'node:fs';
-import path from 'node:path';
+import { numberFlags, random, writeOnce } from './common.ts';
 import { toF16 } from './gguf-writer.ts';
 
 export const TINY_WHISPER_TEXT = 'Hello from the tiny whisper model.';
@@ -43,16 +43,6 @@ export interface TinyWhisperOptions {
   end?: number;
 }
 
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Slaney-style mel filter bank, 80 filters over 201 FFT bins of a 400-point FFT at 16 kHz. */
 function melFilters(): Float32Array {
@@ -212,22 +202,13 @@ export function tinyWhisper(options: TinyWhisperOptions = {}): Buffer {
 }
 
 export function ensureTinyWhisper(file: string, options: TinyWhisperOptions = {}): string {
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, tinyWhisper(options));
-    fs.renameSync(tmp, file);
-  }
-  return file;
+  return writeOnce(file, () => tinyWhisper(options));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [out, ...rest] = process.argv.slice(2);
   if (!out) throw new Error('usage: tiny-whisper.ts <out.bin> [--state N] [--layers N] [--heads N] [--audio-ctx N] [--random]');
-  const flag = (name: string) => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? Number(rest[i + 1]) : undefined;
-  };
+  const flag = numberFlags(rest);
   fs.writeFileSync(out, tinyWhisper({ state: flag('state'), layers: flag('layers'), heads: flag('heads'), audioCtx: flag('audio-ctx'), random: rest.includes('--random') }));
   console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
 }

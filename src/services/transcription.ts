@@ -27,8 +27,10 @@ export class TranscriptionService {
     private readonly engines: EngineRegistry,
     private readonly metrics: Metrics,
   ) {
-    const queueDepth = metrics.gauge('stt_queue_depth', 'Transcriptions waiting for a free slot.');
-    this.admission = new Admission(config.STT_PARALLEL, config.STT_QUEUE_SIZE, 'transcription', (_running, queued) => queueDepth.set(queued));
+    // Requests in flight are bounded here (STT_PARALLEL + STT_QUEUE_SIZE, then 429); the engines
+    // schedule their work fairly among them (whisper.cpp: per 30 s window).
+    const inFlight = metrics.gauge('stt_requests_in_flight', 'Transcription requests admitted and not finished.');
+    this.admission = new Admission(config.STT_PARALLEL + config.STT_QUEUE_SIZE, 0, 'transcription', (running) => inFlight.set(running));
     this.audioSeconds = metrics.counter('stt_audio_seconds_total', 'Seconds of audio transcribed.', ['engine']);
     this.rtf = metrics.histogram('stt_real_time_factor', 'Processing time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
   }

@@ -6,13 +6,17 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
+import { loadConfig } from '../../src/config.ts';
+import { EngineRegistry } from '../../src/engines/registry.ts';
 import { WhisperCppEngine, type WhisperCppOptions } from '../../src/engines/stt/whisper-cpp.ts';
+import { Metrics } from '../../src/observability/metrics.ts';
+import { TranscriptionService } from '../../src/services/transcription.ts';
 import type { SttEvent, Transcript, TranscriptionRequest } from '../../src/engines/stt/types.ts';
 import { startFakeHub } from '../fakes/hf-hub.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 
 const logger = pino({ level: 'silent' });
-const options = (model: string, over: Partial<WhisperCppOptions> = {}): WhisperCppOptions => ({ model, threads: 1, hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...over });
+const options = (model: string, over: Partial<WhisperCppOptions> = {}): WhisperCppOptions => ({ model, threads: 1, parallel: 1, hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...over });
 
 /** Noise-like audio (the tiny model transcribes the same text whatever it hears). */
 function audio(seconds: number): Float32Array {
@@ -87,6 +91,19 @@ describe('whisper.cpp engine (real library, tiny model)', () => {
       (error: Error) => error.name === 'AbortError',
     );
     assert.equal(seen.length, 1, 'stopped after the first window');
+  });
+
+  it('schedules fairly through the service: a short request does not wait for a long one (STT_PARALLEL=1)', async () => {
+    const service = new TranscriptionService(loadConfig({ STT_PARALLEL: '1', STT_QUEUE_SIZE: '4' }), new EngineRegistry({ llm: [], stt: [engine], tts: [] }), new Metrics());
+    const finished: string[] = [];
+    const request = (seconds: number) => ({ audio: audio(seconds), task: 'transcribe' as const, wordTimestamps: false });
+    const long = service.transcribe(request(65), new AbortController().signal).then(() => finished.push('long'));
+    await new Promise((r) => setTimeout(r, 200)); // the long one holds the slot for its first window
+    const short = await service.transcribe(request(2), new AbortController().signal);
+    finished.push('short');
+    await long;
+    assert.deepEqual(finished, ['short', 'long']);
+    assert.equal(short.transcript.text, TINY_WHISPER_TEXT);
   });
 
   it('refuses translation with an English-only model', async () => {

@@ -15,6 +15,7 @@ import { computeThreads, hfToken } from '../../config.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
+import { Admission } from '../../services/admission.ts';
 import type { EngineState } from '../types.ts';
 import type { SttEngine, SttEvent, Transcript, TranscriptionRequest, TranscriptSegment, TranscriptWord } from './types.ts';
 
@@ -28,6 +29,8 @@ const MIN_SAMPLES = SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter
 export interface WhisperCppOptions {
   model: string;
   threads: number;
+  /** Windows decoded at once (STT_PARALLEL); further windows wait their turn, FIFO. */
+  parallel: number;
   hf: { home?: string; token?: string; endpoint?: string; download: boolean; timeoutMs: number };
 }
 
@@ -35,6 +38,7 @@ export function whisperCppOptions(config: Config): WhisperCppOptions {
   return {
     model: config.LOCAL_WHISPER_MODEL,
     threads: computeThreads(config.WHISPER_THREADS),
+    parallel: config.STT_PARALLEL,
     hf: { home: config.HF_HOME, token: hfToken(config), endpoint: config.HF_ENDPOINT, download: config.MODEL_DOWNLOAD, timeoutMs: config.MODEL_DOWNLOAD_TIMEOUT_SECONDS * 1000 },
   };
 }
@@ -80,11 +84,19 @@ export class WhisperCppEngine implements SttEngine {
   private lib: SmartWhisper | undefined;
   private model: WhisperModel | undefined;
   private multilingual = true;
+  /**
+   * Fair scheduling: the slot is taken per 30 s window, not per request, and each request queues
+   * again after every window — so a 3 s request waits for at most the windows already running,
+   * never for the rest of a 10-minute file (the whisper.cpp server problem, its issue #1803).
+   */
+  private readonly windowSlots: Admission;
 
   constructor(
     private readonly options: WhisperCppOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.windowSlots = new Admission(options.parallel, Number.MAX_SAFE_INTEGER, 'whisper window');
+  }
 
   state(): EngineState {
     return this.current;
@@ -124,16 +136,22 @@ export class WhisperCppEngine implements SttEngine {
         padded.set(slice);
         slice = padded;
       }
-      const task = await this.lib.TranscribeTask.run(this.model, slice, {
-        language: language || 'auto',
-        translate: request.task === 'translate',
-        initial_prompt: request.prompt ?? '',
-        temperature: request.temperature ?? 0,
-        n_threads: this.options.threads,
-        token_timestamps: true,
-        format: 'detail',
-      });
-      const results = (await task.result) as unknown as DetailedSegment[];
+      const release = await this.windowSlots.acquire(signal);
+      let results: DetailedSegment[];
+      try {
+        const task = await this.lib.TranscribeTask.run(this.model, slice, {
+          language: language || 'auto',
+          translate: request.task === 'translate',
+          initial_prompt: request.prompt ?? '',
+          temperature: request.temperature ?? 0,
+          n_threads: this.options.threads,
+          token_timestamps: true,
+          format: 'detail',
+        });
+        results = (await task.result) as unknown as DetailedSegment[];
+      } finally {
+        release();
+      }
       signal.throwIfAborted();
       const offsetSeconds = offset / SAMPLE_RATE;
       for (const r of results) {

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { decodeToWhisperInput, type DecodedAudio } from '../audio/decode.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
-import { errorEnvelopeSchema } from '../errors.ts';
+import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal, sendSse, type SseEvent } from './streaming.ts';
@@ -42,6 +42,22 @@ export const openAiTranscriptionForm = z
   .meta({ id: 'TranscriptionForm' });
 
 export const speechToTextForm = z.object({ ...commonFields, response_format: z.enum(RESPONSE_FORMATS).optional() }).meta({ id: 'SpeechToTextForm' });
+
+/** The same request as JSON, with the audio base64-encoded (for clients that cannot send multipart). */
+export const speechToTextJson = z
+  .object({
+    audio_base64: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, 'must be base64')
+      .describe('The audio file, base64 (standard or URL-safe alphabet).'),
+    format: z.string().max(16).optional().describe('Container hint (wav, mp3, ...); the bytes decide.'),
+    language: commonFields.language,
+    prompt: commonFields.prompt,
+    temperature: z.number().min(0).max(1).optional(),
+    response_format: z.enum(RESPONSE_FORMATS).optional(),
+  })
+  .meta({ id: 'SpeechToTextJson', example: { audio_base64: 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA=', format: 'wav', language: 'en' } });
 
 const segmentSchema = z.object({
   id: z.number().int(),
@@ -183,16 +199,19 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         tags: ['speech'],
         summary: 'Transcribe audio (speech-to-text)',
         description:
-          'multipart/form-data with `file` and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
-        consumes: ['multipart/form-data'],
-        body: speechToTextForm,
+          'multipart/form-data with `file` (or JSON with `audio_base64`) and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
+        consumes: ['multipart/form-data', 'application/json'],
+        body: z.union([speechToTextForm, speechToTextJson]),
+        bodyLimit: Math.ceil((options.maxUploadBytes * 4) / 3) + 65_536,
         response: { 200: speechToTextResponse, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
     },
     async (request, reply) => {
       const body = request.body;
       const format = body.response_format ?? 'json';
-      const { transcript, engine } = await run(body.file, body, 'transcribe', format === 'verbose_json', clientSignal(reply), request.log);
+      const file = 'file' in body ? body.file : Buffer.from(body.audio_base64, 'base64');
+      if (file.length > options.maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${options.maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
+      const { transcript, engine } = await run(file, body, 'transcribe', format === 'verbose_json', clientSignal(reply), request.log);
       void reply.header('X-STT-Engine', engine);
       const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);
       if (out) return reply.type(out.type).send(out.body as never); // text formats bypass the JSON serializer

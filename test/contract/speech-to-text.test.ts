@@ -77,6 +77,16 @@ describe('speech-to-text routes', () => {
     assert.deepEqual(body.segments.map((s) => [s.start, s.end, s.no_speech_prob]), [[0, 1, null]]);
   });
 
+  it('accepts the audio base64 in JSON on /v1/speech-to-text', async () => {
+    const post = (body: unknown) => fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const ok = await post({ audio_base64: wav(2).toString('base64'), format: 'wav', language: 'en' });
+    assert.equal(ok.status, 200);
+    assert.equal(((await ok.json()) as { text: string }).text, TINY_WHISPER_TEXT);
+    const bad = await post({ audio_base64: 'not base64!!' });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'audio_base64');
+  });
+
   it('answers bad audio with clear 4xx envelopes', async () => {
     const cases: [Buffer, number, RegExp][] = [
       [Buffer.alloc(0), 400, /empty/],

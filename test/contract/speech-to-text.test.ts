@@ -5,6 +5,7 @@ import OpenAI, { toFile } from 'openai';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { wav } from '../helpers/audio.ts';
+import { CONTAINERS, encodeWith } from '../helpers/ffmpeg.ts';
 import { tinyWhisperPath } from '../helpers/models.ts';
 
 async function upload(url: string, file: Buffer, fields: Record<string, string> = {}, name = 'clip.wav') {
@@ -75,6 +76,20 @@ describe('speech-to-text routes', () => {
     assert.equal(body.engine, 'whisper-cpp');
     assert.equal(body.duration, 2);
     assert.deepEqual(body.segments.map((s) => [s.start, s.end, s.no_speech_prob]), [[0, 1, null]]);
+  });
+
+  it('decodes every container clients send (mp3, flac, ogg/vorbis, ogg/opus, webm/opus, m4a/aac)', async () => {
+    // 1.5 s: encoders pad a little, and the tiny model emits one segment per second it is left with
+    const source = wav(1.5, { rate: 44100, channels: 2 });
+    for (const container of Object.keys(CONTAINERS) as (keyof typeof CONTAINERS)[]) {
+      const res = await upload(`${t.url}/v1/speech-to-text`, encodeWith(source, container), {}, `clip.${container}`);
+      assert.equal(res.status, 200, `${container}: ${res.text}`);
+      const body = JSON.parse(res.text) as { text: string; duration: number };
+      assert.equal(body.text, TINY_WHISPER_TEXT, container);
+      assert.ok(Math.abs(body.duration - 1.5) < 0.1, `${container}: duration ${body.duration}`);
+    }
+    const log = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'audio received').map((l) => l.container);
+    for (const c of ['mp3', 'flac', 'ogg', 'webm', 'mp4']) assert.ok(log.includes(c), `${c} sniffed`);
   });
 
   it('accepts the audio base64 in JSON on /v1/speech-to-text', async () => {

@@ -27,6 +27,9 @@ function configOrExit(): Config {
 
 async function main(): Promise<void> {
   const config = configOrExit();
+  // whisper.cpp windows run on libuv's threadpool (default 4 threads), which file I/O and DNS
+  // share; size it before its first use so STT_PARALLEL windows never starve them.
+  process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, config.STT_PARALLEL + 4));
   const logger = createLogger(config.LOG_LEVEL);
   const metrics = new Metrics();
   const engines = createEngines(config, { logger, metrics });

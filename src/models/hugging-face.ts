@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from 'pino';
+import { hfToken, type Config } from '../config.ts';
 import { ModelUnavailableError } from './errors.ts';
 import { createProgress } from './progress.ts';
 
@@ -31,6 +32,13 @@ export interface HfOptions {
   logger: Logger;
   /** Shown in remedies: the variable that named this model. */
   variable: string;
+}
+
+/** Where and how models are fetched: the part of HfOptions that comes from the configuration. */
+export type HfSettings = Pick<HfOptions, 'home' | 'token' | 'endpoint' | 'download' | 'timeoutMs'>;
+
+export function hfSettings(config: Config): HfSettings {
+  return { home: config.HF_HOME, token: hfToken(config), endpoint: config.HF_ENDPOINT, download: config.MODEL_DOWNLOAD, timeoutMs: config.MODEL_DOWNLOAD_TIMEOUT_SECONDS * 1000 };
 }
 
 const STALL_MS = 30_000;

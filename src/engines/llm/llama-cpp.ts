@@ -9,7 +9,8 @@ import type * as NodeLlamaCppModule from 'node-llama-cpp';
 import type { ChatHistoryItem, ChatWrapper, LlamaGrammar } from 'node-llama-cpp';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import { computeThreads, hfToken } from '../../config.ts';
+import { computeThreads } from '../../config.ts';
+import { hfSettings, type HfSettings } from '../../models/hugging-face.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveGguf } from '../../models/gguf.ts';
@@ -30,7 +31,7 @@ export interface LlamaCppOptions {
   parallel: number;
   device: string;
   gpuLayers: string;
-  hf: { home?: string; token?: string; endpoint?: string; download: boolean; timeoutMs: number };
+  hf: HfSettings;
 }
 
 export function llamaCppOptions(config: Config): LlamaCppOptions {
@@ -41,7 +42,7 @@ export function llamaCppOptions(config: Config): LlamaCppOptions {
     parallel: config.LLM_PARALLEL,
     device: config.LLM_DEVICE,
     gpuLayers: config.LLM_GPU_LAYERS,
-    hf: { home: config.HF_HOME, token: hfToken(config), endpoint: config.HF_ENDPOINT, download: config.MODEL_DOWNLOAD, timeoutMs: config.MODEL_DOWNLOAD_TIMEOUT_SECONDS * 1000 },
+    hf: hfSettings(config),
   };
 }
 

@@ -11,7 +11,8 @@
 import type * as SmartWhisperModule from 'smart-whisper';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
-import { computeThreads, hfToken } from '../../config.ts';
+import { computeThreads } from '../../config.ts';
+import { hfSettings, type HfSettings } from '../../models/hugging-face.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
@@ -31,7 +32,7 @@ export interface WhisperCppOptions {
   threads: number;
   /** Windows decoded at once (STT_PARALLEL); further windows wait their turn, FIFO. */
   parallel: number;
-  hf: { home?: string; token?: string; endpoint?: string; download: boolean; timeoutMs: number };
+  hf: HfSettings;
 }
 
 export function whisperCppOptions(config: Config): WhisperCppOptions {
@@ -39,7 +40,7 @@ export function whisperCppOptions(config: Config): WhisperCppOptions {
     model: config.LOCAL_WHISPER_MODEL,
     threads: computeThreads(config.WHISPER_THREADS),
     parallel: config.STT_PARALLEL,
-    hf: { home: config.HF_HOME, token: hfToken(config), endpoint: config.HF_ENDPOINT, download: config.MODEL_DOWNLOAD, timeoutMs: config.MODEL_DOWNLOAD_TIMEOUT_SECONDS * 1000 },
+    hf: hfSettings(config),
   };
 }
 

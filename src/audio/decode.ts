@@ -8,7 +8,7 @@ import decodeAudioFile from 'audio-decode';
 import libsamplerate from '@alexanderolsen/libsamplerate-js';
 import { ApiError } from '../errors.ts';
 
-export const WHISPER_RATE = 16_000;
+import { STT_SAMPLE_RATE } from '../engines/stt/types.ts';
 
 export interface DecodedAudio {
   /** 16 kHz mono samples in [-1, 1]. */
@@ -61,7 +61,7 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
     throw new ApiError(413, 'invalid_request_error', `The audio is ${duration.toFixed(1)} s long; the limit is ${limits.maxSeconds} s (MAX_AUDIO_SECONDS).`, { param, code: 'audio_too_long' });
   }
   const mono = mixdown(decoded.channelData, frames);
-  const samples = decoded.sampleRate === WHISPER_RATE ? mono : await resample(mono, decoded.sampleRate, WHISPER_RATE);
+  const samples = decoded.sampleRate === STT_SAMPLE_RATE ? mono : await resample(mono, decoded.sampleRate, STT_SAMPLE_RATE);
   return { samples, duration, source: { container, bytes: bytes.length, sampleRate: decoded.sampleRate, channels } };
 }
 

@@ -4,8 +4,6 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export const DEPENDENCIES = ['gemma', 'whisper', 'openaudio', 'redis'] as const;
-export type Dependency = (typeof DEPENDENCIES)[number];
 export type Outcome = 'success' | 'error' | 'timeout' | 'aborted' | 'rejected';
 
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];

@@ -16,14 +16,6 @@ export class Admission {
     private readonly onChange?: (active: number, queued: number) => void,
   ) {}
 
-  get queued(): number {
-    return this.waiting.length;
-  }
-
-  get running(): number {
-    return this.active;
-  }
-
   /** Resolves with a release function once admitted. */
   async acquire(signal: AbortSignal): Promise<() => void> {
     signal.throwIfAborted();

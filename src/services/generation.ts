@@ -37,12 +37,6 @@ export class GenerationService {
     this.ttft = metrics.histogram('llm_time_to_first_token_seconds', 'Time from admission to the first generated text.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   }
 
-  /** The model name clients see. */
-  modelName(): string {
-    const [engine] = this.engines.ready('llm');
-    return engine!.modelName;
-  }
-
   /** Clamps max_tokens to LLM_MAX_TOKENS (the configured cap). */
   params(params: GenerationParams): GenerationParams {
     return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };

@@ -12,7 +12,7 @@ import type { Config } from '../../config.ts';
 import { encodeWavPcm16 } from '../../audio/wav.ts';
 import { upstreamError } from '../openai-errors.ts';
 import type { EngineState } from '../types.ts';
-import type { SttEngine, SttEvent, Transcript, TranscriptionRequest } from './types.ts';
+import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest } from './types.ts';
 
 interface VerboseSegment {
   id: number;
@@ -55,10 +55,10 @@ export class OpenAiCompatibleStt implements SttEngine {
 
   async *transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
     const client = this.client!;
-    const duration = request.audio.length / 16000;
+    const duration = request.audio.length / STT_SAMPLE_RATE;
     const format = this.config.OPENAI_WHISPER_RESPONSE_FORMAT;
     const verbose = format === 'verbose_json';
-    const file = await toFile(encodeWavPcm16(request.audio, 16000), 'audio.wav', { type: 'audio/wav' });
+    const file = await toFile(encodeWavPcm16(request.audio, STT_SAMPLE_RATE), 'audio.wav', { type: 'audio/wav' });
     const params = {
       file,
       model: this.config.OPENAI_WHISPER_MODEL,

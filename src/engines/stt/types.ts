@@ -1,8 +1,11 @@
 /** The speech-to-text port. Embedded (whisper.cpp) and hosted (OpenAI-compatible) adapters implement it. */
 import type { Engine } from '../types.ts';
 
+/** The rate every STT engine takes its audio at (Whisper's). */
+export const STT_SAMPLE_RATE = 16_000;
+
 export interface TranscriptionRequest {
-  /** 16 kHz mono samples in [-1, 1]. */
+  /** STT_SAMPLE_RATE mono samples in [-1, 1]. */
   audio: Float32Array;
   language?: string;
   prompt?: string;

@@ -18,14 +18,13 @@ import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
 import { Admission } from '../../services/admission.ts';
 import type { EngineState } from '../types.ts';
-import type { SttEngine, SttEvent, Transcript, TranscriptionRequest, TranscriptSegment, TranscriptWord } from './types.ts';
+import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest, type TranscriptSegment, type TranscriptWord } from './types.ts';
 
 type SmartWhisper = typeof SmartWhisperModule;
 type WhisperModel = Awaited<ReturnType<SmartWhisper['WhisperModel']['load']>>;
 
-export const SAMPLE_RATE = 16_000;
 export const WINDOW_SECONDS = 30;
-const MIN_SAMPLES = SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter input
+const MIN_SAMPLES = STT_SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter input
 
 export interface WhisperCppOptions {
   model: string;
@@ -124,11 +123,11 @@ export class WhisperCppEngine implements SttEngine {
     if (this.current.status !== 'ready' || !this.model || !this.lib) throw ApiError.unavailable(`Whisper not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
     if (request.task === 'translate' && !this.multilingual) throw ApiError.badRequest('This Whisper model is English-only and cannot translate; use a multilingual tier.', 'model', 'unsupported_task');
     const audio = request.audio;
-    const duration = audio.length / SAMPLE_RATE;
+    const duration = audio.length / STT_SAMPLE_RATE;
     const segments: TranscriptSegment[] = [];
     const words: TranscriptWord[] = [];
     let language = request.language ?? (this.multilingual ? '' : 'en');
-    const window = WINDOW_SECONDS * SAMPLE_RATE;
+    const window = WINDOW_SECONDS * STT_SAMPLE_RATE;
     for (let offset = 0; offset < Math.max(audio.length, 1); offset += window) {
       signal.throwIfAborted();
       let slice = audio.subarray(offset, Math.min(audio.length, offset + window));
@@ -154,7 +153,7 @@ export class WhisperCppEngine implements SttEngine {
         release();
       }
       signal.throwIfAborted();
-      const offsetSeconds = offset / SAMPLE_RATE;
+      const offsetSeconds = offset / STT_SAMPLE_RATE;
       for (const r of results) {
         if (!language && r.lang) language = r.lang;
         const textTokens = r.tokens.filter((t) => !isSpecial(t));

@@ -22,6 +22,10 @@ import { pendingRoutes } from './http/pending.ts';
 import { speechToTextRoutes } from './http/speech-to-text.ts';
 import { GenerationService } from './services/generation.ts';
 import { TranscriptionService } from './services/transcription.ts';
+import { SynthesisService } from './services/synthesis.ts';
+import { textToSpeechRoutes } from './http/text-to-speech.ts';
+import { ttsSocketRoutes } from './http/ws/tts.ts';
+import { probeFfmpeg } from './audio/ffmpeg.ts';
 import type { WsDocs } from './http/ws-docs.ts';
 import { redactUrl } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -116,6 +120,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
   });
+  const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
+  await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT });
+  await app.register(ttsSocketRoutes, { synthesis, wsDocs, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   await app.register(pendingRoutes, { engines: deps.engines, wsDocs });
   await registerDocsUi(app);
 

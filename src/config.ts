@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
+import { AUDIO_FORMATS } from './audio/formats.ts';
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
@@ -180,12 +181,23 @@ export const configSchema = z.object({
   OPENAUDIO_API_BASE: url('http://localhost:8080').describe('Base URL of the fish-speech (OpenAudio-S1-mini) API server.'),
   OPENAUDIO_API_KEY: optionalText().describe('Bearer key for the fish-speech server (when started with --api-key).'),
   OPENAUDIO_TTS_PATH: text('/v1/tts').describe('Path of the synthesis endpoint on OPENAUDIO_API_BASE.'),
-  OPENAUDIO_DEFAULT_FORMAT: oneOf(['wav', 'pcm', 'mp3', 'opus'] as const, 'wav').describe('Format requested from fish-speech by default.'),
+  OPENAUDIO_DEFAULT_FORMAT: oneOf(AUDIO_FORMATS, 'wav').describe(
+    'Audio format of /v1/text-to-speech when the request names none (wav, pcm, mp3, opus, flac, aac). fish-speech itself is always asked for streamed WAV, which the gateway encodes.',
+  ),
   OPENAUDIO_DEFAULT_REFERENCE_ID: optionalText().describe('Reference voice id used when a request names none.'),
   OPENAUDIO_DEFAULT_NORMALIZE: bool(true).describe('Default `normalize` (text normalization) sent to fish-speech.'),
   OPENAUDIO_TIMEOUT_SECONDS: num(60, 1, 3600).describe('Timeout of one fish-speech request.'),
   OPENAUDIO_MAX_RETRIES: int(2, 0, 10).describe('Retries with jittered backoff on connection errors, timeouts and 502/503/504.'),
   DEFAULT_AUDIO_SAMPLE_RATE: int(24_000, 8000, 192_000).describe('Sample rate of synthesized audio unless a request asks otherwise (Hz).'),
+  EMBEDDED_TTS_VOICE: text('en-us').describe('Default voice of the embedded eSpeak NG voice (a language such as en-us, en-gb, de, fr, optionally +variant like en-us+f3).'),
+  EMBEDDED_TTS_WORKERS: int(1, 1, 64).describe('Worker threads of the embedded voice; each speaks one utterance at a time.'),
+  TTS_PARALLEL: int(4, 1, 1024).describe('Syntheses running at once (all engines together).'),
+  TTS_QUEUE_SIZE: int(32, 0, 10_000).describe('Syntheses waiting beyond TTS_PARALLEL; beyond that 429 with Retry-After.'),
+  MAX_TTS_TEXT_CHARS: int(4096, 1, 1_000_000).describe('Longest text accepted for synthesis (characters; OpenAI allows 4096); longer gets 400.'),
+  MAX_TTS_AUDIO_SECONDS: num(600, 1, 86_400).describe('Longest audio one synthesis may produce (seconds); speech beyond it is cut off.'),
+  MAX_REFERENCE_AUDIO_BYTES: int(10_485_760, 1024, 268_435_456).describe('Largest reference (voice-cloning) audio clip accepted (bytes).'),
+  MAX_REFERENCE_AUDIO_SECONDS: num(30, 1, 600).describe('Longest reference audio clip accepted (seconds; fish-speech recommends 10-30 s).'),
+  FFMPEG_PATH: text('ffmpeg').describe('ffmpeg binary, used to encode mp3/opus/aac/flac and to change the tempo of fish-speech audio.'),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -5,8 +5,8 @@
  * (WASM). Failures are 400/413/415 envelopes that say what was wrong, never a 500.
  */
 import decodeAudioFile from 'audio-decode';
-import libsamplerate from '@alexanderolsen/libsamplerate-js';
 import { ApiError } from '../errors.ts';
+import { resample } from './resample.ts';
 
 import { STT_SAMPLE_RATE } from '../engines/stt/types.ts';
 
@@ -37,6 +37,8 @@ export function sniffContainer(bytes: Uint8Array): string | undefined {
 
 export interface DecodeLimits {
   maxSeconds: number;
+  /** The setting that holds the limit, named in the 413 message. */
+  setting?: string;
 }
 
 export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimits, param = 'file'): Promise<DecodedAudio> {
@@ -58,7 +60,7 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
   }
   const duration = frames / decoded.sampleRate;
   if (duration > limits.maxSeconds) {
-    throw new ApiError(413, 'invalid_request_error', `The audio is ${duration.toFixed(1)} s long; the limit is ${limits.maxSeconds} s (MAX_AUDIO_SECONDS).`, { param, code: 'audio_too_long' });
+    throw new ApiError(413, 'invalid_request_error', `The audio is ${duration.toFixed(1)} s long; the limit is ${limits.maxSeconds} s (${limits.setting ?? 'MAX_AUDIO_SECONDS'}).`, { param, code: 'audio_too_long' });
   }
   const mono = mixdown(decoded.channelData, frames);
   const samples = decoded.sampleRate === STT_SAMPLE_RATE ? mono : await resample(mono, decoded.sampleRate, STT_SAMPLE_RATE);
@@ -70,14 +72,4 @@ function mixdown(channels: Float32Array[], frames: number): Float32Array {
   const out = new Float32Array(frames);
   for (const channel of channels) for (let i = 0; i < frames; i++) out[i]! += channel[i]! / channels.length;
   return out;
-}
-
-export async function resample(samples: Float32Array, from: number, to: number): Promise<Float32Array> {
-  if (samples.length === 0 || from === to) return samples;
-  const src = await libsamplerate.create(1, from, to, { converterType: libsamplerate.ConverterType.SRC_SINC_FASTEST });
-  try {
-    return src.simple(samples);
-  } finally {
-    src.destroy();
-  }
 }

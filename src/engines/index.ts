@@ -12,6 +12,8 @@ import { EngineRegistry } from './registry.ts';
 import type { SttEngine } from './stt/types.ts';
 import { OpenAiCompatibleStt } from './stt/openai-compatible.ts';
 import { WhisperCppEngine, whisperCppOptions } from './stt/whisper-cpp.ts';
+import { EmbeddedEspeakEngine, espeakOptions } from './tts/embedded-espeak.ts';
+import { OpenAudioEngine, openAudioOptions } from './tts/openaudio.ts';
 import type { TtsEngine } from './tts/types.ts';
 import { UnconfiguredEngine } from './types.ts';
 
@@ -37,10 +39,11 @@ export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
   });
 }
 
-export function createTtsChain(config: Config): TtsEngine[] {
-  return config.TTS_BACKEND.map((id) => new UnconfiguredEngine('tts', id, 'adapter not in this build yet') as unknown as TtsEngine);
+export function createTtsChain(config: Config, deps: EngineDeps): TtsEngine[] {
+  const logger = deps.logger.child({ capability: 'tts' });
+  return config.TTS_BACKEND.map((id): TtsEngine => (id === 'openaudio' ? new OpenAudioEngine(openAudioOptions(config), logger) : new EmbeddedEspeakEngine(espeakOptions(config), logger)));
 }
 
 export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {
-  return new EngineRegistry({ llm: createLlmChain(config, deps), stt: createSttChain(config, deps), tts: createTtsChain(config) }, deps.metrics);
+  return new EngineRegistry({ llm: createLlmChain(config, deps), stt: createSttChain(config, deps), tts: createTtsChain(config, deps) }, deps.metrics);
 }

@@ -17,13 +17,11 @@ interface PendingRoute {
 }
 
 const REST: PendingRoute[] = [
-  { url: '/v1/text-to-speech', needs: ['tts'], summary: 'Synthesize speech (text-to-speech)' },
   { url: '/v1/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'One voice dialogue turn (STT → Gemma → TTS)' },
 ];
 
 const WS: PendingRoute[] = [
   { url: '/ws/stt', needs: ['stt'], summary: 'Streaming speech-to-text (WebSocket)' },
-  { url: '/ws/tts', needs: ['tts'], summary: 'Streaming text-to-speech (WebSocket)' },
   { url: '/ws/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'Full-duplex voice dialogue (WebSocket)' },
 ];
 

@@ -29,7 +29,7 @@ export interface StartOptions {
 
 export async function startApp(options: StartOptions = {}): Promise<TestApp> {
   // Tests never reach for the network: no model downloads unless a test points HF_ENDPOINT at a local stand-in.
-  const config = loadConfig({ LOG_LEVEL: 'debug', STT_BACKEND: 'local', MODEL_DOWNLOAD: 'false', ...options.env });
+  const config = loadConfig({ LOG_LEVEL: 'debug', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', MODEL_DOWNLOAD: 'false', ...options.env });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {

@@ -18,6 +18,9 @@ export interface SynthesisRequest {
   repetitionPenalty?: number;
   maxNewTokens?: number;
   chunkLength?: number;
+  useMemoryCache?: boolean;
+  /** Speaking rate; only passed when the engine said it can speak at that rate itself. */
+  speed?: number;
 }
 
 /** Mono 16-bit PCM at the engine's native rate; the audio layer resamples and encodes. */
@@ -34,6 +37,12 @@ export interface Voice {
 
 export interface TtsEngine extends Engine {
   readonly capability: 'tts';
+  /**
+   * Streams the speech for `request.text`. Errors before the first chunk may be answered by the
+   * next engine in the chain; an abort stops the work at once.
+   */
   synthesize(request: SynthesisRequest, signal: AbortSignal): AsyncIterable<PcmChunk>;
   voices(): Promise<Voice[]>;
+  /** Whether the engine can speak at `speed` itself (otherwise the audio layer changes the tempo). */
+  speaksAt(speed: number): boolean;
 }

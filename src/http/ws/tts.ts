@@ -1,0 +1,220 @@
+/**
+ * WS /ws/tts: text in (whole, or piece by piece as an LLM writes it), speech out. Each complete
+ * sentence is synthesized as soon as it is complete, while more text arrives; `flush` speaks the
+ * rest and ends the utterance. Audio goes out as binary frames in one continuous stream per
+ * utterance (raw PCM16 by default; wav, mp3, opus, flac or aac on request), framed by JSON events.
+ * Protocol: docs/websockets.md and the WS_DOC below.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { encodeSpeech } from '../../audio/encode.ts';
+import { AUDIO_FORMATS, type AudioFormat } from '../../audio/formats.ts';
+import type { SynthesisService } from '../../services/synthesis.ts';
+import { SentenceSplitter } from '../../text/sentences.ts';
+import { AsyncQueue } from '../../util/async-queue.ts';
+import { ApiError } from '../../errors.ts';
+import { toApiError } from '../error-handling.ts';
+import type { WsDocs } from '../ws-docs.ts';
+import { speedSchema } from '../text-to-speech.ts';
+
+const settingsSchema = z.object({
+  voice: z.string().max(200).optional(),
+  reference_id: z.string().max(255).optional(),
+  format: z.enum(AUDIO_FORMATS).optional(),
+  sample_rate: z.number().int().min(8000).max(192_000).optional(),
+  speed: speedSchema.optional(),
+});
+
+const clientMessage = z.discriminatedUnion('type', [
+  settingsSchema.extend({ type: z.literal('config') }),
+  z.object({ type: z.literal('text'), text: z.string() }),
+  z.object({ type: z.literal('flush') }),
+  z.object({ type: z.literal('cancel') }),
+]);
+
+type Settings = z.infer<typeof settingsSchema>;
+
+export const TTS_WS_DOC = {
+  summary: 'Streaming text-to-speech (WebSocket)',
+  tags: ['speech'],
+  description: `Send text as it is written; receive speech as soon as each sentence is complete.
+
+**Client → server** (JSON text frames):
+- \`{"type":"config","voice":"en-us","format":"pcm","sample_rate":24000,"speed":1,"reference_id":"..."}\` — optional, applies from the next utterance. Also settable as query parameters (\`?voice=&format=&sample_rate=&speed=\`).
+- \`{"type":"text","text":"Hello wor"}\` — append text; each sentence is synthesized once complete.
+- \`{"type":"flush"}\` — speak what is left and end the utterance.
+- \`{"type":"cancel"}\` — drop buffered text and stop the utterance in flight.
+
+**Server → client**:
+- \`{"type":"ready","format","sample_rate","voice","request_id"}\` on connect.
+- \`{"type":"start","utterance_id","format","sample_rate","engine"}\` before an utterance's first audio.
+- Binary frames: the audio, one continuous stream per utterance (\`pcm\`: raw 16-bit little-endian mono at \`sample_rate\`; \`opus\`: Ogg Opus pages at 48 kHz; \`wav\` starts with a header).
+- \`{"type":"end","utterance_id","duration_seconds","engine","text"}\` after the utterance's last audio.
+- \`{"type":"cancelled","utterance_id"}\` after a cancel.
+- \`{"type":"error","error":{message,type,param,code},"request_id"}\` — a bad message or a failed synthesis; the socket stays open. Messages over WS_MAX_MESSAGE_BYTES close it with 1009.
+
+\`speed\` changes the embedded voice's rate; fish-speech audio is sent at its own rate on this socket. Engines: TTS_BACKEND (fish-speech, then the embedded voice).`,
+};
+
+interface Utterance {
+  id: number;
+  sentences: AsyncQueue<string>;
+  controller: AbortController;
+  text: string[];
+}
+
+class TtsSocket {
+  private settings: Required<Pick<Settings, 'format' | 'sample_rate'>> & Settings;
+  private readonly splitter = new SentenceSplitter();
+  private current: Utterance | undefined;
+  private tail: Promise<void> = Promise.resolve();
+  private nextId = 1;
+  private readonly active = new Set<Utterance>();
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly request: FastifyRequest,
+    private readonly synthesis: SynthesisService,
+    defaults: { format: AudioFormat; sampleRate: number },
+    query: Settings,
+  ) {
+    this.settings = { format: defaults.format, sample_rate: defaults.sampleRate, ...query };
+  }
+
+  open(): void {
+    this.sendJson({ type: 'ready', format: this.settings.format, sample_rate: this.outputRate(), voice: this.settings.voice ?? null, request_id: this.request.id });
+    this.socket.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    this.socket.on('close', () => {
+      for (const u of this.active) u.controller.abort(new DOMException('socket closed', 'AbortError'));
+    });
+  }
+
+  private outputRate(): number {
+    return this.settings.format === 'opus' ? 48_000 : this.settings.sample_rate;
+  }
+
+  private sendJson(message: object): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private sendError(error: unknown): void {
+    const apiError = toApiError(error as Error);
+    if (apiError.statusCode >= 500) this.request.log.error({ err: error }, '/ws/tts synthesis failed');
+    this.sendJson({ type: 'error', error: apiError.envelope(this.request.id).error, request_id: this.request.id });
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (isBinary) return this.sendError(badMessage('Binary messages are not accepted on /ws/tts; send JSON text frames.'));
+    let parsed: z.infer<typeof clientMessage>;
+    try {
+      const result = clientMessage.safeParse(JSON.parse(data.toString('utf8')));
+      if (!result.success) return this.sendError(badMessage(`Invalid message: ${result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`));
+      parsed = result.data;
+    } catch {
+      return this.sendError(badMessage('Messages must be JSON, e.g. {"type":"text","text":"Hello."}.'));
+    }
+    switch (parsed.type) {
+      case 'config': {
+        const { type: _type, ...settings } = parsed;
+        this.settings = { ...this.settings, ...settings };
+        return;
+      }
+      case 'text':
+        for (const sentence of this.splitter.push(parsed.text)) this.utterance().sentences.push(sentence);
+        return;
+      case 'flush': {
+        for (const sentence of this.splitter.flush()) this.utterance().sentences.push(sentence);
+        const u = this.utterance();
+        u.sentences.end();
+        this.current = undefined;
+        return;
+      }
+      case 'cancel': {
+        this.splitter.flush();
+        const u = this.current;
+        this.current = undefined;
+        for (const open of this.active) open.controller.abort(new DOMException('cancelled by the client', 'AbortError'));
+        this.sendJson({ type: 'cancelled', utterance_id: u?.id ?? null });
+        return;
+      }
+    }
+  }
+
+  /** The utterance collecting sentences now; started (queued behind the previous one) on first use. */
+  private utterance(): Utterance {
+    if (this.current) return this.current;
+    const u: Utterance = { id: this.nextId++, sentences: new AsyncQueue(), controller: new AbortController(), text: [] };
+    this.current = u;
+    this.active.add(u);
+    const settings = { ...this.settings };
+    this.tail = this.tail.then(() => this.speak(u, settings)).finally(() => this.active.delete(u));
+    return u;
+  }
+
+  private async speak(u: Utterance, settings: Settings & { format: AudioFormat; sample_rate: number }): Promise<void> {
+    const signal = u.controller.signal;
+    if (signal.aborted) return;
+    let engine: string | null = null;
+    const synthesis = this.synthesis;
+    const request = this.request;
+    async function* pcm() {
+      for await (const sentence of u.sentences) {
+        u.text.push(sentence);
+        const speech = await synthesis.startPcm({ text: sentence, voice: settings.voice, referenceId: settings.reference_id, speed: settings.speed, format: settings.format }, signal);
+        engine ??= speech.engine;
+        if (speech.tempo !== 1) request.log.debug({ engine: speech.engine }, '/ws/tts: speed not applied (engine cannot change its rate)');
+        yield* speech.chunks;
+      }
+    }
+    const encoded = encodeSpeech(pcm(), { format: settings.format, sampleRate: settings.sample_rate, tempo: 1, ffmpeg: this.synthesis.ffmpeg }, signal);
+    let started = false;
+    try {
+      for await (const bytes of encoded.bytes) {
+        if (!started) {
+          started = true;
+          this.sendJson({ type: 'start', utterance_id: u.id, format: settings.format, sample_rate: encoded.sampleRate, engine });
+        }
+        await new Promise<void>((resolve, reject) => this.socket.send(bytes, (error) => (error ? reject(error) : resolve())));
+      }
+      if (signal.aborted) return;
+      this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round((encoded.samples() / encoded.sampleRate) * 1000) / 1000, engine, text: u.text.join(' ') });
+    } catch (error) {
+      if (signal.aborted || this.socket.readyState !== this.socket.OPEN) return;
+      this.sendError(error);
+      u.sentences.end();
+      for await (const rest of u.sentences) void rest; // the utterance is over: drop what was queued for it
+    }
+  }
+}
+
+function badMessage(message: string): ApiError {
+  return ApiError.badRequest(message, null, 'invalid_message');
+}
+
+export const ttsSocketRoutes: FastifyPluginAsync<{ synthesis: SynthesisService; wsDocs: WsDocs; defaults: { format: AudioFormat; sampleRate: number } }> = async (app, { synthesis, wsDocs, defaults }) => {
+  wsDocs.set('/ws/tts', TTS_WS_DOC);
+  app.get('/ws/tts', { websocket: true }, (socket, request) => {
+    try {
+      synthesis.assertAvailable();
+    } catch (error) {
+      socket.send(JSON.stringify({ type: 'error', error: toApiError(error as Error).envelope(request.id).error, request_id: request.id }));
+      socket.close(1013, 'engine unavailable');
+      return;
+    }
+    const query = settingsSchema.safeParse(coerceQuery(request.query as Record<string, string>));
+    if (!query.success) {
+      socket.send(JSON.stringify({ type: 'error', error: { message: `Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, type: 'invalid_request_error', param: null, code: 'invalid_value' }, request_id: request.id }));
+      socket.close(1008, 'invalid query');
+      return;
+    }
+    new TtsSocket(socket, request, synthesis, defaults, query.data).open();
+  });
+};
+
+function coerceQuery(query: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of ['voice', 'reference_id', 'format'] as const) if (query[key] !== undefined) out[key] = query[key];
+  for (const key of ['sample_rate', 'speed'] as const) if (query[key] !== undefined) out[key] = Number(query[key]);
+  return out;
+}

@@ -1,0 +1,257 @@
+/**
+ * Text-to-speech, shared by /v1/text-to-speech, the OpenAI speech route, /ws/tts and the dialogue
+ * pipeline: input limits (text length, reference audio decoded and checked before any upstream
+ * call), admission (TTS_PARALLEL running, TTS_QUEUE_SIZE waiting), the engine fallback chain
+ * (TTS_BACKEND order; the next engine answers when one is unavailable or fails before its first
+ * audio), the output duration cap, encoding (audio/encode.ts) and metrics.
+ *
+ * `start` does everything that can fail with a clean HTTP status before the first byte — the
+ * first audio chunk is already synthesized when it returns — then hands back the byte stream.
+ */
+import type { Config } from '../config.ts';
+import { decodeToWhisperInput } from '../audio/decode.ts';
+import { assertEncodable, encodeSpeech } from '../audio/encode.ts';
+import type { Ffmpeg } from '../audio/ffmpeg.ts';
+import type { AudioFormat } from '../audio/formats.ts';
+import { finalizeWav } from '../audio/wav.ts';
+import type { EngineRegistry } from '../engines/registry.ts';
+import type { PcmChunk, ReferenceAudio, SynthesisRequest, TtsEngine, Voice } from '../engines/tts/types.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { outcomeOf } from '../observability/metrics.ts';
+import { Admission } from './admission.ts';
+
+export interface SpeechRequest extends SynthesisRequest {
+  format: AudioFormat;
+  /** Output rate (Hz); DEFAULT_AUDIO_SAMPLE_RATE when absent. */
+  sampleRate?: number;
+  /** 0.25–4.0; engines that cannot speak at that rate get a tempo change afterwards. */
+  speed?: number;
+}
+
+export interface Speech {
+  engine: string;
+  format: AudioFormat;
+  contentType: string;
+  sampleRate: number;
+  /** The encoded audio; the first chunk's synthesis is already done. Iterate once. */
+  bytes: AsyncIterable<Buffer>;
+  /** Seconds of audio produced so far (final once `bytes` is exhausted). */
+  durationSeconds(): number;
+  /** Whether MAX_TTS_AUDIO_SECONDS cut the speech short. */
+  truncated(): boolean;
+  /** Milliseconds from `start` to the first synthesized chunk. */
+  firstAudioMs: number;
+}
+
+/** A request field name per surface, so 400s name the field the client sent. */
+export interface FieldNames {
+  text: string;
+  references?: string;
+}
+
+export interface PcmSpeech {
+  engine: string;
+  /** Speed change still to apply (1 when the engine spoke at the requested speed itself). */
+  tempo: number;
+  /** Mono PCM at the engine's rate; the first chunk is already synthesized. Iterate once. */
+  chunks: AsyncIterable<PcmChunk>;
+  firstAudioMs: number;
+  /** Seconds of speech (after the tempo change) produced so far. */
+  seconds(): number;
+  truncated(): boolean;
+}
+
+interface Opened {
+  engine: TtsEngine;
+  tempo: number;
+  iterator: AsyncIterator<PcmChunk>;
+  first: IteratorResult<PcmChunk>;
+  started: number;
+}
+
+const DEPENDENCY: Record<string, string> = { openaudio: 'openaudio', espeak: 'espeak' };
+
+export class SynthesisService {
+  private readonly admission: Admission;
+  private readonly audioSeconds;
+  private readonly rtf;
+  private readonly firstAudio;
+
+  constructor(
+    private readonly config: Config,
+    private readonly engines: EngineRegistry,
+    private readonly metrics: Metrics,
+    readonly ffmpeg: Ffmpeg,
+  ) {
+    const inFlight = metrics.gauge('tts_requests_in_flight', 'Syntheses admitted and not finished.');
+    this.admission = new Admission(config.TTS_PARALLEL, config.TTS_QUEUE_SIZE, 'text-to-speech', (running) => inFlight.set(running));
+    this.audioSeconds = metrics.counter('tts_audio_seconds_total', 'Seconds of speech synthesized.', ['engine']);
+    this.rtf = metrics.histogram('tts_real_time_factor', 'Synthesis time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
+    this.firstAudio = metrics.histogram('tts_time_to_first_audio_seconds', 'Time from admission to the first synthesized audio.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  }
+
+  /** Throws the 503 envelope before any work when no TTS engine is ready. */
+  assertAvailable(): void {
+    this.engines.ready('tts');
+  }
+
+  /** Text checks shared by every surface (empty → 400, too long → 400 naming the limit). */
+  checkText(text: string, param: string): string {
+    if (text.trim().length === 0) throw ApiError.badRequest(`${param} is empty: there is nothing to say.`, param, 'empty_text');
+    if (text.length > this.config.MAX_TTS_TEXT_CHARS) {
+      throw ApiError.badRequest(`${param} is ${text.length} characters long; the limit is ${this.config.MAX_TTS_TEXT_CHARS} (MAX_TTS_TEXT_CHARS).`, param, 'text_too_long');
+    }
+    return text;
+  }
+
+  /** Decodes every reference clip (size, format, duration) so a bad one fails here, not upstream. */
+  async checkReferences(references: ReferenceAudio[] | undefined, param = 'references'): Promise<void> {
+    for (const [i, reference] of (references ?? []).entries()) {
+      const where = `${param}[${i}].audio`;
+      if (reference.audio.length > this.config.MAX_REFERENCE_AUDIO_BYTES) {
+        throw new ApiError(413, 'invalid_request_error', `${where} is ${reference.audio.length} bytes; the limit is ${this.config.MAX_REFERENCE_AUDIO_BYTES} (MAX_REFERENCE_AUDIO_BYTES).`, { param: where, code: 'reference_too_large' });
+      }
+      await decodeToWhisperInput(reference.audio, { maxSeconds: this.config.MAX_REFERENCE_AUDIO_SECONDS, setting: 'MAX_REFERENCE_AUDIO_SECONDS' }, where);
+      if (reference.text.trim().length === 0) throw ApiError.badRequest(`${param}[${i}].text must be the transcript of the reference audio.`, `${param}[${i}].text`, 'invalid_value');
+    }
+  }
+
+  /** Voices of every ready engine, in chain order. */
+  async voices(): Promise<Voice[]> {
+    const chain = this.engines.ready('tts');
+    return (await Promise.all(chain.map((e) => e.voices()))).flat();
+  }
+
+  /**
+   * Synthesizes `request` and returns once the first audio chunk exists, as mono PCM at the
+   * engine's rate (the dialogue pipeline and /ws/tts feed several of these into one encoder).
+   * `tempo` is the speed change still to apply (1 when the engine spoke at the asked speed).
+   */
+  async startPcm(request: SynthesisRequest & { format?: AudioFormat }, signal: AbortSignal, fields: FieldNames = { text: 'text' }): Promise<PcmSpeech> {
+    this.checkText(request.text, fields.text);
+    await this.checkReferences(request.references, fields.references);
+    const speed = request.speed ?? 1;
+    const chain = this.engines.ready('tts');
+    // fail before queueing when even the first engine could not deliver this format/speed
+    if (request.format) assertEncodable(request.format, chain[0]!.speaksAt(speed) ? 1 : speed, this.ffmpeg);
+    const release = await this.admission.acquire(signal);
+    const startedAt = performance.now();
+    try {
+      const opened = await this.open(chain, request, speed, signal);
+      return this.track(opened, release, startedAt, signal);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  /** Synthesizes and encodes `request` (see `startPcm`). */
+  async start(request: SpeechRequest, signal: AbortSignal, fields?: FieldNames): Promise<Speech> {
+    const pcm = await this.startPcm(request, signal, fields);
+    const encoded = encodeSpeech(pcm.chunks, { format: request.format, sampleRate: request.sampleRate ?? this.config.DEFAULT_AUDIO_SAMPLE_RATE, tempo: pcm.tempo, ffmpeg: this.ffmpeg }, signal);
+    return {
+      engine: pcm.engine,
+      format: request.format,
+      contentType: encoded.contentType,
+      sampleRate: encoded.sampleRate,
+      bytes: encoded.bytes,
+      durationSeconds: () => encoded.samples() / encoded.sampleRate / pcm.tempo,
+      truncated: pcm.truncated,
+      firstAudioMs: pcm.firstAudioMs,
+    };
+  }
+
+  /** Tries each engine until one yields its first chunk. */
+  private async open(chain: TtsEngine[], request: SynthesisRequest & { format?: AudioFormat }, speed: number, signal: AbortSignal): Promise<Opened> {
+    let lastError: unknown;
+    for (const engine of chain) {
+      const native = engine.speaksAt(speed);
+      const tempo = native ? 1 : speed;
+      const started = performance.now();
+      try {
+        if (request.format) assertEncodable(request.format, tempo, this.ffmpeg);
+        const iterator = engine.synthesize({ ...request, speed: native ? speed : undefined }, signal)[Symbol.asyncIterator]();
+        const first = await iterator.next();
+        return { engine, tempo, iterator, first, started };
+      } catch (error) {
+        this.metrics.dependencyDuration.observe({ dependency: DEPENDENCY[engine.id] ?? engine.id, operation: 'synthesize', outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
+        const retryable = !(error instanceof ApiError) || error.statusCode >= 500;
+        if (signal.aborted || !retryable) throw error;
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  /** The PCM stream with the duration cap, admission release and metrics, each exactly once. */
+  private track(opened: Opened, release: () => void, startedAt: number, signal: AbortSignal): PcmSpeech {
+    const { engine, tempo, iterator } = opened;
+    const firstAudioMs = performance.now() - startedAt;
+    this.firstAudio.observe({ engine: engine.id }, firstAudioMs / 1000);
+    const maxSeconds = this.config.MAX_TTS_AUDIO_SECONDS * tempo; // the cap applies to what the client hears
+    let sourceSeconds = 0;
+    let cut = false;
+    let done = false;
+    let consuming = false;
+    const finish = (outcome: string) => {
+      if (done) return;
+      done = true;
+      release();
+      const elapsed = (performance.now() - opened.started) / 1000;
+      this.metrics.dependencyDuration.observe({ dependency: DEPENDENCY[engine.id] ?? engine.id, operation: 'synthesize', outcome }, elapsed);
+      if (outcome === 'success' && sourceSeconds > 0) {
+        this.audioSeconds.inc({ engine: engine.id }, sourceSeconds / tempo);
+        this.rtf.observe({ engine: engine.id }, elapsed / (sourceSeconds / tempo));
+      }
+    };
+    // a client that leaves before reading anything still frees the slot and stops the engine
+    signal.addEventListener(
+      'abort',
+      () => {
+        if (!consuming) {
+          void iterator.return?.();
+          finish('aborted');
+        }
+      },
+      { once: true },
+    );
+
+    async function* chunks(): AsyncGenerator<PcmChunk> {
+      consuming = true;
+      let next = opened.first;
+      try {
+        while (!next.done) {
+          const chunk = next.value;
+          const room = Math.floor((maxSeconds - sourceSeconds) * chunk.sampleRate);
+          if (chunk.samples.length >= room) {
+            if (room > 0) yield { samples: chunk.samples.subarray(0, room), sampleRate: chunk.sampleRate };
+            sourceSeconds = maxSeconds;
+            cut = true;
+            break;
+          }
+          sourceSeconds += chunk.samples.length / chunk.sampleRate;
+          yield chunk;
+          next = await iterator.next();
+        }
+        finish('success');
+      } catch (error) {
+        finish(outcomeOf(error));
+        throw error;
+      } finally {
+        if (!next.done) await iterator.return?.();
+        finish('aborted');
+      }
+    }
+
+    return { engine: engine.id, tempo, chunks: chunks(), firstAudioMs, seconds: () => sourceSeconds / tempo, truncated: () => cut };
+  }
+
+  /** The whole speech in one buffer (for JSON answers); wav gets its real sizes. */
+  async collect(speech: Speech): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of speech.bytes) parts.push(part);
+    const all = Buffer.concat(parts);
+    return speech.format === 'wav' ? finalizeWav(all) : all;
+  }
+}

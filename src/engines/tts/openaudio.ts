@@ -176,7 +176,9 @@ export class OpenAudioEngine implements TtsEngine {
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       const apiError = error instanceof ApiError ? error : this.transportError(error, timeoutMs);
-      if (apiError.code === 'upstream_unreachable' || apiError.code === 'upstream_timeout') this.markDown(error);
+      // the connection failed on every attempt: probe /v1/health now, so a server that is really
+      // down is reported (and skipped by the chain) until it is back
+      if (apiError.code === 'upstream_unreachable' || apiError.code === 'upstream_timeout') void this.load();
       throw apiError;
     }
     this.markUp();

@@ -86,8 +86,14 @@ class TtsSocket {
     this.sendJson({ type: 'ready', format: this.settings.format, sample_rate: this.outputRate(), voice: this.settings.voice ?? null, request_id: this.request.id });
     this.socket.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     this.socket.on('close', () => {
-      for (const u of this.active) u.controller.abort(new DOMException('socket closed', 'AbortError'));
+      for (const u of this.active) this.stop(u, 'socket closed');
     });
+  }
+
+  /** Aborts an utterance's work and ends its sentence queue (it may be waiting for more text). */
+  private stop(u: Utterance, why: string): void {
+    u.controller.abort(new DOMException(why, 'AbortError'));
+    u.sentences.end();
   }
 
   private outputRate(): number {
@@ -134,7 +140,7 @@ class TtsSocket {
         this.splitter.flush();
         const u = this.current;
         this.current = undefined;
-        for (const open of this.active) open.controller.abort(new DOMException('cancelled by the client', 'AbortError'));
+        for (const open of this.active) this.stop(open, 'cancelled by the client');
         this.sendJson({ type: 'cancelled', utterance_id: u?.id ?? null });
         return;
       }

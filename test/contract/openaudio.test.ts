@@ -1,0 +1,237 @@
+/**
+ * The fish-speech (OpenAudio-S1-mini) adapter against a local fake that follows its published
+ * schema: the MessagePack body field by field, bearer auth, the streamed WAV, retries on
+ * 502/503/504 only, 4xx mapping, timeouts, malformed audio, fallback to the embedded voice,
+ * reference validation before any upstream call, health and voices.
+ */
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { startApp, type TestApp } from '../helpers/app.ts';
+import { wav } from '../helpers/audio.ts';
+import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
+import { FISH_SAMPLE_RATE, SECONDS_PER_CHAR, startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.ts';
+
+const LIGHT = { GEMMA_MODEL: '/absent.gguf', ENABLE_LOCAL_WHISPER: 'false' };
+
+interface Reply {
+  engine: string;
+  audio_base64: string;
+  error: { message: string; type: string; code: string };
+}
+
+async function speak(t: TestApp, body: Record<string, unknown>) {
+  const res = await fetch(`${t.url}/v1/text-to-speech`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Reply };
+}
+
+async function waitForReady(t: TestApp): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await fetch(`${t.url}/health/ready`)).status === 200) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('OpenAudio through the fish-speech API server (fake)', () => {
+  let fake: FakeFishSpeech;
+  const apps: TestApp[] = [];
+  const app = async (env: Record<string, string> = {}) => {
+    const t = await startApp({ env: { ...LIGHT, TTS_BACKEND: 'openaudio', OPENAUDIO_API_BASE: fake.url, OPENAUDIO_API_KEY: 'fish-key', OPENAUDIO_MAX_RETRIES: '2', ...env } });
+    apps.push(t);
+    return t;
+  };
+  let t: TestApp;
+  before(async () => {
+    fake = await startFakeFishSpeech({ apiKey: 'fish-key' });
+    t = await app();
+  });
+  after(async () => {
+    for (const a of apps) await a.close();
+    await fake.close();
+  });
+  beforeEach(() => {
+    fake.requests.length = 0;
+    fake.failures = [];
+    fake.delayMs = 0;
+    fake.chunkDelayMs = 0;
+    fake.malformed = false;
+    fake.cutAfterHeader = false;
+  });
+
+  it('sends the published ServeTTSRequest as MessagePack with the bearer key; relays the streamed audio', async () => {
+    const reference = wav(1.5, { rate: 22050 });
+    const text = 'Hello from OpenAudio. This is a second sentence.';
+    const res = await speak(t, {
+      text,
+      format: 'wav',
+      sample_rate: FISH_SAMPLE_RATE,
+      references: [{ audio: reference.toString('base64'), text: 'the reference transcript' }],
+      seed: 42,
+      temperature: 0.7,
+      top_p: 0.9,
+      repetition_penalty: 1.2,
+      max_new_tokens: 900,
+      chunk_length: 150,
+      normalize: false,
+      use_memory_cache: 'on',
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.engine, 'openaudio');
+    assert.equal(res.headers.get('x-tts-engine'), 'openaudio');
+    const sent = fake.requests.at(-1)!;
+    assert.equal(sent.contentType, 'application/msgpack');
+    assert.equal(sent.authorization, 'Bearer fish-key');
+    const { references, ...fields } = sent.body as { references: { audio: Uint8Array; text: string }[] };
+    assert.deepEqual(fields, {
+      text,
+      format: 'wav',
+      streaming: true,
+      normalize: false,
+      reference_id: null,
+      chunk_length: 150,
+      seed: 42,
+      use_memory_cache: 'on',
+      max_new_tokens: 900,
+      top_p: 0.9,
+      repetition_penalty: 1.2,
+      temperature: 0.7,
+    });
+    assert.equal(references.length, 1);
+    assert.ok(references[0]!.audio instanceof Uint8Array, 'reference audio travels as msgpack bytes');
+    assert.deepEqual(Buffer.from(references[0]!.audio), reference);
+    assert.equal(references[0]!.text, 'the reference transcript');
+    // the fake speaks 60 ms per character of each text chunk: what we got is what it sent
+    const expected = text.length * SECONDS_PER_CHAR;
+    const decoded = decodeWithFfmpeg(Buffer.from(res.body.audio_base64, 'base64'));
+    assert.equal(decoded.sampleRate, FISH_SAMPLE_RATE);
+    assert.ok(Math.abs(decoded.seconds - expected) < 0.1, `${decoded.seconds}s vs ${expected}s`);
+    assert.ok(decoded.rms > 0.15, 'the tone came through');
+  });
+
+  it('leaves fish-speech defaults alone; voice names a reference id when the server has it', async () => {
+    await speak(t, { text: 'Defaults.', voice: 'narrator' });
+    assert.deepEqual(fake.requests.at(-1)!.body, { text: 'Defaults.', format: 'wav', streaming: true, normalize: true, references: [], reference_id: 'narrator' });
+    await speak(t, { text: 'Explicit.', reference_id: 'other' });
+    assert.equal(fake.requests.at(-1)!.body.reference_id, 'other');
+  });
+
+  it('streams: first bytes arrive before the upstream has finished', async () => {
+    fake.chunkDelayMs = 300;
+    const started = Date.now();
+    const res = await fetch(`${t.url}/v1/text-to-speech`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: `${'word '.repeat(40)}end. ${'more '.repeat(40)}done.`, stream: true, chunk_length: 100 }),
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    const first = Date.now() - started;
+    let rest = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += value.length;
+    }
+    const total = Date.now() - started;
+    assert.ok(rest > 0);
+    assert.ok(total - first >= 500, `first bytes at ${first} ms, end at ${total} ms`);
+  });
+
+  it('retries 502/503/504 with backoff, then succeeds', async () => {
+    fake.failures = [503, 502];
+    const res = await speak(t, { text: 'Third time lucky.' });
+    assert.equal(res.status, 200);
+    assert.equal(fake.requests.length, 3);
+  });
+
+  it('never retries a 4xx or a 500; maps them onto the envelope with the upstream message', async () => {
+    fake.failures = [500];
+    const failed = await speak(t, { text: 'Boom.' });
+    assert.equal(failed.status, 502);
+    assert.equal(failed.body.error.code, 'upstream_failed');
+    assert.match(failed.body.error.message, /scripted failure 500/);
+    assert.equal(fake.requests.length, 1);
+
+    fake.requests.length = 0;
+    fake.failures = [422];
+    const rejected = await speak(t, { text: 'Refused.' });
+    assert.equal(rejected.status, 400);
+    assert.equal(rejected.body.error.code, 'upstream_rejected');
+    assert.equal(fake.requests.length, 1);
+  });
+
+  it('gives up after OPENAUDIO_MAX_RETRIES and answers 502 when it stays down', async () => {
+    fake.failures = [503, 503, 503, 503];
+    const res = await speak(t, { text: 'Down.' });
+    assert.equal(res.status, 502);
+    assert.equal(res.body.error.type, 'upstream_error');
+    assert.equal(fake.requests.length, 3);
+  });
+
+  it('a wrong key: 502 upstream_auth telling the operator to check OPENAUDIO_API_KEY', async () => {
+    const wrong = await app({ OPENAUDIO_API_KEY: 'wrong' });
+    const res = await speak(wrong, { text: 'Who am I?' });
+    // the health probe fails with 401 too, so the engine is reported down
+    assert.ok(res.status === 502 || res.status === 503, String(res.status));
+    assert.match(res.body.error.message, /401|OPENAUDIO_API_KEY/);
+  });
+
+  it('times out a silent upstream with 504 (OPENAUDIO_TIMEOUT_SECONDS)', async () => {
+    const impatient = await app({ OPENAUDIO_TIMEOUT_SECONDS: '1', OPENAUDIO_MAX_RETRIES: '0' });
+    fake.delayMs = 2500;
+    const res = await speak(impatient, { text: 'Slow.' });
+    assert.equal(res.status, 504);
+    assert.equal(res.body.error.code, 'upstream_timeout');
+  });
+
+  it('malformed audio → 502 upstream_bad_audio, never a 500', async () => {
+    fake.malformed = true;
+    const res = await speak(t, { text: 'Garbage.' });
+    assert.equal(res.status, 502);
+    assert.equal(res.body.error.code, 'upstream_bad_audio');
+  });
+
+  it('checks reference audio before any upstream call', async () => {
+    const res = await speak(t, { text: 'Clone me.', references: [{ audio: Buffer.from('definitely not audio bytes').toString('base64'), text: 'x' }] });
+    assert.equal(res.status, 415);
+    assert.equal(fake.requests.length, 0);
+  });
+
+  it('falls back to the embedded voice before the first byte; the response names the engine', async () => {
+    const chain = await app({ TTS_BACKEND: 'openaudio,embedded', OPENAUDIO_MAX_RETRIES: '0' });
+    fake.failures = [503];
+    const res = await speak(chain, { text: 'Fallback voice.' });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.engine, 'espeak');
+    const healthy = await speak(chain, { text: 'Back on OpenAudio.' });
+    assert.equal(healthy.body.engine, 'openaudio');
+  });
+
+  it('a fish-speech server that is down: readiness says so and the chain answers from the embedded voice', async () => {
+    const down = await app({ TTS_BACKEND: 'openaudio,embedded', OPENAUDIO_API_BASE: 'http://127.0.0.1:1' });
+    const ready = (await (await fetch(`${down.url}/health/ready`)).json()) as { capabilities: { tts: { status: string; engines: { engine: string; status: string; detail?: string }[] } } };
+    const openaudio = ready.capabilities.tts.engines.find((e) => e.engine === 'openaudio')!;
+    assert.equal(openaudio.status, 'error');
+    assert.match(openaudio.detail!, /unreachable.*OPENAUDIO_API_BASE/);
+    assert.equal(ready.capabilities.tts.status, 'ready');
+    const res = await speak(down, { text: 'Still speaking.' });
+    assert.equal(res.body.engine, 'espeak');
+    const alone = await app({ OPENAUDIO_API_BASE: 'http://127.0.0.1:1' });
+    const refused = await speak(alone, { text: 'Nobody home.' });
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.error.message, /fish-speech server at http:\/\/127\.0\.0\.1:1 is unreachable/);
+  });
+
+  it('a stream cut mid-way ends the response (no hang, no 500)', async () => {
+    fake.cutAfterHeader = true;
+    const res = await speak(t, { text: 'Cut short.' });
+    assert.equal(res.status, 502);
+    assert.equal(res.body.error.type, 'upstream_error');
+  });
+
+  it('lists the server references as voices', async () => {
+    await waitForReady(t);
+    const list = (await (await fetch(`${t.url}/v1/audio/voices`)).json()) as { voices: { id: string; engine: string }[] };
+    assert.deepEqual(list.voices, [{ id: 'narrator', name: 'narrator', engine: 'openaudio' }], JSON.stringify(list));
+  });
+});

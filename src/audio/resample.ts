@@ -23,10 +23,20 @@ export interface StreamResampler {
   close(): void;
 }
 
+type Converter = Awaited<ReturnType<typeof libsamplerate.create>>;
+
+/**
+ * Idle converters by rate pair. Creating one instantiates a WASM module (~10 ms, and its first
+ * calls run cold), which would land on every synthesis' first chunk; a reset one is reused instead.
+ */
+const idle = new Map<string, Converter[]>();
+const POOL_PER_PAIR = 8;
+
 /** A converter for one mono stream from `from` Hz to `to` Hz; pass-through when they match. */
 export async function createStreamResampler(from: number, to: number): Promise<StreamResampler> {
   if (from === to) return { push: (samples) => samples, close: () => {} };
-  const src = await libsamplerate.create(1, from, to, { converterType: QUALITY });
+  const key = `${from}:${to}`;
+  const src = idle.get(key)?.pop() ?? (await libsamplerate.create(1, from, to, { converterType: QUALITY }));
   let closed = false;
   return {
     push(samples) {
@@ -34,8 +44,13 @@ export async function createStreamResampler(from: number, to: number): Promise<S
       return float32ToInt16(src.full(int16ToFloat32(samples)));
     },
     close() {
-      if (!closed) src.destroy();
+      if (closed) return;
       closed = true;
+      const pool = idle.get(key) ?? [];
+      if (pool.length >= POOL_PER_PAIR) return src.destroy();
+      src.inputSampleRate = from; // re-initializes the filter state for the next stream
+      pool.push(src);
+      idle.set(key, pool);
     },
   };
 }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { atempoFilter } from '../../src/audio/ffmpeg.ts';
+import { createStreamResampler } from '../../src/audio/resample.ts';
 import { finalizeWav, WavFormatError, WavStreamReader, wavHeader } from '../../src/audio/wav.ts';
 import { SentenceSplitter, splitSentences } from '../../src/text/sentences.ts';
 
@@ -78,5 +79,21 @@ describe('atempoFilter', () => {
       }
       assert.ok(Math.abs(product(filter) - speed) < 1e-5, `${speed}: ${filter}`);
     }
+  });
+});
+
+describe('createStreamResampler', () => {
+  it('a pooled converter starts clean: the same input gives the same output as a fresh one', async () => {
+    const input = Int16Array.from({ length: 4410 }, (_, i) => Math.round(Math.sin(i / 7) * 10000));
+    const run = async () => {
+      const r = await createStreamResampler(22050, 24000);
+      const out = [...r.push(input.subarray(0, 2205)), ...r.push(input.subarray(2205))];
+      r.close();
+      return out;
+    };
+    const first = await run();
+    const second = await run(); // reuses the converter the first run released
+    assert.ok(first.length > 4600 && first.length <= 4800, String(first.length));
+    assert.deepEqual(second, first);
   });
 });

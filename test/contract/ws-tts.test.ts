@@ -1,6 +1,11 @@
 /** WS /ws/tts on the real embedded voice: incremental text, sentence-level start, flush, cancel, formats, errors. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
@@ -164,6 +169,16 @@ describe('WS /ws/tts', () => {
     c.send({ type: 'flush' });
     await c.next('end');
     c.ws.close();
+  });
+
+  it('the documented client example (examples/tts-websocket.mjs) runs against it', async () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tts-example-')), 'speech.wav');
+    const { stdout } = await promisify(execFile)(process.execPath, ['examples/tts-websocket.mjs', out], { env: { ...process.env, GEMMA_API_URL: t.wsUrl } });
+    const result = JSON.parse(stdout) as { duration_seconds: number; engine: string };
+    assert.equal(result.engine, 'espeak');
+    const decoded = decodeWithFfmpeg(fs.readFileSync(out));
+    assert.equal(decoded.sampleRate, 24000);
+    assert.ok(Math.abs(decoded.seconds - result.duration_seconds) < 0.01 && decoded.rms > 0.02);
   });
 
   it('closing the socket mid-utterance frees the synthesis slot', async () => {

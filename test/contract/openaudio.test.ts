@@ -24,12 +24,51 @@ async function speak(t: TestApp, body: Record<string, unknown>) {
   return { status: res.status, headers: res.headers, body: (await res.json()) as Reply };
 }
 
+/** Waits until the openaudio engine reports ready (the LLM is absent in these tests, so overall readiness never is). */
 async function waitForReady(t: TestApp): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    if ((await fetch(`${t.url}/health/ready`)).status === 200) return;
+    const body = (await (await fetch(`${t.url}/health/ready`)).json()) as { capabilities: { tts: { engines: { engine: string; status: string }[] } } };
+    if (body.capabilities.tts.engines.find((e) => e.engine === 'openaudio')?.status === 'ready') return;
     await new Promise((r) => setTimeout(r, 20));
   }
+  throw new Error('openaudio never became ready');
 }
+
+describe('the fish-speech stand-in follows the published server behaviour', () => {
+  let fake: FakeFishSpeech;
+  before(async () => {
+    fake = await startFakeFishSpeech({ apiKey: 'k' });
+  });
+  after(() => fake.close());
+  const post = (body: BodyInit, contentType: string, key = 'k') => fetch(`${fake.url}/v1/tts`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${key}` }, body });
+
+  it('accepts JSON and multipart as well as MessagePack; 415 otherwise; 401 without the key', async () => {
+    const json = await post(JSON.stringify({ text: 'json body', format: 'pcm' }), 'application/json');
+    assert.equal(json.status, 200);
+    assert.equal((await json.arrayBuffer()).byteLength, Math.round('json body'.length * SECONDS_PER_CHAR * FISH_SAMPLE_RATE) * 2);
+    const form = new FormData();
+    form.set('text', 'multipart body');
+    form.set('format', 'wav');
+    const multipart = await fetch(`${fake.url}/v1/tts`, { method: 'POST', headers: { authorization: 'Bearer k' }, body: form });
+    assert.equal(multipart.status, 200);
+    assert.equal(Buffer.from(await multipart.arrayBuffer()).toString('latin1', 0, 4), 'RIFF');
+    const plain = await post('text', 'text/plain');
+    assert.equal(plain.status, 415);
+    assert.match(plain.headers.get('accept') ?? '', /application\/msgpack/);
+    const denied = await post(JSON.stringify({ text: 'x' }), 'application/json', 'wrong');
+    assert.equal(denied.status, 401);
+    assert.deepEqual(await denied.json(), { statusCode: 401, message: 'Invalid or missing API key', error: 'Unauthorized' });
+  });
+
+  it('validates like pydantic (422) and refuses streaming in anything but wav (400)', async () => {
+    const bad = await post(JSON.stringify({ text: 'x', chunk_length: 50, top_p: 2 }), 'application/json');
+    assert.equal(bad.status, 422);
+    assert.deepEqual(((await bad.json()) as { message: string[] }).message, ['chunk_length: must be an integer in [100, 1000]', 'top_p: must be a number in [0.1, 1]']);
+    const stream = await post(JSON.stringify({ text: 'x', streaming: true, format: 'pcm' }), 'application/json');
+    assert.equal(stream.status, 400);
+    assert.equal(((await stream.json()) as { message: string }).message, 'Streaming only supports WAV format');
+  });
+});
 
 describe('OpenAudio through the fish-speech API server (fake)', () => {
   let fake: FakeFishSpeech;
@@ -135,6 +174,23 @@ describe('OpenAudio through the fish-speech API server (fake)', () => {
     const total = Date.now() - started;
     assert.ok(rest > 0);
     assert.ok(total - first >= 500, `first bytes at ${first} ms, end at ${total} ms`);
+  });
+
+  it('a client that disconnects stops the upstream synthesis', async () => {
+    fake.chunkDelayMs = 150;
+    const controller = new AbortController();
+    const res = await fetch(`${t.url}/v1/text-to-speech`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'word '.repeat(200), stream: true, chunk_length: 100 }),
+      signal: controller.signal,
+    });
+    await res.body!.getReader().read();
+    const before = fake.abandoned;
+    controller.abort();
+    const deadline = Date.now() + 3000;
+    while (fake.abandoned === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(fake.abandoned, before + 1, 'fish-speech saw its client go away');
   });
 
   it('retries 502/503/504 with backoff, then succeeds', async () => {

@@ -37,6 +37,8 @@ export interface FakeFishSpeech {
   malformed: boolean;
   /** Destroy the socket after sending the header (mid-stream failure). */
   cutAfterHeader: boolean;
+  /** Streams whose client went away before the last chunk. */
+  abandoned: number;
   references: string[];
   close: () => Promise<void>;
 }
@@ -141,6 +143,7 @@ export async function startFakeFishSpeech(options: { apiKey?: string } = {}): Pr
     chunkDelayMs: 0,
     malformed: false,
     cutAfterHeader: false,
+    abandoned: 0,
     references: ['narrator'],
     close: () =>
       new Promise<void>((resolve) => {
@@ -196,7 +199,10 @@ export async function startFakeFishSpeech(options: { apiKey?: string } = {}): Pr
       if (state.cutAfterHeader) return void res.destroy();
       for (const chunk of chunks) {
         if (state.chunkDelayMs) await new Promise((r) => setTimeout(r, state.chunkDelayMs));
-        if (res.destroyed) return;
+        if (res.destroyed) {
+          state.abandoned++;
+          return;
+        }
         res.write(tone(chunk.length));
       }
       return void res.end();

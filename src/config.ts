@@ -198,6 +198,22 @@ export const configSchema = z.object({
   MAX_REFERENCE_AUDIO_BYTES: int(10_485_760, 1024, 268_435_456).describe('Largest reference (voice-cloning) audio clip accepted (bytes).'),
   MAX_REFERENCE_AUDIO_SECONDS: num(30, 1, 600).describe('Longest reference audio clip accepted (seconds; fish-speech recommends 10-30 s).'),
   FFMPEG_PATH: text('ffmpeg').describe('ffmpeg binary, used to encode mp3/opus/aac/flac and to change the tempo of fish-speech audio.'),
+
+  // --- voice dialogue and session memory
+  REDIS_URL: optionalText().describe('Redis for session memory shared by several replicas (redis://host:6379/0). Unset: sessions live in this process.'),
+  SESSION_TTL_SECONDS: int(3600, 10, 31_536_000).describe('A session is forgotten this long after its last turn.'),
+  SESSION_MAX_SESSIONS: int(10_000, 1, 10_000_000).describe('Sessions kept in process memory (least recently used dropped first; in-process store only).'),
+  SESSION_MAX_STORED_TURNS: int(200, 2, 100_000).describe('Turns stored per session (oldest dropped first).'),
+  SESSION_HISTORY_TURNS: int(20, 0, 10_000).describe('Most history turns (user and assistant messages) sent to the model with a new turn.'),
+  SESSION_HISTORY_TOKENS: int(2048, 0, 1_000_000).describe('Most history sent to the model, in tokens (estimated at 4 characters per token); older turns are left out.'),
+  SESSION_REDIS_FALLBACK: bool(false).describe('When Redis is unreachable, keep serving with in-process memory (and say so in responses) instead of answering 503.'),
+  DIALOGUE_SYSTEM_PROMPT: text('You are a helpful, friendly assistant.').describe('System prompt of every dialogue turn.'),
+  DIALOGUE_VOICE_PROMPT: text('Your reply will be spoken aloud: answer in one to three short sentences of plain spoken language, with no markdown, lists, emoji or code.').describe(
+    'Added to the system prompt when the reply is spoken (audio in the response modalities).',
+  ),
+  DIALOGUE_TEXT_PROMPT: text('Answer concisely.').describe('Added to the system prompt when the reply is text only.'),
+  DIALOGUE_PROMPTS_FILE: optionalText().describe('A JSON file {"system","voice","text"} overriding the three dialogue prompts (read at start-up).'),
+  DIALOGUE_MAX_TOKENS: int(256, 1, 1_048_576).describe('Default max_tokens of a dialogue reply (capped by LLM_MAX_TOKENS).'),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -220,6 +236,9 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   }
   if (env.API_KEYS_FILE?.trim() && !fs.existsSync(env.API_KEYS_FILE.trim())) {
     problems.push(`API_KEYS_FILE: file not found: ${env.API_KEYS_FILE.trim()}`);
+  }
+  if (env.DIALOGUE_PROMPTS_FILE?.trim() && !fs.existsSync(env.DIALOGUE_PROMPTS_FILE.trim())) {
+    problems.push(`DIALOGUE_PROMPTS_FILE: file not found: ${env.DIALOGUE_PROMPTS_FILE.trim()}`);
   }
   if ((env.LLM_BACKEND ?? '').trim().toLowerCase() === 'openai' && !env.LLM_MODEL?.trim()) {
     problems.push('LLM_MODEL: LLM_BACKEND=openai needs the model name the remote server serves');

@@ -70,6 +70,26 @@ interface Opened {
   started: number;
 }
 
+export interface SentenceSettings {
+  voice?: string;
+  referenceId?: string;
+  speed?: number;
+  format: AudioFormat;
+  sampleRate?: number;
+}
+
+export interface SpokenSentences {
+  bytes: AsyncIterable<Buffer>;
+  format: AudioFormat;
+  contentType: string;
+  sampleRate: number;
+  /** The engine of the first sentence (null before it started). */
+  engine(): string | null;
+  /** The sentences whose synthesis has started, in order. */
+  spoken(): string[];
+  durationSeconds(): number;
+}
+
 const DEPENDENCY: Record<string, string> = { openaudio: 'openaudio', espeak: 'espeak' };
 
 export class SynthesisService {
@@ -245,6 +265,36 @@ export class SynthesisService {
     }
 
     return { engine: engine.id, tempo, chunks: chunks(), firstAudioMs, seconds: () => sourceSeconds / tempo, truncated: () => cut };
+  }
+
+  /**
+   * Speaks sentences as they arrive, in order, as one continuous encoded stream (one encoder for
+   * all of them, so an Ogg/MP3 stream stays one stream). Each sentence is synthesized when the
+   * previous one has been delivered; the first starts as soon as it arrives. Used by /ws/tts and
+   * the dialogue pipeline. `speed` applies where the engine can speak at it (no tempo change here).
+   */
+  speakSentences(sentences: AsyncIterable<string>, settings: SentenceSettings, signal: AbortSignal): SpokenSentences {
+    let engine: string | null = null;
+    const spoken: string[] = [];
+    const startPcm = this.startPcm.bind(this);
+    async function* pcm(): AsyncGenerator<PcmChunk> {
+      for await (const sentence of sentences) {
+        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: settings.speed, format: settings.format }, signal);
+        engine ??= speech.engine;
+        spoken.push(sentence);
+        yield* speech.chunks;
+      }
+    }
+    const encoded = encodeSpeech(pcm(), { format: settings.format, sampleRate: settings.sampleRate ?? this.config.DEFAULT_AUDIO_SAMPLE_RATE, tempo: 1, ffmpeg: this.ffmpeg }, signal);
+    return {
+      bytes: encoded.bytes,
+      format: settings.format,
+      contentType: encoded.contentType,
+      sampleRate: encoded.sampleRate,
+      engine: () => engine,
+      spoken: () => spoken,
+      durationSeconds: () => encoded.samples() / encoded.sampleRate,
+    };
   }
 
   /** The whole speech in one buffer (for JSON answers); wav gets its real sizes. */

@@ -40,7 +40,7 @@ describe('the fish-speech stand-in follows the published server behaviour', () =
     fake = await startFakeFishSpeech({ apiKey: 'k' });
   });
   after(() => fake.close());
-  const post = (body: BodyInit, contentType: string, key = 'k') => fetch(`${fake.url}/v1/tts`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${key}` }, body });
+  const post = (body: string, contentType: string, key = 'k') => fetch(`${fake.url}/v1/tts`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${key}` }, body });
 
   it('accepts JSON and multipart as well as MessagePack; 415 otherwise; 401 without the key', async () => {
     const json = await post(JSON.stringify({ text: 'json body', format: 'pcm' }), 'application/json');

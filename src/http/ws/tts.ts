@@ -8,7 +8,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { encodeSpeech } from '../../audio/encode.ts';
 import { AUDIO_FORMATS, type AudioFormat } from '../../audio/formats.ts';
 import type { SynthesisService } from '../../services/synthesis.ts';
 import { SentenceSplitter } from '../../text/sentences.ts';
@@ -161,30 +160,27 @@ class TtsSocket {
   private async speak(u: Utterance, settings: Settings & { format: AudioFormat; sample_rate: number }): Promise<void> {
     const signal = u.controller.signal;
     if (signal.aborted) return;
-    let engine: string | null = null;
-    const synthesis = this.synthesis;
-    const request = this.request;
-    async function* pcm() {
-      for await (const sentence of u.sentences) {
-        u.text.push(sentence);
-        const speech = await synthesis.startPcm({ text: sentence, voice: settings.voice, referenceId: settings.reference_id, speed: settings.speed, format: settings.format }, signal);
-        engine ??= speech.engine;
-        if (speech.tempo !== 1) request.log.debug({ engine: speech.engine }, '/ws/tts: speed not applied (engine cannot change its rate)');
-        yield* speech.chunks;
-      }
-    }
-    const encoded = encodeSpeech(pcm(), { format: settings.format, sampleRate: settings.sample_rate, tempo: 1, ffmpeg: this.synthesis.ffmpeg }, signal);
+    const encoded = this.synthesis.speakSentences(
+      (async function* () {
+        for await (const sentence of u.sentences) {
+          u.text.push(sentence);
+          yield sentence;
+        }
+      })(),
+      { voice: settings.voice, referenceId: settings.reference_id, speed: settings.speed, format: settings.format, sampleRate: settings.sample_rate },
+      signal,
+    );
     let started = false;
     try {
       for await (const bytes of encoded.bytes) {
         if (!started) {
           started = true;
-          this.sendJson({ type: 'start', utterance_id: u.id, format: settings.format, sample_rate: encoded.sampleRate, engine });
+          this.sendJson({ type: 'start', utterance_id: u.id, format: settings.format, sample_rate: encoded.sampleRate, engine: encoded.engine() });
         }
         await new Promise<void>((resolve, reject) => this.socket.send(bytes, (error) => (error ? reject(error) : resolve())));
       }
       if (signal.aborted) return;
-      this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round((encoded.samples() / encoded.sampleRate) * 1000) / 1000, engine, text: u.text.join(' ') });
+      this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round(encoded.durationSeconds() * 1000) / 1000, engine: encoded.engine(), text: u.text.join(' ') });
     } catch (error) {
       if (signal.aborted || this.socket.readyState !== this.socket.OPEN) return;
       this.sendError(error);

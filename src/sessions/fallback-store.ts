@@ -1,0 +1,57 @@
+/**
+ * Redis first; while Redis is unreachable, process memory (SESSION_REDIS_FALLBACK=true). Turns
+ * written during an outage stay in this replica only — `degraded()` says so, and the dialogue
+ * reports it — and are not copied back to Redis when it returns.
+ */
+import type { Logger } from 'pino';
+import { ApiError } from '../errors.ts';
+import type { SessionStore, Turn } from './types.ts';
+
+export class FallbackSessionStore implements SessionStore {
+  readonly kind = 'redis' as const;
+  private usingFallback = false;
+
+  constructor(
+    private readonly primary: SessionStore,
+    private readonly fallback: SessionStore,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Whether the last call was served from memory. */
+  degraded(): boolean {
+    return this.usingFallback;
+  }
+
+  private async either<T>(run: (store: SessionStore) => Promise<T>): Promise<T> {
+    try {
+      const result = await run(this.primary);
+      this.usingFallback = false;
+      return result;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== 'session_store_unavailable') throw error;
+      if (!this.usingFallback) this.logger.warn({ reason: error.message }, 'redis unavailable: sessions fall back to process memory');
+      this.usingFallback = true;
+      return run(this.fallback);
+    }
+  }
+
+  history(sessionId: string): Promise<Turn[]> {
+    return this.either((s) => s.history(sessionId));
+  }
+
+  append(sessionId: string, turns: Turn[]): Promise<void> {
+    return this.either((s) => s.append(sessionId, turns));
+  }
+
+  delete(sessionId: string): Promise<boolean> {
+    return this.either((s) => s.delete(sessionId));
+  }
+
+  problem(): string | null {
+    return null; // serving either way
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.primary.close(), this.fallback.close()]);
+  }
+}

@@ -1,0 +1,24 @@
+/** Dialogue memory: one interface, an in-process store and a Redis store behind it. */
+export interface Turn {
+  role: 'user' | 'assistant';
+  content: string;
+  /** ISO timestamp. */
+  at: string;
+  /** The assistant was cut off (barge-in, disconnect): `content` is what was actually delivered. */
+  interrupted?: boolean;
+}
+
+export interface SessionStore {
+  readonly kind: 'memory' | 'redis';
+  /** The stored turns, oldest first ([] for an unknown session). */
+  history(sessionId: string): Promise<Turn[]>;
+  /** Appends turns atomically (a user turn and its reply land together) and refreshes the TTL. */
+  append(sessionId: string, turns: Turn[]): Promise<void>;
+  /** true when the session existed. */
+  delete(sessionId: string): Promise<boolean>;
+  /** For readiness: null when healthy, else why not. */
+  problem(): string | null;
+  close(): Promise<void>;
+}
+
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;

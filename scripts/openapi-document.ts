@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.ts';
 import { EngineRegistry } from '../src/engines/registry.ts';
 import { ApiKeyStore } from '../src/http/auth.ts';
 import { Metrics } from '../src/observability/metrics.ts';
+import { MemorySessionStore } from '../src/sessions/memory-store.ts';
 
 export const OPENAPI_PATH = 'docs/scalar/openapi.yaml';
 
@@ -15,6 +16,7 @@ export async function openApiYaml(): Promise<string> {
     metrics: new Metrics(),
     logger: pino({ level: 'silent' }),
     keys: new ApiKeyStore(() => []),
+    sessions: new MemorySessionStore({ maxSessions: 1, ttlSeconds: 60, maxStoredTurns: 2 }),
   });
   await app.ready();
   const yaml = app.swagger({ yaml: true });

@@ -26,6 +26,10 @@ import { SynthesisService } from './services/synthesis.ts';
 import { textToSpeechRoutes } from './http/text-to-speech.ts';
 import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
+import { DialogueService } from './dialogue/pipeline.ts';
+import { loadPrompts } from './dialogue/prompts.ts';
+import { dialogueRoutes } from './http/dialogue.ts';
+import type { SessionStore } from './sessions/types.ts';
 import type { WsDocs } from './http/ws-docs.ts';
 import { redactUrl } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -44,6 +48,7 @@ export interface AppDeps {
   metrics: Metrics;
   logger: Logger;
   keys: ApiKeyStore;
+  sessions: SessionStore;
 }
 
 export const WS_PROTOCOL = 'gemma-3-api';
@@ -108,21 +113,24 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     options: { maxPayload: config.WS_MAX_MESSAGE_BYTES, handleProtocols: selectProtocol },
   });
 
-  await app.register(healthRoutes, { engines: deps.engines });
+  await app.register(healthRoutes, { engines: deps.engines, sessions: deps.sessions });
   await app.register(metricsRoutes, { metrics: deps.metrics, requireKey: config.METRICS_REQUIRE_API_KEY });
   const generation = new GenerationService(config, deps.engines, deps.metrics);
   await app.register(generateRoutes, { generation });
   await app.register(chatCompletionRoutes, { generation });
   await app.register(completionRoutes, { generation });
   await app.register(modelRoutes, { engines: deps.engines });
+  const transcription = new TranscriptionService(config, deps.engines, deps.metrics);
   await app.register(speechToTextRoutes, {
-    transcription: new TranscriptionService(config, deps.engines, deps.metrics),
+    transcription,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
   });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT });
   await app.register(ttsSocketRoutes, { synthesis, wsDocs, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
+  const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
+  await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(pendingRoutes, { engines: deps.engines, wsDocs });
   await registerDocsUi(app);
 

@@ -4,6 +4,7 @@
  * requests finish within SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the
  * API keys.
  */
+import { createSessionStore } from './sessions/index.ts';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createEngines } from './engines/index.ts';
@@ -34,7 +35,8 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const engines = createEngines(config, { logger, metrics });
   const keys = new ApiKeyStore(apiKeySource(config));
-  const app = await buildApp(config, { engines, metrics, logger, keys });
+  const sessions = createSessionStore(config, metrics, logger);
+  const app = await buildApp(config, { engines, metrics, logger, keys, sessions });
 
   const nvidiaSmi = config.GPU_METRICS === 'auto' ? findOnPath('nvidia-smi') : undefined;
   const gpu = nvidiaSmi ? new GpuSampler(nvidiaSmi, metrics, logger) : undefined;
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
       clearInterval(reaper);
       gpu?.stop();
       await engines.close();
+      await sessions.close();
       logger.info('stopped');
       clearTimeout(deadline);
       logger.flush();

@@ -73,9 +73,14 @@ export function encodeSpeech(pcm: AsyncIterable<PcmChunk>, options: EncodeOption
     const input = ['-f', 's16le', '-ar', String(sampleRate), '-ac', '1', '-i', 'pipe:0', '-flush_packets', '1'];
     const tempo = options.tempo === 1 ? [] : ['-filter:a', atempoFilter(options.tempo)];
     if (isNativeFormat(options.format)) {
-      if (options.format === 'wav') yield wavHeader(sampleRate);
-      if (options.tempo === 1) yield* raw;
-      else yield* ffmpegPipe(options.ffmpeg, [...input, ...tempo, '-f', 's16le', 'pipe:1'], raw, signal);
+      const pcmBytes = options.tempo === 1 ? raw : ffmpegPipe(options.ffmpeg, [...input, ...tempo, '-f', 's16le', 'pipe:1'], raw, signal);
+      // the WAV header leaves with the first audio, so "first bytes" always means first sound
+      let header = options.format === 'wav' ? wavHeader(sampleRate) : undefined;
+      for await (const chunk of pcmBytes) {
+        yield header ? Buffer.concat([header, chunk]) : chunk;
+        header = undefined;
+      }
+      if (header) yield header; // no audio at all: still a valid (empty) WAV
       return;
     }
     const codec = CODEC_ARGS[options.format as keyof typeof CODEC_ARGS];

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry } from '../engines/registry.ts';
+import type { SessionStore } from '../sessions/types.ts';
 
 const engineReport = z.object({
   engine: z.string().describe('Adapter id, e.g. `llama-cpp`, `whisper-cpp`, `openaudio`, `embedded`.'),
@@ -16,6 +17,9 @@ export const readinessSchema = z
   .object({
     status: z.enum(['ready', 'not_ready']),
     capabilities: z.object({ llm: capabilityReport, stt: capabilityReport, tts: capabilityReport }),
+    sessions: z
+      .object({ store: z.enum(['memory', 'redis']), status: z.enum(['ready', 'not_ready']), detail: z.string().optional() })
+      .describe('Dialogue memory: in-process, or Redis (not_ready while unreachable, unless SESSION_REDIS_FALLBACK).'),
   })
   .meta({
     id: 'Readiness',
@@ -33,12 +37,13 @@ export const readinessSchema = z
           ],
         },
         stt: { status: 'ready', engines: [{ engine: 'whisper-cpp', status: 'ready' }] },
-        tts: { status: 'disabled', engines: [{ engine: 'openaudio', status: 'disabled', detail: 'not configured' }] },
+        tts: { status: 'ready', engines: [{ engine: 'openaudio', status: 'error', detail: 'fish-speech server at http://localhost:8080 is unreachable' }, { engine: 'espeak', status: 'ready' }] },
       },
+      sessions: { store: 'memory', status: 'ready' },
     },
   });
 
-export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
+export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sessions: SessionStore }> = async (app, { engines, sessions }) => {
   app.get(
     '/health',
     {
@@ -67,7 +72,13 @@ export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = 
     },
     async (_request, reply) => {
       const readiness = engines.readiness();
-      return reply.code(readiness.ready ? 200 : 503).send({ status: readiness.ready ? 'ready' : 'not_ready', capabilities: readiness.capabilities });
+      const problem = sessions.problem();
+      const ready = readiness.ready && problem === null;
+      return reply.code(ready ? 200 : 503).send({
+        status: ready ? 'ready' : 'not_ready',
+        capabilities: readiness.capabilities,
+        sessions: { store: sessions.kind, status: problem === null ? 'ready' : 'not_ready', ...(problem === null ? {} : { detail: problem }) },
+      });
     },
   );
 };

@@ -17,7 +17,6 @@ interface PendingRoute {
 }
 
 const REST: PendingRoute[] = [
-  { url: '/v1/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'One voice dialogue turn (STT → Gemma → TTS)' },
 ];
 
 const WS: PendingRoute[] = [

@@ -37,6 +37,11 @@ export class GenerationService {
     this.ttft = metrics.histogram('llm_time_to_first_token_seconds', 'Time from admission to the first generated text.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   }
 
+  /** Throws the 503 envelope before any work when no LLM engine is ready. */
+  assertAvailable(): void {
+    this.engines.ready('llm');
+  }
+
   /** Clamps max_tokens to LLM_MAX_TOKENS (the configured cap). */
   params(params: GenerationParams): GenerationParams {
     return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };

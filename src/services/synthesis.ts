@@ -14,6 +14,7 @@ import { assertEncodable, encodeSpeech } from '../audio/encode.ts';
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
 import type { AudioFormat } from '../audio/formats.ts';
 import { finalizeWav } from '../audio/wav.ts';
+import { createStreamResampler } from '../audio/resample.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
 import type { PcmChunk, ReferenceAudio, SynthesisRequest, TtsEngine, Voice } from '../engines/tts/types.ts';
 import { ApiError } from '../errors.ts';
@@ -108,6 +109,9 @@ export class SynthesisService {
     this.admission = new Admission(config.TTS_PARALLEL, config.TTS_QUEUE_SIZE, 'text-to-speech', (running) => inFlight.set(running));
     this.audioSeconds = metrics.counter('tts_audio_seconds_total', 'Seconds of speech synthesized.', ['engine']);
     this.rtf = metrics.histogram('tts_real_time_factor', 'Synthesis time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
+    // converters for the usual rate pairs (eSpeak 22.05 kHz, fish-speech 44.1 kHz → the default
+    // rate) are created now, off the request path (creating one costs ~10-40 ms)
+    for (const from of [22_050, 44_100]) void createStreamResampler(from, config.DEFAULT_AUDIO_SAMPLE_RATE).then((r) => r.close());
     this.firstAudio = metrics.histogram('tts_time_to_first_audio_seconds', 'Time from admission to the first synthesized audio.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
   }
 

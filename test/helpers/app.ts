@@ -8,6 +8,7 @@ import type { EngineRegistry } from '../../src/engines/registry.ts';
 import { ApiKeyStore } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
+import { createSessionStore } from '../../src/sessions/index.ts';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -41,7 +42,8 @@ export async function startApp(options: StartOptions = {}): Promise<TestApp> {
   const metrics = new Metrics();
   const engines = options.engines ? options.engines(config, metrics) : createEngines(config, { logger, metrics });
   const keys = new ApiKeyStore(options.keySource ?? (() => config.API_KEYS));
-  const app = await buildApp(config, { engines, metrics, logger, keys });
+  const sessions = createSessionStore(config, metrics, logger);
+  const app = await buildApp(config, { engines, metrics, logger, keys, sessions });
   await app.listen({ port: 0, host: '127.0.0.1' });
   await engines.start();
   const address = app.server.address();
@@ -58,6 +60,7 @@ export async function startApp(options: StartOptions = {}): Promise<TestApp> {
     close: async () => {
       await app.close();
       await engines.close();
+      await sessions.close();
     },
   };
 }

@@ -23,6 +23,9 @@ export type WorkerMessage =
 
 const port = parentPort!;
 const espeak = new (await init()).eSpeakNGWorker();
+// one throw-away utterance so the first real one does not pay for warming up the WASM code (~100 ms)
+espeak.set_voice('en-us');
+espeak.synthesize('Warming up.', () => false);
 port.postMessage({
   type: 'ready',
   voices: espeak.list_voices().map((v) => ({ id: v.languages[0]?.name ?? v.identifier, name: v.name, languages: v.languages.map((l) => l.name) })),

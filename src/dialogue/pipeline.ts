@@ -67,7 +67,6 @@ export interface DialogueResult {
   /** The whole reply audio (for JSON answers; streams send `audio.delta` instead). */
   audio: { bytes: Buffer; format: AudioFormat; sample_rate: number; duration_seconds: number } | null;
   no_speech: boolean;
-  interrupted: boolean;
   degraded: Degradation[];
   engines: { stt: string | null; llm: string; tts: string | null };
   usage: { prompt_tokens: number; completion_tokens: number };
@@ -139,7 +138,6 @@ export class DialogueService {
       reply_text: '',
       audio: null,
       no_speech: false,
-      interrupted: false,
       degraded: [],
       engines: { stt: turn.sttEngine, llm: '', tts: null },
       usage: { prompt_tokens: 0, completion_tokens: 0 },
@@ -228,8 +226,14 @@ export class DialogueService {
 
     const finished = Promise.allSettled([llmTask, ttsTask]).then(() => events.end());
     let outcome = 'aborted';
+    let deliveredText = '';
     try {
-      for await (const event of events) yield event;
+      for await (const event of events) {
+        if (signal.aborted) break; // nothing more leaves once the turn is cancelled
+        if (event.type === 'text.delta') deliveredText += event.text;
+        yield event;
+      }
+      signal.throwIfAborted();
       await finished;
       await llmTask; // an LLM failure is the turn's failure
       signal.throwIfAborted();
@@ -249,8 +253,8 @@ export class DialogueService {
       signal.removeEventListener('abort', stopTts);
       ttsController.abort();
       if (outcome === 'aborted') {
-        // record only what was delivered: the sentences that reached TTS (spoken replies) or the text streamed
-        const delivered = input.modalities.audio && spoken ? spoken.spoken().join(' ') : result.reply_text;
+        // record only what was delivered: the sentences that reached TTS (spoken replies) or the text the client received
+        const delivered = input.modalities.audio && spoken ? spoken.spoken().join(' ') : deliveredText;
         void this.remember(sessionId, turn.userText, delivered, true, result).catch(() => undefined);
       }
       this.deps.metrics.dialogueDuration.observe({ outcome }, ms(t0) / 1000);

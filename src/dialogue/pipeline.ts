@@ -54,6 +54,8 @@ export interface TurnTimings {
   stt_ms: number | null;
   llm_first_token_ms: number | null;
   llm_total_ms: number | null;
+  /** From the LLM call to its first complete sentence (what TTS waits for). */
+  llm_first_sentence_ms: number | null;
   tts_first_audio_ms: number | null;
   tts_total_ms: number | null;
   first_audio_ms: number | null;
@@ -131,7 +133,7 @@ export class DialogueService {
     turn: { t0: number; sessionId: string; history: Turn[]; transcript: Transcript | null; sttEngine: string | null; sttMs: number | null; userText: string },
   ): AsyncGenerator<DialogueEvent> {
     const { t0, sessionId, transcript } = turn;
-    const timings: TurnTimings = { stt_ms: turn.sttMs, llm_first_token_ms: null, llm_total_ms: null, tts_first_audio_ms: null, tts_total_ms: null, first_audio_ms: null, total_ms: 0 };
+    const timings: TurnTimings = { stt_ms: turn.sttMs, llm_first_token_ms: null, llm_total_ms: null, llm_first_sentence_ms: null, tts_first_audio_ms: null, tts_total_ms: null, first_audio_ms: null, total_ms: 0 };
     const result: DialogueResult = {
       session_id: sessionId,
       transcript,
@@ -212,13 +214,19 @@ export class DialogueService {
             timings.llm_first_token_ms ??= ms(llmStarted);
             result.reply_text += event.text;
             events.push({ type: 'text.delta', text: event.text });
-            for (const sentence of splitter.push(event.text)) sentences.push(sentence);
+            for (const sentence of splitter.push(event.text)) {
+              timings.llm_first_sentence_ms ??= ms(llmStarted);
+              sentences.push(sentence);
+            }
           } else {
             result.usage = { prompt_tokens: event.result.usage.promptTokens, completion_tokens: event.result.usage.completionTokens };
           }
         }
         timings.llm_total_ms = ms(llmStarted);
-        for (const sentence of splitter.flush()) sentences.push(sentence);
+        for (const sentence of splitter.flush()) {
+          timings.llm_first_sentence_ms ??= ms(llmStarted);
+          sentences.push(sentence);
+        }
       } finally {
         sentences.end();
       }

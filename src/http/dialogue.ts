@@ -62,6 +62,7 @@ const timingsSchema = z.object({
   stt_ms: z.number().nullable(),
   llm_first_token_ms: z.number().nullable(),
   llm_total_ms: z.number().nullable(),
+  llm_first_sentence_ms: z.number().nullable().describe('From the LLM call to its first complete sentence (what speech waits for).'),
   tts_first_audio_ms: z.number().nullable().describe('From the first sentence reaching TTS to its first audio.'),
   tts_total_ms: z.number().nullable(),
   first_audio_ms: z.number().nullable().describe('From the request arriving to the first reply audio.'),

@@ -1,0 +1,86 @@
+/**
+ * Voice-to-voice overhead of the dialogue pipeline: for each turn (audio in, spoken reply out,
+ * streamed over SSE), the client-observed time to the first audio.delta minus the time the models
+ * themselves needed before that audio could exist (stt_ms + llm_first_sentence_ms +
+ * tts_first_audio_ms, measured inside the same turn). What remains is ours: HTTP, decoding,
+ * session I/O, queues, encoding. Real engines on the generated tiny models (tiny Gemma through
+ * llama.cpp, tiny whisper through whisper.cpp) and the embedded voice, in a spawned service.
+ * Goal: ≤ 20 ms median. Prints JSON.
+ *
+ *   npm run bench:dialogue        (TURNS=20 to change)
+ */
+import { tinyGemmaPath, tinyWhisperPath } from '../test/helpers/models.ts';
+import { wav } from '../test/helpers/audio.ts';
+import { spawnService } from '../test/helpers/process.ts';
+import { freePort, waitForHealth } from './support.ts';
+
+const TURNS = Number(process.env.TURNS ?? 20);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
+const round = (x: number) => Math.round(x * 10) / 10;
+
+const port = await freePort();
+const service = spawnService({ GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), TTS_BACKEND: 'embedded', LOG_LEVEL: 'warn' }, port, { quiet: true });
+await waitForHealth(service.url);
+for (let i = 0; i < 300 && (await fetch(`${service.url}/health/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+const audio = wav(2).toString('base64');
+
+interface Timings {
+  stt_ms: number;
+  llm_first_sentence_ms: number;
+  tts_first_audio_ms: number;
+  first_audio_ms: number;
+  total_ms: number;
+}
+
+async function oneTurn(session: string): Promise<{ clientFirstAudio: number; timings: Timings }> {
+  const started = performance.now();
+  const res = await fetch(`${service.url}/v1/dialogue`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ audio_base64: audio, session_id: session, stream: true, format: 'pcm', language: 'en' }),
+  });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  let clientFirstAudio = 0;
+  let timings: Timings | undefined;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += value;
+    if (!clientFirstAudio && buffer.includes('event: audio.delta')) clientFirstAudio = performance.now() - started;
+    const doneAt = buffer.indexOf('event: done');
+    if (doneAt >= 0 && buffer.endsWith('\n\n')) timings = (JSON.parse(/data: (.*)/.exec(buffer.slice(doneAt))![1]!) as { timings: Timings }).timings;
+  }
+  if (!timings) throw new Error(`no done event (HTTP ${res.status}): ${buffer.slice(0, 300)}`);
+  return { clientFirstAudio, timings };
+}
+
+for (let i = 0; i < 3; i++) await oneTurn(`warmup-${i}`);
+const overhead: number[] = [];
+const firstAudio: number[] = [];
+const models: number[] = [];
+for (let i = 0; i < TURNS; i++) {
+  const { clientFirstAudio, timings } = await oneTurn(`bench-${i % 4}`); // sessions grow a little history, as real ones do
+  const modelTime = timings.stt_ms + timings.llm_first_sentence_ms + timings.tts_first_audio_ms;
+  overhead.push(clientFirstAudio - modelTime);
+  firstAudio.push(clientFirstAudio);
+  models.push(modelTime);
+}
+service.child.kill();
+console.log(
+  JSON.stringify(
+    {
+      turns: TURNS,
+      rest_sse: {
+        client_first_audio_ms: { median: round(median(firstAudio)), p95: round(p95(firstAudio)) },
+        model_time_ms: { median: round(median(models)), p95: round(p95(models)) },
+        overhead_ms: { median: round(median(overhead)), p95: round(p95(overhead)) },
+      },
+      goal_overhead_median_ms: 20,
+    },
+    null,
+    2,
+  ),
+);
+process.exit(0);

@@ -25,6 +25,7 @@ import { TranscriptionService } from './services/transcription.ts';
 import { SynthesisService } from './services/synthesis.ts';
 import { textToSpeechRoutes } from './http/text-to-speech.ts';
 import { ttsSocketRoutes } from './http/ws/tts.ts';
+import { sttSocketRoutes } from './http/ws/stt.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
 import { loadPrompts } from './dialogue/prompts.ts';
@@ -128,6 +129,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT });
+  await app.register(sttSocketRoutes, { transcription, config, wsDocs });
   await app.register(ttsSocketRoutes, { synthesis, wsDocs, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });

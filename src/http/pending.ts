@@ -20,7 +20,6 @@ const REST: PendingRoute[] = [
 ];
 
 const WS: PendingRoute[] = [
-  { url: '/ws/stt', needs: ['stt'], summary: 'Streaming speech-to-text (WebSocket)' },
   { url: '/ws/dialogue', needs: ['stt', 'llm', 'tts'], summary: 'Full-duplex voice dialogue (WebSocket)' },
 ];
 

@@ -12,8 +12,7 @@ import { AUDIO_FORMATS, type AudioFormat } from '../../audio/formats.ts';
 import type { SynthesisService } from '../../services/synthesis.ts';
 import { SentenceSplitter } from '../../text/sentences.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
-import { ApiError } from '../../errors.ts';
-import { toApiError } from '../error-handling.ts';
+import { badMessage, JsonSocket, refuseUnavailable } from './socket.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { speedSchema } from '../text-to-speech.ts';
 
@@ -70,6 +69,7 @@ class TtsSocket {
   private tail: Promise<void> = Promise.resolve();
   private nextId = 1;
   private readonly active = new Set<Utterance>();
+  private readonly out: JsonSocket;
 
   constructor(
     private readonly socket: WebSocket,
@@ -79,6 +79,7 @@ class TtsSocket {
     query: Settings,
   ) {
     this.settings = { format: defaults.format, sample_rate: defaults.sampleRate, ...query };
+    this.out = new JsonSocket(socket, request, '/ws/tts');
   }
 
   open(): void {
@@ -100,25 +101,17 @@ class TtsSocket {
   }
 
   private sendJson(message: object): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
+    this.out.send(message);
   }
 
   private sendError(error: unknown): void {
-    const apiError = toApiError(error as Error);
-    if (apiError.statusCode >= 500) this.request.log.error({ err: error }, '/ws/tts synthesis failed');
-    this.sendJson({ type: 'error', error: apiError.envelope(this.request.id).error, request_id: this.request.id });
+    this.out.error(error);
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) return this.sendError(badMessage('Binary messages are not accepted on /ws/tts; send JSON text frames.'));
-    let parsed: z.infer<typeof clientMessage>;
-    try {
-      const result = clientMessage.safeParse(JSON.parse(data.toString('utf8')));
-      if (!result.success) return this.sendError(badMessage(`Invalid message: ${result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`));
-      parsed = result.data;
-    } catch {
-      return this.sendError(badMessage('Messages must be JSON, e.g. {"type":"text","text":"Hello."}.'));
-    }
+    const parsed = this.out.parse(data, clientMessage, '{"type":"text","text":"Hello."}');
+    if (!parsed) return;
     switch (parsed.type) {
       case 'config': {
         const { type: _type, ...settings } = parsed;
@@ -177,7 +170,7 @@ class TtsSocket {
           started = true;
           this.sendJson({ type: 'start', utterance_id: u.id, format: settings.format, sample_rate: encoded.sampleRate, engine: encoded.engine() });
         }
-        await new Promise<void>((resolve, reject) => this.socket.send(bytes, (error) => (error ? reject(error) : resolve())));
+        await this.out.sendBinary(bytes);
       }
       if (signal.aborted) return;
       this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round(encoded.durationSeconds() * 1000) / 1000, engine: encoded.engine(), text: u.text.join(' ') });
@@ -190,20 +183,10 @@ class TtsSocket {
   }
 }
 
-function badMessage(message: string): ApiError {
-  return ApiError.badRequest(message, null, 'invalid_message');
-}
-
 export const ttsSocketRoutes: FastifyPluginAsync<{ synthesis: SynthesisService; wsDocs: WsDocs; defaults: { format: AudioFormat; sampleRate: number } }> = async (app, { synthesis, wsDocs, defaults }) => {
   wsDocs.set('/ws/tts', TTS_WS_DOC);
   app.get('/ws/tts', { websocket: true }, (socket, request) => {
-    try {
-      synthesis.assertAvailable();
-    } catch (error) {
-      socket.send(JSON.stringify({ type: 'error', error: toApiError(error as Error).envelope(request.id).error, request_id: request.id }));
-      socket.close(1013, 'engine unavailable');
-      return;
-    }
+    if (refuseUnavailable(socket, request, () => synthesis.assertAvailable())) return;
     const query = settingsSchema.safeParse(coerceQuery(request.query as Record<string, string>));
     if (!query.success) {
       socket.send(JSON.stringify({ type: 'error', error: { message: `Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, type: 'invalid_request_error', param: null, code: 'invalid_value' }, request_id: request.id }));

@@ -1,0 +1,88 @@
+/**
+ * The microphone side shared by /ws/stt and /ws/dialogue: binary frames of 16-bit little-endian
+ * mono PCM at the socket's `sample_rate` (default 16000; other rates are resampled), cut into
+ * turns by the VAD (src/audio/vad.ts). Calls back with speech_started / speech_stopped (with the
+ * turn's audio, ready for Whisper) and, while someone speaks, with the turn so far every
+ * STT_PARTIAL_INTERVAL_MS for partial transcripts.
+ */
+import type { Config } from '../../config.ts';
+import { bytesToInt16 } from '../../audio/pcm.ts';
+import { createStreamResampler, type StreamResampler } from '../../audio/resample.ts';
+import { TurnDetector, VAD_SAMPLE_RATE, WebRtcVad, type TurnEvent } from '../../audio/vad.ts';
+
+export interface MicrophoneHandlers {
+  onTurnEvent(event: TurnEvent): void;
+  /** The turn so far, at most every STT_PARTIAL_INTERVAL_MS while speech goes on. */
+  onPartial?(audio: Float32Array): void;
+}
+
+export class Microphone {
+  private resampler: StreamResampler | undefined;
+  private odd: number | undefined; // a byte left over from an odd-length frame
+  private lastPartial = 0;
+  private receivedMs = 0;
+
+  private constructor(
+    private readonly detector: TurnDetector,
+    private readonly vad: WebRtcVad,
+    private readonly config: Config,
+    private readonly handlers: MicrophoneHandlers,
+    readonly inputRate: number,
+  ) {}
+
+  static async open(config: Config, inputRate: number, handlers: MicrophoneHandlers): Promise<Microphone> {
+    const vad = await WebRtcVad.create(config.VAD_MODE);
+    const detector = new TurnDetector(vad, {
+      speechStartMs: config.VAD_SPEECH_START_MS,
+      silenceMs: config.VAD_SILENCE_MS,
+      minSpeechMs: config.VAD_MIN_SPEECH_MS,
+      prerollMs: config.VAD_PREROLL_MS,
+      maxTurnSeconds: config.WS_MAX_TURN_SECONDS,
+    });
+    const mic = new Microphone(detector, vad, config, handlers, inputRate);
+    if (inputRate !== VAD_SAMPLE_RATE) mic.resampler = await createStreamResampler(inputRate, VAD_SAMPLE_RATE);
+    return mic;
+  }
+
+  /** Seconds of audio received so far (at the client's rate). */
+  get seconds(): number {
+    return this.receivedMs / 1000;
+  }
+
+  get speaking(): boolean {
+    return this.detector.speaking;
+  }
+
+  push(data: Buffer): void {
+    let bytes: Uint8Array = data;
+    if (this.odd !== undefined) {
+      bytes = Buffer.concat([Buffer.of(this.odd), data]);
+      this.odd = undefined;
+    }
+    if (bytes.length % 2 === 1) {
+      this.odd = bytes[bytes.length - 1];
+      bytes = bytes.subarray(0, bytes.length - 1);
+    }
+    const samples = bytesToInt16(bytes);
+    this.receivedMs += (samples.length / this.inputRate) * 1000;
+    const at16k = this.resampler ? this.resampler.push(samples) : samples;
+    for (const event of this.detector.push(at16k)) this.handlers.onTurnEvent(event);
+    const interval = this.config.STT_PARTIAL_INTERVAL_MS;
+    if (interval > 0 && this.handlers.onPartial && this.detector.speaking && this.receivedMs - this.lastPartial >= interval) {
+      this.lastPartial = this.receivedMs;
+      const audio = this.detector.current();
+      if (audio) this.handlers.onPartial(audio);
+    }
+  }
+
+  /** Ends the turn in progress now (`commit`). */
+  commit(): void {
+    const event = this.detector.flush();
+    if (event) this.handlers.onTurnEvent(event);
+  }
+
+  close(): void {
+    this.resampler?.close();
+    this.vad.close();
+  }
+}

@@ -1,0 +1,67 @@
+/** What every WebSocket route shares: JSON events out, errors as the envelope, validated JSON messages in. */
+import type { FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { z } from 'zod';
+import { ApiError } from '../../errors.ts';
+import { toApiError } from '../error-handling.ts';
+
+export class JsonSocket {
+  constructor(
+    readonly socket: WebSocket,
+    readonly request: FastifyRequest,
+    private readonly route: string,
+  ) {}
+
+  get open(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  send(message: object): void {
+    if (this.open) this.socket.send(JSON.stringify(message));
+  }
+
+  /** Binary audio, resolved once handed to the socket (backpressure for the sender). */
+  sendBinary(bytes: Buffer): Promise<void> {
+    if (!this.open) return Promise.resolve();
+    return new Promise((resolve, reject) => this.socket.send(bytes, (error) => (error ? reject(error) : resolve())));
+  }
+
+  error(error: unknown): void {
+    const apiError = toApiError(error as Error);
+    if (apiError.statusCode >= 500) this.request.log.error({ err: error }, `${this.route} failed`);
+    this.send({ type: 'error', error: apiError.envelope(this.request.id).error, request_id: this.request.id });
+  }
+
+  /** Parses a text frame against `schema`; sends an error event and returns undefined when it does not fit. */
+  parse<T extends z.ZodType>(data: Buffer, schema: T, example: string): z.infer<T> | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.error(badMessage(`Messages must be JSON, e.g. ${example}.`));
+      return undefined;
+    }
+    const result = schema.safeParse(json);
+    if (!result.success) {
+      this.error(badMessage(`Invalid message: ${result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`));
+      return undefined;
+    }
+    return result.data;
+  }
+}
+
+export function badMessage(message: string): ApiError {
+  return ApiError.badRequest(message, null, 'invalid_message');
+}
+
+/** Refuses the socket (error event, then close) when a capability is not available. */
+export function refuseUnavailable(socket: WebSocket, request: FastifyRequest, check: () => void): boolean {
+  try {
+    check();
+    return false;
+  } catch (error) {
+    socket.send(JSON.stringify({ type: 'error', error: toApiError(error as Error).envelope(request.id).error, request_id: request.id }));
+    socket.close(1013, 'engine unavailable');
+    return true;
+  }
+}

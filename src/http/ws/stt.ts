@@ -1,0 +1,100 @@
+/**
+ * WS /ws/stt: stream microphone audio, get transcripts per turn. The VAD cuts the stream into
+ * turns; each finished turn is transcribed (in order) with the same TranscriptionService as the
+ * REST routes; while someone speaks, partial transcripts of the turn so far arrive every
+ * STT_PARTIAL_INTERVAL_MS (skipped while one is still running, so they never pile up).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../../config.ts';
+import type { TranscriptSegment } from '../../engines/stt/types.ts';
+import type { TranscriptionService } from '../../services/transcription.ts';
+import type { WsDocs } from '../ws-docs.ts';
+import { Microphone } from './microphone.ts';
+import { badMessage, JsonSocket, refuseUnavailable } from './socket.ts';
+
+export const sttControl = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('config'), language: z.string().regex(/^[a-z]{2,3}$/i).optional() }),
+  z.object({ type: z.literal('commit') }),
+]);
+
+export const audioQuery = z.object({
+  sample_rate: z.coerce.number().int().min(8000).max(192_000).optional().default(16000),
+  language: z.string().regex(/^[a-z]{2,3}$/i).optional(),
+});
+
+export const STT_WS_DOC = {
+  summary: 'Streaming speech-to-text with voice activity detection (WebSocket)',
+  tags: ['speech'],
+  description: `Stream microphone audio; receive a transcript per turn.
+
+**Client → server**: binary frames of 16-bit little-endian mono PCM at \`?sample_rate=\` (default 16000; other rates are resampled; any frame size). JSON text frames: \`{"type":"config","language":"en"}\`, \`{"type":"commit"}\` (end the current turn now).
+
+**Server → client** (JSON): \`{"type":"ready","sample_rate","request_id"}\`; \`{"type":"speech_started","audio_ms"}\` and \`{"type":"speech_stopped","audio_ms"}\` from the VAD (WebRTC VAD; a turn ends after VAD_SILENCE_MS of silence); \`{"type":"transcript.partial","text"}\` while speaking (every STT_PARTIAL_INTERVAL_MS); \`{"type":"transcript.final","turn_id","text","language","start_ms","end_ms","segments","engine"}\` per turn, in order; \`{"type":"error","error":{...}}\`. Times are milliseconds of the audio stream. Messages over WS_MAX_MESSAGE_BYTES close the socket with 1009.`,
+};
+
+export function segmentView(s: TranscriptSegment, offsetMs: number) {
+  return { id: s.id, start: +(s.start + offsetMs / 1000).toFixed(3), end: +(s.end + offsetMs / 1000).toFixed(3), text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb };
+}
+
+export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionService; config: Config; wsDocs: WsDocs }> = async (app, { transcription, config, wsDocs }) => {
+  wsDocs.set('/ws/stt', STT_WS_DOC);
+  app.get('/ws/stt', { websocket: true }, async (socket, request) => {
+    if (refuseUnavailable(socket, request, () => transcription.assertAvailable())) return;
+    const out = new JsonSocket(socket, request, '/ws/stt');
+    const query = audioQuery.safeParse(request.query);
+    if (!query.success) {
+      out.error(badMessage(`Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
+      socket.close(1008, 'invalid query');
+      return;
+    }
+    let language = query.data.language?.toLowerCase();
+    const controller = new AbortController();
+    let finals: Promise<void> = Promise.resolve();
+    let partialRunning = false;
+    let turnId = 0;
+    const early: Buffer[] = [];
+    let mic: Microphone | undefined;
+    // frames that arrive while the VAD loads are kept, not lost
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) return mic ? mic.push(data) : void early.push(data);
+      const message = out.parse(data, sttControl, '{"type":"commit"}');
+      if (message?.type === 'config') language = message.language?.toLowerCase() ?? language;
+      else if (message?.type === 'commit') mic?.commit();
+    });
+    socket.on('close', () => {
+      controller.abort(new DOMException('socket closed', 'AbortError'));
+      mic?.close();
+    });
+
+    mic = await Microphone.open(config, query.data.sample_rate, {
+      onTurnEvent: (event) => {
+        if (event.type === 'speech_started') return out.send({ type: 'speech_started', audio_ms: event.atMs });
+        if (event.type === 'speech_discarded') return out.send({ type: 'speech_stopped', audio_ms: event.atMs, discarded: true });
+        out.send({ type: 'speech_stopped', audio_ms: event.atMs });
+        const id = ++turnId;
+        const duration = event.audio.length / 16000;
+        finals = finals.then(async () => {
+          try {
+            const { transcript, engine } = await transcription.transcribe({ audio: event.audio, language, task: 'transcribe', wordTimestamps: false }, controller.signal);
+            out.send({ type: 'transcript.final', turn_id: id, text: transcript.text.trim(), language: transcript.language, start_ms: event.startMs, end_ms: event.endMs, duration: +duration.toFixed(3), segments: transcript.segments.map((s) => segmentView(s, event.startMs)), engine });
+          } catch (error) {
+            if (!controller.signal.aborted) out.error(error);
+          }
+        });
+      },
+      onPartial: (audio) => {
+        if (partialRunning) return;
+        partialRunning = true;
+        transcription
+          .transcribe({ audio, language, task: 'transcribe', wordTimestamps: false }, controller.signal)
+          .then(({ transcript }) => out.send({ type: 'transcript.partial', turn_id: turnId + 1, text: transcript.text.trim() }))
+          .catch(() => undefined) // a partial that fails is simply skipped; the final reports errors
+          .finally(() => (partialRunning = false));
+      },
+    });
+    if (socket.readyState !== socket.OPEN) return mic.close();
+    out.send({ type: 'ready', sample_rate: query.data.sample_rate, request_id: request.id });
+    for (const data of early.splice(0)) mic.push(data);
+  });
+};

@@ -54,20 +54,20 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
     let partialRunning = false;
     let turnId = 0;
     const early: Buffer[] = [];
-    let mic: Microphone | undefined;
+    const held: { mic?: Microphone } = {}; // the microphone, once its VAD has loaded
     // frames that arrive while the VAD loads are kept, not lost
     socket.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) return mic ? mic.push(data) : void early.push(data);
+      if (isBinary) return held.mic ? held.mic.push(data) : void early.push(data);
       const message = out.parse(data, sttControl, '{"type":"commit"}');
       if (message?.type === 'config') language = message.language?.toLowerCase() ?? language;
-      else if (message?.type === 'commit') mic?.commit();
+      else if (message?.type === 'commit') held.mic?.commit();
     });
     socket.on('close', () => {
       controller.abort(new DOMException('socket closed', 'AbortError'));
-      mic?.close();
+      held.mic?.close();
     });
 
-    mic = await Microphone.open(config, query.data.sample_rate, {
+    const mic = await Microphone.open(config, query.data.sample_rate, {
       onTurnEvent: (event) => {
         if (event.type === 'speech_started') return out.send({ type: 'speech_started', audio_ms: event.atMs });
         if (event.type === 'speech_discarded') return out.send({ type: 'speech_stopped', audio_ms: event.atMs, discarded: true });
@@ -93,6 +93,7 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
           .finally(() => (partialRunning = false));
       },
     });
+    held.mic = mic;
     if (socket.readyState !== socket.OPEN) return mic.close();
     out.send({ type: 'ready', sample_rate: query.data.sample_rate, request_id: request.id });
     for (const data of early.splice(0)) mic.push(data);

@@ -18,7 +18,6 @@ import { generateRoutes } from './http/generate.ts';
 import { chatCompletionRoutes } from './http/openai/chat-completions.ts';
 import { completionRoutes } from './http/openai/completions.ts';
 import { modelRoutes } from './http/openai/models.ts';
-import { pendingRoutes } from './http/pending.ts';
 import { speechToTextRoutes } from './http/speech-to-text.ts';
 import { GenerationService } from './services/generation.ts';
 import { TranscriptionService } from './services/transcription.ts';
@@ -26,6 +25,7 @@ import { SynthesisService } from './services/synthesis.ts';
 import { textToSpeechRoutes } from './http/text-to-speech.ts';
 import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { sttSocketRoutes } from './http/ws/stt.ts';
+import { dialogueSocketRoutes } from './http/ws/dialogue.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
 import { loadPrompts } from './dialogue/prompts.ts';
@@ -133,7 +133,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(ttsSocketRoutes, { synthesis, wsDocs, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
-  await app.register(pendingRoutes, { engines: deps.engines, wsDocs });
+  await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs });
   await registerDocsUi(app);
 
   return app;

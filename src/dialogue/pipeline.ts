@@ -101,16 +101,25 @@ export class DialogueService {
     },
   ) {}
 
+  /** Throws the 503 envelope when the model is not ready (speech-to-text is checked per audio turn). */
+  assertAvailable(): void {
+    this.deps.generation.assertAvailable();
+  }
+
+  /** The client's session id (checked), or a new one. */
+  sessionIdFor(requested: string | undefined): string {
+    if (requested === undefined) return randomUUID();
+    if (!SESSION_ID_PATTERN.test(requested)) throw ApiError.badRequest('session_id must be 1-128 characters of letters, digits, "_", "-", ".", ":".', 'session_id', 'invalid_session_id');
+    return requested;
+  }
+
   async start(input: DialogueTurnInput, signal: AbortSignal): Promise<DialogueTurn> {
     const t0 = input.receivedAt ?? performance.now();
-    if (input.sessionId !== undefined && !SESSION_ID_PATTERN.test(input.sessionId)) {
-      throw ApiError.badRequest('session_id must be 1-128 characters of letters, digits, "_", "-", ".", ":".', 'session_id', 'invalid_session_id');
-    }
+    const sessionId = this.sessionIdFor(input.sessionId);
     if (!input.audio && !input.text?.trim()) throw ApiError.badRequest('Send the user turn as `text` or as audio (`file` / `audio_base64`).', 'text', 'empty_turn');
     if (!input.modalities.text && !input.modalities.audio) throw ApiError.badRequest('response_modalities must include "text" or "audio".', 'response_modalities', 'invalid_value');
     if (input.audio) this.deps.transcription.assertAvailable();
     this.deps.generation.assertAvailable();
-    const sessionId = input.sessionId ?? randomUUID();
     const history = await this.deps.sessions.history(sessionId);
 
     let transcript: Transcript | null = null;

@@ -93,7 +93,7 @@ const sessionSchema = z
   })
   .meta({ id: 'Session' });
 
-function transcriptView(t: Transcript) {
+export function transcriptView(t: Transcript) {
   return {
     text: t.text,
     language: t.language,
@@ -102,7 +102,7 @@ function transcriptView(t: Transcript) {
   };
 }
 
-function resultView(r: DialogueResult, withAudio: boolean) {
+export function resultView(r: DialogueResult, withAudio: boolean) {
   return {
     session_id: r.session_id,
     transcript: r.transcript ? transcriptView(r.transcript) : null,
@@ -193,6 +193,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       schema: {
         tags: ['dialogue'],
         summary: 'A conversation\'s history',
+        description: 'The stored turns of a session, oldest first (user and assistant; an assistant turn cut short by barge-in or a disconnect is marked `interrupted` and holds what was delivered). 404 when the session never existed, was deleted, or expired (SESSION_TTL_SECONDS after its last turn); 503 when the session store (Redis) is unreachable.',
         params: z.object({ id: z.string() }),
         response: { 200: sessionSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
@@ -206,6 +207,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       schema: {
         tags: ['dialogue'],
         summary: 'Forget a conversation',
+        description: 'Deletes the session\'s history everywhere (every replica shares it through Redis). 204 when deleted, 404 when unknown.',
         params: z.object({ id: z.string() }),
         response: { 204: z.null().describe('Deleted.'), 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },

@@ -104,7 +104,7 @@ describe('foundation over HTTP', () => {
     let keys = ['before-rotation'];
     const app = await startApp({ env: { API_KEY_ENABLED: 'true', API_KEYS: 'unused' }, keySource: () => keys });
     try {
-      const get = (key: string) => fetch(`${app.url}/v1/dialogue`, { method: 'POST', headers: { 'X-API-Key': key } });
+      const get = (key: string) => fetch(`${app.url}/v1/generate`, { method: 'POST', headers: { 'X-API-Key': key, 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });
       assert.equal((await get('before-rotation')).status, 503);
       keys = ['after-rotation'];
       app.keys.reload();
@@ -121,7 +121,7 @@ describe('foundation over HTTP', () => {
     const unsafe = await fetch(`${t.url}/health`, { headers: { 'X-Request-ID': 'a b\u00e9<script>' } });
     assert.match(unsafe.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
 
-    const failing = await fetch(`${t.url}/v1/dialogue`, { method: 'POST', headers: { 'X-Request-ID': 'trace-me-42', 'X-API-Key': KEYS[0]! } });
+    const failing = await fetch(`${t.url}/v1/generate`, { method: 'POST', headers: { 'X-Request-ID': 'trace-me-42', 'X-API-Key': KEYS[0]!, 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });
     assert.equal(failing.status, 503);
     const lines = t.logs.filter((l) => l.includes('trace-me-42')).map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.length >= 2, 'the rejection and the completion line');
@@ -129,7 +129,7 @@ describe('foundation over HTTP', () => {
     const done = lines.find((l) => l.msg === 'request completed');
     assert.ok(done);
     assert.equal(done.method, 'POST');
-    assert.equal(done.route, '/v1/dialogue');
+    assert.equal(done.route, '/v1/generate');
     assert.equal(done.status, 503);
     assert.equal(typeof done.latency_ms, 'number');
   });

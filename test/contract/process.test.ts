@@ -29,7 +29,7 @@ describe('service process', () => {
     const service = spawnService({ API_KEY_ENABLED: 'true', API_KEYS_FILE: keysFile, LOG_LEVEL: 'info' }, port);
     try {
       await waitForHealth(service.url);
-      const call = (key: string) => fetch(`${service.url}/v1/dialogue`, { method: 'POST', headers: { 'X-API-Key': key } });
+      const call = (key: string) => fetch(`${service.url}/v1/generate`, { method: 'POST', headers: { 'X-API-Key': key, 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });
       assert.equal((await call('first-key')).status, 503);
       assert.equal((await call('second-key')).status, 401);
 

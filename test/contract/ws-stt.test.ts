@@ -5,41 +5,9 @@ import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { tinyWhisperPath } from '../helpers/models.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
+import { eventLog, streamPcm } from '../helpers/ws.ts';
 
 const WHISPER_TEXT = /^(Hello from the tiny whisper model\.\s*)+$/;
-
-type Event = { type: string; [key: string]: unknown };
-
-/** Streams PCM16 in 20 ms frames, paced like a live microphone (speedup > 1 sends faster). */
-export async function streamPcm(ws: WebSocket, pcm: Int16Array, rate: number, speedup = 1): Promise<void> {
-  const frame = Math.round(rate / 50);
-  const started = performance.now();
-  for (let i = 0, n = 0; i < pcm.length; i += frame, n++) {
-    ws.send(Buffer.from(pcm.buffer, pcm.byteOffset + i * 2, Math.min(frame, pcm.length - i) * 2));
-    const due = started + ((n + 1) * 20) / speedup;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-}
-
-export function eventLog(ws: WebSocket) {
-  const events: (Event & { at: number })[] = [];
-  const audio: { at: number; bytes: Buffer }[] = [];
-  ws.on('message', (data, isBinary) => {
-    if (isBinary) audio.push({ at: performance.now(), bytes: data as Buffer });
-    else events.push({ ...(JSON.parse(data.toString()) as Event), at: performance.now() });
-  });
-  const waitFor = async (test: (e: Event) => boolean, timeoutMs = 15_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = events.find(test);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out; events: ${events.map((e) => e.type).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  return { events, audio, waitFor };
-}
 
 describe('WS /ws/stt', () => {
   let t: TestApp;

@@ -6,6 +6,7 @@
  * STT_PARTIAL_INTERVAL_MS for partial transcripts.
  */
 import type { Config } from '../../config.ts';
+import type { TranscriptionService } from '../../services/transcription.ts';
 import { bytesToInt16 } from '../../audio/pcm.ts';
 import { createStreamResampler, type StreamResampler } from '../../audio/resample.ts';
 import { TurnDetector, VAD_SAMPLE_RATE, WebRtcVad, type TurnEvent } from '../../audio/vad.ts';
@@ -85,4 +86,21 @@ export class Microphone {
     this.resampler?.close();
     this.vad.close();
   }
+}
+
+/**
+ * Partial transcripts of the turn in progress, one at a time: a partial that is still running
+ * when the next is due is skipped, so they never pile up behind each other (or ahead of finals).
+ */
+export function partialTranscriber(transcription: TranscriptionService, signal: AbortSignal, language: () => string | undefined, send: (text: string) => void): (audio: Float32Array) => void {
+  let running = false;
+  return (audio) => {
+    if (running) return;
+    running = true;
+    transcription
+      .transcribe({ audio, language: language(), task: 'transcribe', wordTimestamps: false }, signal)
+      .then(({ transcript }) => send(transcript.text.trim()))
+      .catch(() => undefined) // a failed partial is skipped; the final transcript reports errors
+      .finally(() => (running = false));
+  };
 }

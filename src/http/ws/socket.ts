@@ -26,10 +26,11 @@ export class JsonSocket {
     return new Promise((resolve, reject) => this.socket.send(bytes, (error) => (error ? reject(error) : resolve())));
   }
 
-  error(error: unknown): void {
+  /** The error event (the envelope's `error`), with any extra fields such as `turn_id`. */
+  error(error: unknown, extra: object = {}): void {
     const apiError = toApiError(error as Error);
     if (apiError.statusCode >= 500) this.request.log.error({ err: error }, `${this.route} failed`);
-    this.send({ type: 'error', error: apiError.envelope(this.request.id).error, request_id: this.request.id });
+    this.send({ type: 'error', ...extra, error: apiError.envelope(this.request.id).error, request_id: this.request.id });
   }
 
   /** Parses a text frame against `schema`; sends an error event and returns undefined when it does not fit. */

@@ -10,7 +10,7 @@ import type { Config } from '../../config.ts';
 import type { TranscriptSegment } from '../../engines/stt/types.ts';
 import type { TranscriptionService } from '../../services/transcription.ts';
 import type { WsDocs } from '../ws-docs.ts';
-import { Microphone } from './microphone.ts';
+import { Microphone, partialTranscriber } from './microphone.ts';
 import { badMessage, JsonSocket, refuseUnavailable } from './socket.ts';
 
 export const sttControl = z.discriminatedUnion('type', [
@@ -51,7 +51,6 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
     let language = query.data.language?.toLowerCase();
     const controller = new AbortController();
     let finals: Promise<void> = Promise.resolve();
-    let partialRunning = false;
     let turnId = 0;
     const early: Buffer[] = [];
     const held: { mic?: Microphone } = {}; // the microphone, once its VAD has loaded
@@ -83,15 +82,7 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
           }
         });
       },
-      onPartial: (audio) => {
-        if (partialRunning) return;
-        partialRunning = true;
-        transcription
-          .transcribe({ audio, language, task: 'transcribe', wordTimestamps: false }, controller.signal)
-          .then(({ transcript }) => out.send({ type: 'transcript.partial', turn_id: turnId + 1, text: transcript.text.trim() }))
-          .catch(() => undefined) // a partial that fails is simply skipped; the final reports errors
-          .finally(() => (partialRunning = false));
-      },
+      onPartial: partialTranscriber(transcription, controller.signal, () => language, (text) => out.send({ type: 'transcript.partial', turn_id: turnId + 1, text })),
     });
     held.mic = mic;
     if (socket.readyState !== socket.OPEN) return mic.close();

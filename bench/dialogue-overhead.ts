@@ -5,11 +5,17 @@
  * tts_first_audio_ms, measured inside the same turn). What remains is ours: HTTP, decoding,
  * session I/O, queues, encoding. Real engines on the generated tiny models (tiny Gemma through
  * llama.cpp, tiny whisper through whisper.cpp) and the embedded voice, in a spawned service.
+ * The same through /ws/dialogue: a synthesized spoken turn streamed in real time; from the
+ * client receiving `speech_stopped` (the VAD's end of turn) to the first binary audio frame, minus
+ * the same model times (the VAD's wait for silence is policy, VAD_SILENCE_MS, not overhead).
  * Goal: ≤ 20 ms median. Prints JSON.
  *
  *   npm run bench:dialogue        (TURNS=20 to change)
  */
+import WebSocket from 'ws';
 import { tinyGemmaPath, tinyWhisperPath } from '../test/helpers/models.ts';
+import { closeSpeech, speech } from '../test/helpers/speech.ts';
+import { eventLog, streamPcm } from '../test/helpers/ws.ts';
 import { wav } from '../test/helpers/audio.ts';
 import { spawnService } from '../test/helpers/process.ts';
 import { freePort, waitForHealth } from './support.ts';
@@ -67,6 +73,30 @@ for (let i = 0; i < TURNS; i++) {
   firstAudio.push(clientFirstAudio);
   models.push(modelTime);
 }
+
+// --- /ws/dialogue
+const spoken = await speech([{ silence: 0.3 }, 'What is the weather like today?', { silence: 0.7 }]);
+const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/dialogue?session_id=ws-bench&response_modalities=text,audio`);
+const log = eventLog(ws);
+await new Promise((r) => ws.once('open', r));
+await log.waitFor((e) => e.type === 'ready');
+const wsOverhead: number[] = [];
+const wsFirstAudio: number[] = [];
+const WS_TURNS = Math.max(5, Math.round(TURNS / 2));
+for (let i = 0; i < WS_TURNS + 2; i++) {
+  const before = log.events.length;
+  const beforeAudio = log.audio.length;
+  await streamPcm(ws, spoken, 16000, 1);
+  const done = await log.waitFor((e) => e.type === 'reply.done' && log.events.indexOf(e) >= before, 30_000);
+  const stopped = log.events.slice(before).find((e) => e.type === 'speech_stopped')!;
+  const firstAudio = log.audio.slice(beforeAudio)[0]!;
+  const t = done.timings as Timings;
+  if (i < 2) continue; // warm-up
+  wsFirstAudio.push(firstAudio.at - stopped.at);
+  wsOverhead.push(firstAudio.at - stopped.at - (t.stt_ms + t.llm_first_sentence_ms + t.tts_first_audio_ms));
+}
+ws.close();
+await closeSpeech();
 service.child.kill();
 console.log(
   JSON.stringify(
@@ -76,6 +106,11 @@ console.log(
         client_first_audio_ms: { median: round(median(firstAudio)), p95: round(p95(firstAudio)) },
         model_time_ms: { median: round(median(models)), p95: round(p95(models)) },
         overhead_ms: { median: round(median(overhead)), p95: round(p95(overhead)) },
+      },
+      ws_dialogue: {
+        turns: WS_TURNS,
+        end_of_turn_to_first_audio_ms: { median: round(median(wsFirstAudio)), p95: round(p95(wsFirstAudio)) },
+        overhead_ms: { median: round(median(wsOverhead)), p95: round(p95(wsOverhead)) },
       },
       goal_overhead_median_ms: 20,
     },

@@ -1,4 +1,5 @@
 /** Transcripts in the response formats clients ask for: json, text, srt, vtt, verbose_json. */
+import { languageName } from '../engines/stt/languages.ts';
 import zlib from 'node:zlib';
 import type { Transcript } from '../engines/stt/types.ts';
 
@@ -29,7 +30,7 @@ function compressionRatio(text: string): number {
 export function toVerboseJson(t: Transcript, task: 'transcribe' | 'translate', temperature: number) {
   return {
     task,
-    language: t.language,
+    language: languageName(t.language),
     duration: t.duration,
     text: t.text,
     segments: t.segments.map((s) => ({
@@ -38,7 +39,7 @@ export function toVerboseJson(t: Transcript, task: 'transcribe' | 'translate', t
       start: s.start,
       end: s.end,
       text: s.text,
-      tokens: [] as number[],
+      tokens: s.tokens ?? [],
       temperature,
       avg_logprob: s.avgLogprob,
       compression_ratio: compressionRatio(s.text),

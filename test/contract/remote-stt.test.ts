@@ -39,7 +39,7 @@ describe('hosted speech-to-text', () => {
     assert.equal(res.status, 200);
     assert.equal(res.body.text, 'Hello from the fake transcriber.');
     assert.equal(res.body.engine, 'openai');
-    assert.equal(res.body.language, 'english');
+    assert.equal(res.body.language, 'en', 'OpenAI answers "english"; our route speaks ISO codes');
     assert.deepEqual(res.body.segments, [{ id: 0, start: 0, end: 1.5, text: ' Hello from the fake transcriber.', avg_logprob: -0.2, no_speech_prob: 0.01 }]);
     const upstream = fake.requests.at(-1)!;
     assert.equal(upstream.path, '/v1/audio/transcriptions');

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { encodeWavPcm16 } from '../../audio/wav.ts';
 import { upstreamError } from '../openai-errors.ts';
+import { languageCode } from './languages.ts';
 import type { EngineState } from '../types.ts';
 import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest } from './types.ts';
 
@@ -21,6 +22,7 @@ interface VerboseSegment {
   text: string;
   avg_logprob?: number;
   no_speech_prob?: number;
+  tokens?: number[];
 }
 
 export class OpenAiCompatibleStt implements SttEngine {
@@ -82,12 +84,13 @@ export class OpenAiCompatibleStt implements SttEngine {
       text: s.text,
       avgLogprob: s.avg_logprob ?? 0,
       noSpeechProb: s.no_speech_prob ?? null,
+      ...(Array.isArray(s.tokens) ? { tokens: s.tokens } : {}),
     }));
     for (const segment of segments) yield { type: 'segment', segment };
     const transcript: Transcript = {
       text: response.text.trim(),
-      // OpenAI answers a language name ("english"); compatible servers often a code ("en")
-      language: (response.language ?? request.language ?? 'unknown').toLowerCase(),
+      // OpenAI answers a language name ("english"); compatible servers often a code ("en"): the port speaks codes
+      language: languageCode(response.language ?? request.language ?? 'unknown'),
       duration,
       segments,
       ...(request.wordTimestamps && response.words ? { words: response.words } : {}),

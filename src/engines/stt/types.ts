@@ -22,6 +22,8 @@ export interface TranscriptSegment {
   avgLogprob: number;
   /** null when the engine does not report it (the embedded binding does not expose it). */
   noSpeechProb: number | null;
+  /** Token ids of the segment's text, when the engine reports them. */
+  tokens?: number[];
 }
 
 export interface TranscriptWord {
@@ -32,6 +34,7 @@ export interface TranscriptWord {
 
 export interface Transcript {
   text: string;
+  /** ISO-639-1 code ("en"), whatever form the engine answered in. */
   language: string;
   duration: number;
   segments: TranscriptSegment[];

@@ -164,6 +164,7 @@ export class WhisperCppEngine implements SttEngine {
           text: r.text,
           avgLogprob: textTokens.length ? textTokens.reduce((s, t) => s + Math.log(Math.max(t.p, 1e-10)), 0) / textTokens.length : 0,
           noSpeechProb: null,
+          tokens: textTokens.map((t) => t.id),
         };
         segments.push(segment);
         if (request.wordTimestamps) words.push(...wordsFrom(r.tokens, offsetSeconds));

@@ -157,6 +157,7 @@ export class EmbeddedEspeakEngine implements TtsEngine {
       const rate = Math.round(BASE_RATE * (request.speed ?? 1));
       slot.worker.postMessage({ type: 'synthesize', id, text: request.text, voice, rate, cancel } satisfies SynthesizeJob);
       for await (const message of queue) {
+        signal.throwIfAborted(); // the worker runs far ahead of real time: drop what it already sent
         if (message.type === 'chunk') yield { samples: message.samples, sampleRate: ESPEAK_SAMPLE_RATE };
         else if (message.type === 'error') {
           if (message.badVoice) throw ApiError.badRequest(`Unknown voice "${voice}"; GET /v1/audio/voices lists them.`, 'voice', 'unknown_voice');

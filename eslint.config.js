@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'frontend/', 'docs/', '.cache/', 'test-artifacts/'] },
+  { ignores: ['node_modules/', 'dist/', 'frontend/dist/', 'frontend/node_modules/', 'docs/', '.cache/', 'test-artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -11,6 +11,7 @@ import type { Config } from './config.ts';
 import type { EngineRegistry } from './engines/registry.ts';
 import { authenticate, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
+import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
@@ -81,6 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const keyHeader = config.API_KEY_HEADER_NAME.toLowerCase();
   const isPublic = (request: FastifyRequest) =>
     request.routeOptions.config?.public === true ||
+    request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header(requestIdHeader, request.id);
@@ -135,6 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs });
   await registerDocsUi(app);
+  await registerPlayground(app, config.PLAYGROUND_DIR);
 
   return app;
 }

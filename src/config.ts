@@ -104,6 +104,7 @@ export const configSchema = z.object({
   API_KEYS: keyList().describe('Comma-separated accepted API keys. Re-read on SIGHUP (rotation without restart).'),
   API_KEYS_FILE: optionalText().describe('File with more accepted keys, one per line (`#` comments). Re-read on SIGHUP.'),
   METRICS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /metrics (off: Prometheus scrapes without a key).'),
+  PLAYGROUND_DIR: text('frontend/dist').describe('The built playground (npm run build -w frontend), served at /playground/; `/` redirects there.'),
   DOCS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /docs and /openapi.{json,yaml}.'),
 
   // --- observability

@@ -1,0 +1,37 @@
+import { useState } from 'react';
+import type { Connection } from '../api/settings.ts';
+
+/** Base URL and API key (kept in localStorage by the caller). */
+export function ConnectionDrawer({ connection, onSave, onClose }: { connection: Connection; onSave: (c: Connection) => void; onClose: () => void }) {
+  const [draft, setDraft] = useState(connection);
+  return (
+    <div className="drawer" role="dialog" aria-modal="true" aria-labelledby="connection-title">
+      <h2 id="connection-title">Connection settings</h2>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          onSave({ ...draft, baseUrl: draft.baseUrl.trim().replace(/\/+$/, '') });
+        }}
+      >
+        <label>
+          Base URL
+          <input value={draft.baseUrl} onChange={(e) => setDraft({ ...draft, baseUrl: e.target.value })} type="url" required />
+        </label>
+        <label>
+          API key
+          <input value={draft.apiKey} onChange={(e) => setDraft({ ...draft, apiKey: e.target.value })} type="password" autoComplete="off" placeholder="(none)" />
+        </label>
+        <label>
+          API key header
+          <input value={draft.keyHeader} onChange={(e) => setDraft({ ...draft, keyHeader: e.target.value })} />
+        </label>
+        <div className="row">
+          <button type="submit">Save</button>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </form>
+    </div>
+  );
+}

@@ -1,0 +1,162 @@
+import { useRef, useState } from 'react';
+import { request, socket } from '../api/client.ts';
+import type { Connection } from '../api/settings.ts';
+import { startMic, type Mic } from '../audio/mic.ts';
+import { ErrorBox } from '../components/ErrorBox.tsx';
+
+interface Result {
+  text: string;
+  language: string;
+  duration: number;
+  engine: string;
+  segments: { id: number; start: number; end: number; text: string }[];
+  words?: { word: string; start: number; end: number }[];
+}
+
+/** Speech to text: upload or record a file; or live over /ws/stt with partial text. */
+export function SttPanel({ connection }: { connection: Connection }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [words, setWords] = useState(false);
+  const [result, setResult] = useState<Result | null>(null);
+  const [timing, setTiming] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [recording, setRecording] = useState(false);
+  const recorder = useRef<MediaRecorder | null>(null);
+  const [live, setLive] = useState<{ finals: string[]; partial: string } | null>(null);
+  const liveParts = useRef<{ ws: WebSocket; mic: Mic } | null>(null);
+
+  async function transcribe(blob: Blob, name: string) {
+    setBusy(true);
+    setError(null);
+    const started = performance.now();
+    try {
+      const form = new FormData();
+      form.set('file', blob, name);
+      form.set('response_format', words ? 'verbose_json' : 'json');
+      if (words) form.set('timestamp_granularities[]', 'word');
+      const res = await request(connection, words ? '/v1/audio/transcriptions' : '/v1/speech-to-text', { method: 'POST', body: form });
+      const body = (await res.json()) as Result;
+      setResult({ ...body, engine: body.engine ?? res.headers.get('x-stt-engine') ?? '' });
+      setTiming(`${(performance.now() - started).toFixed(0)} ms`);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function toggleRecording() {
+    if (recorder.current) {
+      recorder.current.stop();
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const chunks: Blob[] = [];
+      const rec = new MediaRecorder(stream);
+      rec.ondataavailable = (e) => chunks.push(e.data);
+      rec.onstop = () => {
+        for (const t of stream.getTracks()) t.stop();
+        recorder.current = null;
+        setRecording(false);
+        void transcribe(new Blob(chunks, { type: rec.mimeType }), 'recording.webm');
+      };
+      rec.start();
+      recorder.current = rec;
+      setRecording(true);
+    } catch (e) {
+      setError(e);
+    }
+  }
+
+  async function toggleLive() {
+    if (liveParts.current) {
+      liveParts.current.mic.stop();
+      liveParts.current.ws.close();
+      liveParts.current = null;
+      setLive((l) => (l ? { ...l, partial: '' } : l));
+      return;
+    }
+    setError(null);
+    setLive({ finals: [], partial: '' });
+    const ws = socket(connection, '/ws/stt?sample_rate=16000');
+    ws.onmessage = (message) => {
+      if (typeof message.data !== 'string') return;
+      const event = JSON.parse(message.data) as { type: string; text?: string; error?: { message: string } };
+      if (event.type === 'transcript.partial') setLive((l) => ({ finals: l?.finals ?? [], partial: event.text ?? '' }));
+      else if (event.type === 'transcript.final') setLive((l) => ({ finals: [...(l?.finals ?? []), event.text ?? ''], partial: '' }));
+      else if (event.type === 'error') setError(new Error(event.error?.message));
+    };
+    ws.onerror = () => setError(new Error('The /ws/stt connection failed (check the base URL and API key).'));
+    await new Promise((resolve) => (ws.onopen = resolve));
+    const mic = await startMic((pcm) => ws.readyState === WebSocket.OPEN && ws.send(pcm.buffer as ArrayBuffer), { echoCancellation: false }).catch((e: unknown) => {
+      setError(e);
+      ws.close();
+      return null;
+    });
+    if (mic) liveParts.current = { ws, mic };
+  }
+
+  return (
+    <section aria-labelledby="stt-title">
+      <h2 id="stt-title">Speech to text</h2>
+      <div className="row">
+        <label>
+          Audio file
+          <input type="file" accept="audio/*,video/webm" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+        </label>
+        <label className="inline">
+          <input type="checkbox" checked={words} onChange={(e) => setWords(e.target.checked)} /> word timestamps
+        </label>
+      </div>
+      <div className="row">
+        <button onClick={() => file && void transcribe(file, file.name)} disabled={!file || busy}>
+          Transcribe file
+        </button>
+        <button onClick={() => void toggleRecording()} aria-pressed={recording} disabled={busy}>
+          {recording ? 'Stop recording' : 'Record'}
+        </button>
+        <button onClick={() => void toggleLive()} aria-pressed={live !== null && liveParts.current !== null}>
+          {liveParts.current ? 'Stop live' : 'Live (WebSocket)'}
+        </button>
+      </div>
+      <ErrorBox error={error} />
+      {result && (
+        <div data-testid="stt-result">
+          <p className="transcript">{result.text}</p>
+          <p className="meta">
+            {result.language} · {result.duration.toFixed(1)} s of audio · {result.engine} · {timing}
+          </p>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">start</th>
+                <th scope="col">end</th>
+                <th scope="col">text</th>
+              </tr>
+            </thead>
+            <tbody>
+              {result.segments.map((s) => (
+                <tr key={s.id}>
+                  <td>{s.start.toFixed(2)}</td>
+                  <td>{s.end.toFixed(2)}</td>
+                  <td>{s.text}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {result.words && <p className="meta">{result.words.map((w) => `${w.word} [${w.start.toFixed(2)}]`).join(' ')}</p>}
+        </div>
+      )}
+      {live && (
+        <div className="live" aria-live="polite" data-testid="stt-live">
+          {live.finals.map((f, i) => (
+            <p key={i}>{f}</p>
+          ))}
+          {live.partial && <p className="partial">{live.partial}…</p>}
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,119 @@
+import { useEffect, useRef, useState } from 'react';
+import { getJson, request } from '../api/client.ts';
+import type { Connection } from '../api/settings.ts';
+import { PcmPlayer } from '../audio/pcm-player.ts';
+import { ErrorBox } from '../components/ErrorBox.tsx';
+
+const FORMATS = ['wav', 'mp3', 'opus', 'flac', 'aac', 'pcm'] as const;
+const PCM_RATE = 24000;
+
+/** Text to speech: plays while streaming (wav/pcm, through Web Audio) and offers the file. */
+export function TtsPanel({ connection }: { connection: Connection }) {
+  const [text, setText] = useState('Hello! This is gemma-3-api speaking.');
+  const [voices, setVoices] = useState<{ id: string; name: string; engine: string }[]>([]);
+  const [voice, setVoice] = useState('');
+  const [format, setFormat] = useState<(typeof FORMATS)[number]>('wav');
+  const [speed, setSpeed] = useState(1);
+  const [audioUrl, setAudioUrl] = useState<string | null>(null);
+  const [meta, setMeta] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const player = useRef<PcmPlayer | null>(null);
+
+  useEffect(() => {
+    getJson<{ voices: { id: string; name: string; engine: string }[] }>(connection, '/v1/audio/voices')
+      .then((v) => setVoices(v.voices))
+      .catch(() => setVoices([]));
+  }, [connection]);
+
+  async function speak() {
+    setError(null);
+    setBusy(true);
+    setMeta('');
+    player.current?.stop();
+    if (audioUrl) URL.revokeObjectURL(audioUrl);
+    setAudioUrl(null);
+    const started = performance.now();
+    try {
+      const live = format === 'wav' || format === 'pcm';
+      // wav and pcm play as they stream: ask for raw PCM and schedule it in Web Audio
+      const res = await request(connection, '/v1/text-to-speech', { method: 'POST', json: { text, voice: voice || undefined, speed, format: live ? 'pcm' : format, sample_rate: PCM_RATE, stream: true } });
+      const engine = res.headers.get('x-tts-engine');
+      const reader = res.body!.getReader();
+      const parts: Uint8Array[] = [];
+      let first = 0;
+      let odd: Uint8Array = new Uint8Array(0);
+      if (live) player.current = new PcmPlayer(PCM_RATE);
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        first ||= performance.now() - started;
+        if (!live) {
+          parts.push(value);
+          continue;
+        }
+        const bytes = new Uint8Array(odd.length + value.length);
+        bytes.set(odd);
+        bytes.set(value, odd.length);
+        const even = bytes.length - (bytes.length % 2);
+        odd = bytes.slice(even);
+        player.current!.push(new Int16Array(bytes.slice(0, even).buffer));
+      }
+      const blob = live ? player.current!.wav() : new Blob(parts as BlobPart[], { type: res.headers.get('content-type') ?? 'application/octet-stream' });
+      setAudioUrl(URL.createObjectURL(blob));
+      setMeta(`${engine} · first audio ${first.toFixed(0)} ms · ${(blob.size / 1024).toFixed(0)} KiB`);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="tts-title">
+      <h2 id="tts-title">Text to speech</h2>
+      <label>
+        Text
+        <textarea value={text} onChange={(e) => setText(e.target.value)} rows={3} />
+      </label>
+      <div className="row">
+        <label>
+          Voice
+          <select value={voice} onChange={(e) => setVoice(e.target.value)}>
+            <option value="">default</option>
+            {voices.map((v) => (
+              <option key={`${v.engine}:${v.id}`} value={v.id}>
+                {v.name} ({v.engine})
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Format
+          <select value={format} onChange={(e) => setFormat(e.target.value as (typeof FORMATS)[number])}>
+            {FORMATS.map((f) => (
+              <option key={f}>{f}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Speed {speed.toFixed(2)}
+          <input type="range" min={0.25} max={4} step={0.05} value={speed} onChange={(e) => setSpeed(Number(e.target.value))} />
+        </label>
+      </div>
+      <button onClick={() => void speak()} disabled={busy || !text.trim()}>
+        Speak
+      </button>
+      <ErrorBox error={error} />
+      {audioUrl && (
+        <div className="row">
+          <audio controls src={audioUrl} data-testid="tts-audio" />
+          <a href={audioUrl} download={`speech.${format === 'pcm' ? 'wav' : format}`}>
+            Download
+          </a>
+        </div>
+      )}
+      {meta && <p className="meta">{meta}</p>}
+    </section>
+  );
+}

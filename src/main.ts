@@ -2,8 +2,9 @@
  * Process entry: configuration → logger/metrics → engines → app → listen. Models load after the
  * port is open (readiness says `loading` meanwhile). SIGTERM/SIGINT stop accepting, let in-flight
  * requests finish within SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the
- * API keys.
+ * API keys, as does a change of API_KEYS_FILE (checked every 5 s).
  */
+import fs from 'node:fs';
 import { createSessionStore } from './sessions/index.ts';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
@@ -72,12 +73,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  const reloadKeys = (why: string) => {
     try {
-      logger.info({ keys: keys.reload() }, 'API keys reloaded');
+      logger.info({ keys: keys.reload(), trigger: why }, 'API keys reloaded');
     } catch (error) {
       logger.error({ err: error }, 'API key reload failed; keeping the previous keys');
     }
+  };
+  // a mounted Kubernetes secret changes without anyone sending SIGHUP: watch the file as well
+  if (config.API_KEYS_FILE) fs.watchFile(config.API_KEYS_FILE, { interval: 5000, persistent: false }, (now, before) => now.mtimeMs !== before.mtimeMs && reloadKeys('API_KEYS_FILE changed'));
+  process.on('SIGHUP', () => {
+    reloadKeys('SIGHUP');
   });
 
   await app.listen({ port: config.PORT, host: config.HOST });

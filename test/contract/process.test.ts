@@ -21,7 +21,7 @@ describe('service process', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
   });
 
-  it('serves, rotates keys on SIGHUP from API_KEYS_FILE, and exits 0 on SIGTERM', async () => {
+  it('serves, rotates keys on SIGHUP and on a change of API_KEYS_FILE, and exits 0 on SIGTERM', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svc-'));
     const keysFile = path.join(dir, 'keys.txt');
     fs.writeFileSync(keysFile, '# rotated by ops\nfirst-key\n');
@@ -39,12 +39,19 @@ describe('service process', () => {
       while (!service.output().includes('API keys reloaded') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.equal((await call('second-key')).status, 503);
       assert.equal((await call('first-key')).status, 401);
+
+      // a mounted Kubernetes secret changes with no SIGHUP: the file is watched too
+      fs.writeFileSync(keysFile, 'third-key\n');
+      const watched = Date.now() + 12_000;
+      while ((await call('third-key')).status === 401 && Date.now() < watched) await new Promise((r) => setTimeout(r, 250));
+      assert.equal((await call('third-key')).status, 503);
+      assert.equal((await call('second-key')).status, 401);
     } finally {
       service.child.kill('SIGTERM');
     }
     assert.equal(await service.exited, 0);
     assert.match(service.output(), /shutting down/);
-    assert.ok(!service.output().includes('first-key') && !service.output().includes('second-key'), 'keys never logged');
+    assert.ok(!['first-key', 'second-key', 'third-key'].some((k) => service.output().includes(k)), 'keys never logged');
   });
 
   it('on SIGTERM finishes in-flight generations, refuses new work, and exits 0', async () => {

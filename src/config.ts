@@ -105,7 +105,7 @@ export const configSchema = z.object({
   API_KEYS_FILE: optionalText().describe('File with more accepted keys, one per line (`#` comments). Re-read on SIGHUP.'),
   METRICS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /metrics (off: Prometheus scrapes without a key).'),
   PLAYGROUND_DIR: text('frontend/dist').describe('The built playground (npm run build -w frontend), served at /playground/; `/` redirects there.'),
-  DOCS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /docs and /openapi.{json,yaml}.'),
+  DOCS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /docs (the reference and /docs/openapi.{json,yaml}).'),
 
   // --- observability
   GPU_METRICS: oneOf(['auto', 'off'] as const, 'auto').describe(

@@ -12,6 +12,7 @@ import type { EngineRegistry } from './engines/registry.ts';
 import { authenticate, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
+import { allowedOrigins, checkWebSocketOrigin, registerProtection } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
@@ -84,10 +85,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.routeOptions.config?.public === true ||
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
+  const origins = allowedOrigins(config);
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header(requestIdHeader, request.id);
+    try {
+      // CORS does not cover WebSockets: a browser page from another origin is checked here
+      if (request.headers.upgrade !== undefined) checkWebSocketOrigin(request, origins);
+    } catch (error) {
+      return done(error as Error);
+    }
     done(config.API_KEY_ENABLED && !isPublic(request) ? authenticate(request, deps.keys, keyHeader) : undefined);
   });
+  const protection = await registerProtection(app, config, keyHeader);
+  app.addHook('onClose', async () => protection.close());
 
   app.addHook('onResponse', (request, reply, done) => {
     // A refused WebSocket handshake: the response went out on the raw upgrade socket, which the

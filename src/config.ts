@@ -103,6 +103,10 @@ export const configSchema = z.object({
   API_KEY_HEADER_NAME: headerName('X-API-Key').describe('Header that carries the API key (`Authorization: Bearer <key>` is always accepted too).'),
   API_KEYS: keyList().describe('Comma-separated accepted API keys. Re-read on SIGHUP (rotation without restart).'),
   API_KEYS_FILE: optionalText().describe('File with more accepted keys, one per line (`#` comments). Re-read on SIGHUP.'),
+  CORS_ORIGINS: optionalText().describe(
+    'Browser origins allowed to call the API and open its WebSockets (comma-separated, e.g. `http://localhost:5173`; `*` for any). Unset: same-origin only (the served playground).',
+  ),
+  RATE_LIMIT_PER_MINUTE: int(0, 0, 10_000_000).describe('Requests (and WebSocket connections) per API key — per client IP without keys — per minute; beyond it 429 with Retry-After. 0 = off. Shared across replicas through Redis when REDIS_URL is set.'),
   METRICS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /metrics (off: Prometheus scrapes without a key).'),
   PLAYGROUND_DIR: text('frontend/dist').describe('The built playground (npm run build -w frontend), served at /playground/; `/` redirects there.'),
   DOCS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /docs (the reference and /docs/openapi.{json,yaml}).'),

@@ -1,0 +1,79 @@
+/**
+ * Protection for a service on a network: CORS for the browser origins in CORS_ORIGINS (and the
+ * same check on WebSocket handshakes, which CORS does not cover), security headers (helmet; a
+ * content security policy for the playground), and per-key rate limiting (RATE_LIMIT_PER_MINUTE,
+ * in Redis when REDIS_URL is set so every replica counts together).
+ */
+import { createHash } from 'node:crypto';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import { ApiError } from '../errors.ts';
+import { presentedKey } from './auth.ts';
+
+export function allowedOrigins(config: Config): '*' | string[] {
+  const list = (config.CORS_ORIGINS ?? '').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean);
+  return list.includes('*') ? '*' : list;
+}
+
+/** A WebSocket handshake from a browser page: same origin, or an allowed one. Non-browser clients send no Origin. */
+export function checkWebSocketOrigin(request: FastifyRequest, origins: '*' | string[]): void {
+  const origin = request.headers.origin;
+  if (!origin || origins === '*') return;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    throw new ApiError(403, 'authentication_error', `Origin "${origin}" is not a valid origin.`, { code: 'origin_not_allowed' });
+  }
+  if (host === request.headers.host || origins.includes(origin)) return;
+  throw new ApiError(403, 'authentication_error', `Origin ${origin} may not open WebSockets here; add it to CORS_ORIGINS.`, { code: 'origin_not_allowed' });
+}
+
+export async function registerProtection(app: FastifyInstance, config: Config, keyHeader: string): Promise<{ close: () => Promise<void> }> {
+  const origins = allowedOrigins(config);
+  if (origins === '*' || origins.length > 0) {
+    await app.register(cors, { origin: origins === '*' ? true : origins, exposedHeaders: ['X-Request-ID', 'X-TTS-Engine', 'X-STT-Engine', 'X-Sample-Rate', 'X-Session-ID', 'Retry-After'], maxAge: 600 });
+  }
+  await app.register(helmet, {
+    // the API answers JSON and audio; the playground (a static build, no inline scripts) gets a policy
+    contentSecurityPolicy: false,
+    crossOriginResourcePolicy: { policy: 'cross-origin' },
+    crossOriginEmbedderPolicy: false,
+  });
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (request.url.startsWith('/playground/')) {
+      void reply.header(
+        'Content-Security-Policy',
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src *; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+      );
+    }
+    done(null, payload);
+  });
+
+  let redis: Redis | undefined;
+  if (config.RATE_LIMIT_PER_MINUTE > 0) {
+    if (config.REDIS_URL) redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 1000 });
+    await app.register(rateLimit, {
+      max: config.RATE_LIMIT_PER_MINUTE,
+      timeWindow: 60_000,
+      ...(redis ? { redis, nameSpace: 'gemma-3-api:ratelimit:', skipOnError: true } : {}),
+      // health and metrics stay reachable for probes and scrapers
+      allowList: (request) => request.url === '/health' || request.url.startsWith('/health/') || request.url === '/metrics',
+      // per key (hashed: the key itself never becomes a Redis key), else per client address
+      keyGenerator: (request) => {
+        const key = presentedKey(request, keyHeader);
+        return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
+      },
+      errorResponseBuilder: (_request, context) =>
+        new ApiError(429, 'rate_limit_error', `Rate limit exceeded: ${context.max} requests per minute (RATE_LIMIT_PER_MINUTE). Retry after ${Math.ceil(context.ttl / 1000)} s.`, {
+          code: 'rate_limited',
+          headers: { 'Retry-After': String(Math.ceil(context.ttl / 1000)) },
+        }),
+    });
+  }
+  return { close: async () => void redis?.disconnect() };
+}

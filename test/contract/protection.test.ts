@@ -1,0 +1,99 @@
+/** CORS, WebSocket origin checks, security headers and per-key rate limits (in Redis across replicas). */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { startApp, type TestApp } from '../helpers/app.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+
+const LIGHT = { GEMMA_MODEL: '/absent.gguf', ENABLE_LOCAL_WHISPER: 'false' };
+
+/** The handshake's outcome: 101, or the refusal's status. */
+function handshake(url: string, origin?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, origin ? { origin } : {});
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.once('error', () => undefined);
+  });
+}
+
+describe('protection', () => {
+  const apps: TestApp[] = [];
+  let redis: TestRedis;
+  const app = async (env: Record<string, string>) => {
+    const t = await startApp({ env: { ...LIGHT, ...env } });
+    apps.push(t);
+    return t;
+  };
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    for (const t of apps) await t.close();
+    await redis.stop();
+  });
+
+  it('CORS: only the origins in CORS_ORIGINS get CORS headers (none by default)', async () => {
+    const open = await app({ CORS_ORIGINS: 'http://allowed.test' });
+    const preflight = (t: TestApp, origin: string) =>
+      fetch(`${t.url}/v1/generate`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-api-key' } });
+    const allowed = await preflight(open, 'http://allowed.test');
+    assert.equal(allowed.status, 204);
+    assert.equal(allowed.headers.get('access-control-allow-origin'), 'http://allowed.test');
+    assert.equal((await preflight(open, 'http://evil.test')).headers.get('access-control-allow-origin'), null);
+    const simple = await fetch(`${open.url}/health`, { headers: { origin: 'http://allowed.test' } });
+    assert.match(simple.headers.get('access-control-expose-headers') ?? '', /X-Request-ID/);
+    const closed = await app({});
+    assert.equal((await preflight(closed, 'http://allowed.test')).headers.get('access-control-allow-origin'), null);
+  });
+
+  it('WebSockets: a page from another origin is refused (403) unless allowed; same origin and non-browser clients pass', async () => {
+    const t = await app({});
+    const url = `${t.wsUrl}/ws/tts`;
+    assert.equal(await handshake(url, 'http://evil.test'), 403);
+    assert.equal(await handshake(url, t.url), 101, 'same origin (the served playground)');
+    assert.equal(await handshake(url), 101, 'no Origin: not a browser');
+    const allowing = await app({ CORS_ORIGINS: 'http://allowed.test' });
+    assert.equal(await handshake(`${allowing.wsUrl}/ws/tts`, 'http://allowed.test'), 101);
+    assert.equal(await handshake(`${allowing.wsUrl}/ws/tts`, 'http://evil.test'), 403);
+  });
+
+  it('security headers on every answer; a content security policy on the playground', async () => {
+    const t = await app({});
+    const api = await fetch(`${t.url}/health`);
+    assert.equal(api.headers.get('x-content-type-options'), 'nosniff');
+    assert.ok(api.headers.get('strict-transport-security'));
+    const page = await fetch(`${t.url}/playground/`);
+    assert.equal(page.status, 200, 'npm test builds the playground first (npm run build -w frontend)');
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'; script-src 'self'/);
+    assert.equal(api.headers.get('content-security-policy'), null, 'JSON and audio answers need no policy');
+  });
+
+  it('rate limit per key: 429 with Retry-After in the envelope; other keys and /health unaffected', async () => {
+    const t = await app({ RATE_LIMIT_PER_MINUTE: '3', API_KEY_ENABLED: 'true', API_KEYS: 'key-a,key-b' });
+    const call = (key: string) => fetch(`${t.url}/v1/audio/voices`, { headers: { 'X-API-Key': key } });
+    for (let i = 0; i < 3; i++) assert.equal((await call('key-a')).status, 200);
+    const limited = await call('key-a');
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get('retry-after')) > 0);
+    const body = (await limited.json()) as { error: { code: string; type: string }; request_id: string };
+    assert.equal(body.error.code, 'rate_limited');
+    assert.equal(body.error.type, 'rate_limit_error');
+    assert.equal((await call('key-b')).status, 200);
+    for (let i = 0; i < 5; i++) assert.equal((await fetch(`${t.url}/health`)).status, 200);
+  });
+
+  it('with Redis the limit is shared by the replicas', async () => {
+    const env = { RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url };
+    const [a, b] = [await app(env), await app(env)];
+    const statuses = [];
+    for (const t of [a, b, a, b, a]) statuses.push((await fetch(`${t.url}/v1/audio/voices`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
+  });
+});

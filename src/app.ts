@@ -70,6 +70,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     genReqId: requestIdGenerator(config.REQUEST_ID_HEADER),
     requestIdHeader: false,
     bodyLimit: config.MAX_BODY_BYTES,
+    // ids in paths are at most 128 characters; longer ones reach the route and get its 400
+    routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
 
@@ -124,6 +126,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await registerOpenApi(app, VERSION, wsDocs);
   await app.register(websocket, {
     options: { maxPayload: config.WS_MAX_MESSAGE_BYTES, handleProtocols: selectProtocol },
+    // a client breaking the protocol (an oversized frame: closed with 1009, bad framing) is the
+    // client's error, logged as such; anything else is ours
+    errorHandler: (error, socket, request) => {
+      const code = (error as { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_')) request.log.info({ code, reason: error.message }, 'websocket closed: client protocol error');
+      else request.log.error({ err: error }, 'websocket handler failed');
+      socket.terminate();
+    },
   });
 
   await app.register(healthRoutes, { engines: deps.engines, sessions: deps.sessions });
@@ -140,7 +150,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
   });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
-  await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT });
+  await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT, maxUploadBytes: config.MAX_UPLOAD_BYTES });
   await app.register(sttSocketRoutes, { transcription, config, wsDocs });
   await app.register(ttsSocketRoutes, { synthesis, wsDocs, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });

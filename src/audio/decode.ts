@@ -35,6 +35,9 @@ export function sniffContainer(bytes: Uint8Array): string | undefined {
   return undefined;
 }
 
+/** Shorter audio holds nothing to transcribe (whisper.cpp ignores under ~100 ms): a 400, not an empty transcript. */
+export const MIN_AUDIO_SECONDS = 0.1;
+
 export interface DecodeLimits {
   maxSeconds: number;
   /** The setting that holds the limit, named in the 413 message. */
@@ -59,6 +62,13 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
     throw ApiError.badRequest(`The ${container} audio has no usable samples (rate ${decoded.sampleRate}, ${channels} channels).`, param, 'invalid_audio');
   }
   const duration = frames / decoded.sampleRate;
+  if (duration < MIN_AUDIO_SECONDS) {
+    throw ApiError.badRequest(
+      `The ${container} audio holds ${(duration * 1000).toFixed(1)} ms of sound; at least ${MIN_AUDIO_SECONDS * 1000} ms is needed (a truncated or mislabelled file?).`,
+      param,
+      'audio_too_short',
+    );
+  }
   if (duration > limits.maxSeconds) {
     throw new ApiError(413, 'invalid_request_error', `The audio is ${duration.toFixed(1)} s long; the limit is ${limits.maxSeconds} s (${limits.setting ?? 'MAX_AUDIO_SECONDS'}).`, { param, code: 'audio_too_long' });
   }

@@ -109,7 +109,7 @@ export class DialogueService {
   /** The client's session id (checked), or a new one. */
   sessionIdFor(requested: string | undefined): string {
     if (requested === undefined) return randomUUID();
-    if (!SESSION_ID_PATTERN.test(requested)) throw ApiError.badRequest('session_id must be 1-128 characters of letters, digits, "_", "-", ".", ":".', 'session_id', 'invalid_session_id');
+    if (!SESSION_ID_PATTERN.test(requested)) throw ApiError.badRequest('session_id must be 1-128 characters of letters, digits, "_", "-", ".", ":", starting with a letter, digit, "_" or "-".', 'session_id', 'invalid_session_id');
     return requested;
   }
 

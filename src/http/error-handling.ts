@@ -1,4 +1,5 @@
 /** Every error on every route leaves as the one envelope; nothing leaks a stack trace. */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ApiError, typeForStatus } from '../errors.ts';
@@ -38,6 +39,10 @@ export function toApiError(error: FastifyError | ApiError | Error): ApiError {
     return new ApiError(500, 'server_error', 'Internal server error', { code: 'response_serialization', cause: error });
   }
   const fastifyError = error as FastifyError;
+  // the multipart parser (busboy) rejects malformed bodies with plain Errors and no code
+  if (!fastifyError.code && /^(Unexpected end of (multipart data|form)|Multipart: |Malformed part header|Part terminated early|Boundary not found)/i.test(error.message)) {
+    return new ApiError(400, 'invalid_request_error', `Malformed multipart/form-data body: ${error.message}.`, { code: 'invalid_multipart' });
+  }
   const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
   if (known) return new ApiError(known.status, typeForStatus(known.status), fastifyError.message, { code: known.code });
   const status = fastifyError.statusCode;
@@ -47,12 +52,55 @@ export function toApiError(error: FastifyError | ApiError | Error): ApiError {
   return new ApiError(500, 'server_error', 'Internal server error', { code: null, cause: error });
 }
 
+/** How much of a refused, oversized body is read and dropped so the client gets its 413 (and for how long). */
+const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
+const DRAIN_LIMIT_MS = 5000;
+const DRAIN_IDLE_MS = 250;
+
+/**
+ * A body refused before it was read: answering at once and closing a socket that still holds
+ * unread data makes the kernel send a reset, and most clients then lose the answer. So the rest is
+ * read and dropped first — up to DRAIN_LIMIT_BYTES / DRAIN_LIMIT_MS, then the socket is cut.
+ */
+function drain(raw: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = () => {
+      clearTimeout(timer);
+      clearTimeout(idle);
+      raw.off('data', onData);
+      resolve();
+    };
+    // a parser that gave up (multipart limits) may leave the stream without an 'end': stop once it goes quiet
+    let idle = setTimeout(done, DRAIN_IDLE_MS);
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      clearTimeout(idle);
+      idle = setTimeout(done, DRAIN_IDLE_MS);
+      if (bytes > DRAIN_LIMIT_BYTES) {
+        raw.destroy();
+        done();
+      }
+    };
+    const timer = setTimeout(() => {
+      raw.destroy();
+      done();
+    }, DRAIN_LIMIT_MS);
+    raw.on('data', onData);
+    raw.once('end', done);
+    raw.once('error', done);
+    raw.once('close', done);
+    raw.resume();
+  });
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const apiError = toApiError(error);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError)) request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');
-    void reply.code(apiError.statusCode).headers(apiError.headers).send(apiError.envelope(request.id));
+    if (apiError.statusCode === 413 && !request.raw.complete) await drain(request.raw);
+    return reply.code(apiError.statusCode).headers(apiError.headers).send(apiError.envelope(request.id));
   });
 
   app.setNotFoundHandler((request, reply) => {

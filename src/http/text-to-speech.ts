@@ -95,7 +95,7 @@ function sendAudio(request: FastifyRequest, reply: FastifyReply, speech: Speech)
     .send(Readable.from(body()));
 }
 
-export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; defaultFormat: AudioFormat }> = async (app, { synthesis, defaultFormat }) => {
+export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; defaultFormat: AudioFormat; maxUploadBytes: number }> = async (app, { synthesis, defaultFormat, maxUploadBytes }) => {
   app.post(
     '/v1/text-to-speech',
     {
@@ -105,6 +105,8 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         description:
           'Speaks `text` with the first ready engine of TTS_BACKEND (fish-speech / OpenAudio-S1-mini, then the embedded eSpeak NG voice). JSON answer with `audio_base64`, or with `"stream": true` the audio itself (`Content-Type` of the format, chunked; `X-TTS-Engine` and `X-Sample-Rate` headers), first bytes once the first chunk is synthesized — `curl ... --output speech.wav` works. 400 empty or too-long text, bad reference audio, unknown voice; 413 reference clip too large/long; 429 `queue_full`; 501 `encoder_unavailable` when the format needs ffmpeg and it is missing; 502/504 `upstream_error` when fish-speech fails after retries and no other engine answers; 503 while no engine is ready.',
         body: textToSpeechRequestSchema,
+        // reference clips travel base64 inside the JSON: allow an upload's worth (MAX_UPLOAD_BYTES)
+        bodyLimit: Math.ceil((maxUploadBytes * 4) / 3) + 65_536,
         response: {
           200: textToSpeechResponseSchema.or(z.any().meta(audioResponse('The audio, when `stream` is true.'))),
           400: errorEnvelopeSchema,

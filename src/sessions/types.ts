@@ -21,4 +21,5 @@ export interface SessionStore {
   close(): Promise<void>;
 }
 
-export const SESSION_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** Letters, digits and `_ . : -`, starting with a letter, digit, `_` or `-` (so never `.` or `..`). */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$/;

@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { wav } from '../helpers/audio.ts';
 import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
+import { waitForGauge } from '../helpers/metrics.ts';
 
 const LIGHT = { GEMMA_MODEL: '/absent.gguf', ENABLE_LOCAL_WHISPER: 'false' };
 
@@ -182,14 +183,7 @@ describe('text-to-speech on the embedded voice', () => {
     const reader = res.body!.getReader();
     await reader.read();
     controller.abort();
-    const deadline = Date.now() + 5000;
-    let inFlight = '';
-    while (Date.now() < deadline) {
-      inFlight = /^tts_requests_in_flight (\d+)/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1] ?? '';
-      if (inFlight === '0') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(inFlight, '0');
+    assert.equal(await waitForGauge(t.url, 'tts_requests_in_flight', 0), 0);
     assert.equal((await tts(t, { text: 'Next one works.' })).status, 200);
   });
 });

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
+import { waitForGauge } from '../helpers/metrics.ts';
 
 type Event = { type: string; [key: string]: unknown };
 
@@ -187,13 +188,6 @@ describe('WS /ws/tts', () => {
     c.send({ type: 'text', text: 'Speak for a long while. '.repeat(30) });
     await c.next('start');
     c.ws.terminate();
-    const deadline = Date.now() + 5000;
-    let inFlight = '';
-    while (Date.now() < deadline) {
-      inFlight = /^tts_requests_in_flight (\d+)/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1] ?? '';
-      if (inFlight === '0') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(inFlight, '0');
+    assert.equal(await waitForGauge(t.url, 'tts_requests_in_flight', 0), 0);
   });
 });

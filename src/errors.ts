@@ -72,6 +72,11 @@ export class ApiError extends Error {
   }
 }
 
+/** Whether the next engine of a fallback chain should try: anything but a client error (4xx) is. */
+export function isRetryable(error: unknown): boolean {
+  return !(error instanceof ApiError) || error.statusCode >= 500;
+}
+
 /** The error type that matches an HTTP status, for errors that did not come as an ApiError. */
 export function typeForStatus(status: number): ErrorType {
   if (status === 401 || status === 403) return 'authentication_error';

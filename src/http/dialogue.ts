@@ -12,6 +12,7 @@ import type { DialogueResult, DialogueService } from '../dialogue/pipeline.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal, sendSse } from './streaming.ts';
+import { segmentView } from './transcript-formats.ts';
 
 const modalities = z.array(z.enum(['text', 'audio'])).min(1);
 
@@ -98,7 +99,7 @@ export function transcriptView(t: Transcript) {
     text: t.text,
     language: t.language,
     duration: t.duration,
-    segments: t.segments.map((s) => ({ id: s.id, start: s.start, end: s.end, text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb })),
+    segments: t.segments.map((s) => segmentView(s)),
   };
 }
 

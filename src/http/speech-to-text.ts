@@ -13,7 +13,7 @@ import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal, sendSse, type SseEvent } from './streaming.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
-import { RESPONSE_FORMATS, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
+import { RESPONSE_FORMATS, segmentView, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
 
 export interface SpeechToTextOptions {
   transcription: TranscriptionService;
@@ -219,7 +219,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         text: transcript.text,
         language: transcript.language,
         duration: transcript.duration,
-        segments: transcript.segments.map((s) => ({ id: s.id, start: s.start, end: s.end, text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb })),
+        segments: transcript.segments.map((s) => segmentView(s)),
         ...(transcript.words ? { words: transcript.words } : {}),
         engine,
       };

@@ -1,7 +1,7 @@
 /** Transcripts in the response formats clients ask for: json, text, srt, vtt, verbose_json. */
 import { languageName } from '../engines/stt/languages.ts';
 import zlib from 'node:zlib';
-import type { Transcript } from '../engines/stt/types.ts';
+import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
 
 export const RESPONSE_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'] as const;
 export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
@@ -24,6 +24,15 @@ export function toVtt(t: Transcript): string {
 function compressionRatio(text: string): number {
   const bytes = Buffer.from(text, 'utf8');
   return bytes.length === 0 ? 0 : bytes.length / zlib.deflateSync(bytes).length;
+}
+
+/**
+ * A segment as our JSON routes and sockets show it; `offsetMs` places it on a longer stream's
+ * timeline (WebSocket turns), rounded to the millisecond.
+ */
+export function segmentView(s: TranscriptSegment, offsetMs = 0) {
+  const at = (t: number) => (offsetMs ? +(t + offsetMs / 1000).toFixed(3) : t);
+  return { id: s.id, start: at(s.start), end: at(s.end), text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb };
 }
 
 /** OpenAI's verbose_json shape. */

@@ -17,7 +17,7 @@ import { finalizeWav } from '../audio/wav.ts';
 import { createStreamResampler } from '../audio/resample.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
 import type { PcmChunk, ReferenceAudio, SynthesisRequest, TtsEngine, Voice } from '../engines/tts/types.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, isRetryable } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
 import { Admission } from './admission.ts';
@@ -200,8 +200,7 @@ export class SynthesisService {
         return { engine, tempo, iterator, first, started };
       } catch (error) {
         this.metrics.dependencyDuration.observe({ dependency: DEPENDENCY[engine.id] ?? engine.id, operation: 'synthesize', outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
-        const retryable = !(error instanceof ApiError) || error.statusCode >= 500;
-        if (signal.aborted || !retryable) throw error;
+        if (signal.aborted || !isRetryable(error)) throw error;
         lastError = error;
       }
     }

@@ -7,7 +7,7 @@
 import type { Config } from '../config.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
 import type { Transcript, TranscriptionRequest, TranscriptSegment } from '../engines/stt/types.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, isRetryable } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
 import { Admission } from './admission.ts';
@@ -69,8 +69,7 @@ export class TranscriptionService {
           return { transcript, engine: engine.id };
         } catch (error) {
           this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
-          const retryable = !(error instanceof ApiError) || error.statusCode >= 500;
-          if (signal.aborted || !retryable || emitted) throw error;
+          if (signal.aborted || !isRetryable(error) || emitted) throw error;
           lastError = error;
         }
       }

@@ -13,10 +13,10 @@ import type { Config } from '../../config.ts';
 import type { DialogueService, DialogueTurnInput } from '../../dialogue/pipeline.ts';
 import type { TranscriptionService } from '../../services/transcription.ts';
 import { resultView } from '../dialogue.ts';
+import { segmentView } from '../transcript-formats.ts';
 import type { WsDocs } from '../ws-docs.ts';
-import { Microphone, partialTranscriber } from './microphone.ts';
-import { badMessage, JsonSocket, refuseUnavailable } from './socket.ts';
-import { segmentView } from './stt.ts';
+import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
+import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 
 const settings = z.object({
   voice: z.string().max(200).optional(),
@@ -76,14 +76,10 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
   wsDocs.set('/ws/dialogue', DIALOGUE_WS_DOC);
   app.get('/ws/dialogue', { websocket: true }, async (socket, request) => {
     if (refuseUnavailable(socket, request, () => dialogue.assertAvailable())) return;
+    const parsed = parseQuery(socket, request, query, request.query);
+    if (!parsed) return;
     const out = new JsonSocket(socket, request, '/ws/dialogue');
-    const parsed = query.safeParse(request.query);
-    if (!parsed.success) {
-      out.error(badMessage(`Invalid query: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
-      socket.close(1008, 'invalid query');
-      return;
-    }
-    const { sample_rate: inputRate, session_id: requestedSession, ...initial } = parsed.data;
+    const { sample_rate: inputRate, session_id: requestedSession, ...initial } = parsed;
     let current: z.infer<typeof settings> = initial;
     let sessionId: string;
     try {
@@ -97,8 +93,7 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
     let turnCounter = 0;
     let active: ActiveTurn | undefined;
     let tail: Promise<void> = Promise.resolve();
-    const held: { mic?: Microphone } = {};
-    const early: Buffer[] = [];
+    const slot = new MicrophoneSlot();
     const format = (): AudioFormat => current.format ?? 'pcm';
 
     const cancel = (reason: 'barge_in' | 'client') => {
@@ -163,7 +158,7 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
     };
 
     socket.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) return held.mic ? held.mic.push(data) : void early.push(data);
+      if (isBinary) return slot.push(data);
       const message = out.parse(data, control, '{"type":"text","text":"Hello!"}');
       if (!message) return;
       if (message.type === 'config') {
@@ -172,12 +167,12 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
       } else if (message.type === 'text') {
         cancel('barge_in');
         runTurn({ text: message.text });
-      } else if (message.type === 'commit') held.mic?.commit();
+      } else if (message.type === 'commit') slot.commit();
       else cancel('client');
     });
     socket.on('close', () => {
       closed.abort(new DOMException('socket closed', 'AbortError'));
-      held.mic?.close();
+      slot.close();
     });
 
     const mic = await Microphone.open(config, inputRate, {
@@ -194,9 +189,9 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
       },
       onPartial: partialTranscriber(transcription, closed.signal, () => current.language?.toLowerCase(), (text) => out.send({ type: 'transcript.partial', turn_id: turnCounter + 1, text })),
     });
-    held.mic = mic;
+    slot.attach(mic);
     if (socket.readyState !== socket.OPEN) return mic.close();
     out.send({ type: 'ready', session_id: sessionId, sample_rate: inputRate, format: format(), output_sample_rate: format() === 'opus' ? 48000 : (current.output_sample_rate ?? config.DEFAULT_AUDIO_SAMPLE_RATE), request_id: request.id });
-    for (const data of early.splice(0)) mic.push(data);
+    slot.replay();
   });
 };

@@ -89,6 +89,37 @@ export class Microphone {
 }
 
 /**
+ * The socket's microphone while its VAD loads (asynchronously): frames that arrive meanwhile are
+ * kept and replayed once the microphone is attached, not lost.
+ */
+export class MicrophoneSlot {
+  private mic: Microphone | undefined;
+  private readonly early: Buffer[] = [];
+
+  push(data: Buffer): void {
+    if (this.mic) this.mic.push(data);
+    else this.early.push(data);
+  }
+
+  commit(): void {
+    this.mic?.commit();
+  }
+
+  close(): void {
+    this.mic?.close();
+  }
+
+  attach(mic: Microphone): void {
+    this.mic = mic;
+  }
+
+  /** Feeds the frames kept while loading (after the client was told the socket is ready). */
+  replay(): void {
+    for (const data of this.early.splice(0)) this.mic?.push(data);
+  }
+}
+
+/**
  * Partial transcripts of the turn in progress, one at a time: a partial that is still running
  * when the next is due is skipped, so they never pile up behind each other (or ahead of finals).
  */

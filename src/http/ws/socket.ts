@@ -55,6 +55,19 @@ export function badMessage(message: string): ApiError {
   return ApiError.badRequest(message, null, 'invalid_message');
 }
 
+/**
+ * Validates a socket's query string; on failure sends the error event and closes with 1008
+ * (policy violation), returning undefined.
+ */
+export function parseQuery<T extends z.ZodType>(socket: WebSocket, request: FastifyRequest, schema: T, query: unknown, code = 'invalid_message'): z.infer<T> | undefined {
+  const result = schema.safeParse(query);
+  if (result.success) return result.data;
+  const error = ApiError.badRequest(`Invalid query: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, null, code);
+  socket.send(JSON.stringify({ type: 'error', error: error.envelope(request.id).error, request_id: request.id }));
+  socket.close(1008, 'invalid query');
+  return undefined;
+}
+
 /** Refuses the socket (error event, then close) when a capability is not available. */
 export function refuseUnavailable(socket: WebSocket, request: FastifyRequest, check: () => void): boolean {
   try {

@@ -7,11 +7,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../../config.ts';
-import type { TranscriptSegment } from '../../engines/stt/types.ts';
 import type { TranscriptionService } from '../../services/transcription.ts';
+import { segmentView } from '../transcript-formats.ts';
 import type { WsDocs } from '../ws-docs.ts';
-import { Microphone, partialTranscriber } from './microphone.ts';
-import { badMessage, JsonSocket, refuseUnavailable } from './socket.ts';
+import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
+import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 
 export const sttControl = z.discriminatedUnion('type', [
   z.object({ type: z.literal('config'), language: z.string().regex(/^[a-z]{2,3}$/i).optional() }),
@@ -33,40 +33,31 @@ export const STT_WS_DOC = {
 **Server → client** (JSON): \`{"type":"ready","sample_rate","request_id"}\`; \`{"type":"speech_started","audio_ms"}\` and \`{"type":"speech_stopped","audio_ms"}\` from the VAD (WebRTC VAD; a turn ends after VAD_SILENCE_MS of silence); \`{"type":"transcript.partial","text"}\` while speaking (every STT_PARTIAL_INTERVAL_MS); \`{"type":"transcript.final","turn_id","text","language","start_ms","end_ms","segments","engine"}\` per turn, in order; \`{"type":"error","error":{...}}\`. Times are milliseconds of the audio stream. Messages over WS_MAX_MESSAGE_BYTES close the socket with 1009.`,
 };
 
-export function segmentView(s: TranscriptSegment, offsetMs: number) {
-  return { id: s.id, start: +(s.start + offsetMs / 1000).toFixed(3), end: +(s.end + offsetMs / 1000).toFixed(3), text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb };
-}
-
 export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionService; config: Config; wsDocs: WsDocs }> = async (app, { transcription, config, wsDocs }) => {
   wsDocs.set('/ws/stt', STT_WS_DOC);
   app.get('/ws/stt', { websocket: true }, async (socket, request) => {
     if (refuseUnavailable(socket, request, () => transcription.assertAvailable())) return;
+    const query = parseQuery(socket, request, audioQuery, request.query);
+    if (!query) return;
     const out = new JsonSocket(socket, request, '/ws/stt');
-    const query = audioQuery.safeParse(request.query);
-    if (!query.success) {
-      out.error(badMessage(`Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
-      socket.close(1008, 'invalid query');
-      return;
-    }
-    let language = query.data.language?.toLowerCase();
+    let language = query.language?.toLowerCase();
     const controller = new AbortController();
     let finals: Promise<void> = Promise.resolve();
     let turnId = 0;
-    const early: Buffer[] = [];
-    const held: { mic?: Microphone } = {}; // the microphone, once its VAD has loaded
+    const slot = new MicrophoneSlot();
     // frames that arrive while the VAD loads are kept, not lost
     socket.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) return held.mic ? held.mic.push(data) : void early.push(data);
+      if (isBinary) return slot.push(data);
       const message = out.parse(data, sttControl, '{"type":"commit"}');
       if (message?.type === 'config') language = message.language?.toLowerCase() ?? language;
-      else if (message?.type === 'commit') held.mic?.commit();
+      else if (message?.type === 'commit') slot.commit();
     });
     socket.on('close', () => {
       controller.abort(new DOMException('socket closed', 'AbortError'));
-      held.mic?.close();
+      slot.close();
     });
 
-    const mic = await Microphone.open(config, query.data.sample_rate, {
+    const mic = await Microphone.open(config, query.sample_rate, {
       onTurnEvent: (event) => {
         if (event.type === 'speech_started') return out.send({ type: 'speech_started', audio_ms: event.atMs });
         if (event.type === 'speech_discarded') return out.send({ type: 'speech_stopped', audio_ms: event.atMs, discarded: true });
@@ -84,9 +75,9 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
       },
       onPartial: partialTranscriber(transcription, controller.signal, () => language, (text) => out.send({ type: 'transcript.partial', turn_id: turnId + 1, text })),
     });
-    held.mic = mic;
+    slot.attach(mic);
     if (socket.readyState !== socket.OPEN) return mic.close();
-    out.send({ type: 'ready', sample_rate: query.data.sample_rate, request_id: request.id });
-    for (const data of early.splice(0)) mic.push(data);
+    out.send({ type: 'ready', sample_rate: query.sample_rate, request_id: request.id });
+    slot.replay();
   });
 };

@@ -12,7 +12,7 @@ import { AUDIO_FORMATS, type AudioFormat } from '../../audio/formats.ts';
 import type { SynthesisService } from '../../services/synthesis.ts';
 import { SentenceSplitter } from '../../text/sentences.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
-import { badMessage, JsonSocket, refuseUnavailable } from './socket.ts';
+import { badMessage, JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { speedSchema } from '../text-to-speech.ts';
 
@@ -187,13 +187,8 @@ export const ttsSocketRoutes: FastifyPluginAsync<{ synthesis: SynthesisService; 
   wsDocs.set('/ws/tts', TTS_WS_DOC);
   app.get('/ws/tts', { websocket: true }, (socket, request) => {
     if (refuseUnavailable(socket, request, () => synthesis.assertAvailable())) return;
-    const query = settingsSchema.safeParse(coerceQuery(request.query as Record<string, string>));
-    if (!query.success) {
-      socket.send(JSON.stringify({ type: 'error', error: { message: `Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, type: 'invalid_request_error', param: null, code: 'invalid_value' }, request_id: request.id }));
-      socket.close(1008, 'invalid query');
-      return;
-    }
-    new TtsSocket(socket, request, synthesis, defaults, query.data).open();
+    const query = parseQuery(socket, request, settingsSchema, coerceQuery(request.query as Record<string, string>), 'invalid_value');
+    if (query) new TtsSocket(socket, request, synthesis, defaults, query).open();
   });
 };
 

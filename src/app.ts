@@ -12,6 +12,8 @@ import type { EngineRegistry } from './engines/registry.ts';
 import { authenticate, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
+import { SocketLimits } from './http/ws/limits.ts';
+import type { WebSocket } from 'ws';
 import { allowedOrigins, checkWebSocketOrigin, registerProtection } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
 import { healthRoutes } from './http/health.ts';
@@ -73,7 +75,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     // ids in paths are at most 128 characters; longer ones reach the route and get its 400
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
+    // receiving a request (slow uploads, slowloris) is bounded by the same deadline as answering it
+    requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
   }).withTypeProvider<ZodTypeProvider>();
+  app.decorate('requestTimeoutMs', config.REQUEST_TIMEOUT_SECONDS * 1000);
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -88,15 +93,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
   const origins = allowedOrigins(config);
+  const sockets = new SocketLimits(config.WS_MAX_STREAMS_PER_KEY, config.WS_MAX_MESSAGES_PER_SECOND, keyHeader);
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header(requestIdHeader, request.id);
+    const upgrade = request.headers.upgrade !== undefined;
     try {
       // CORS does not cover WebSockets: a browser page from another origin is checked here
-      if (request.headers.upgrade !== undefined) checkWebSocketOrigin(request, origins);
+      if (upgrade) checkWebSocketOrigin(request, origins);
+      const denied = config.API_KEY_ENABLED && !isPublic(request) ? authenticate(request, deps.keys, keyHeader) : undefined;
+      if (!denied && upgrade) sockets.admit(request);
+      done(denied);
     } catch (error) {
-      return done(error as Error);
+      done(error as Error);
     }
-    done(config.API_KEY_ENABLED && !isPublic(request) ? authenticate(request, deps.keys, keyHeader) : undefined);
   });
   const protection = await registerProtection(app, config, keyHeader);
   app.addHook('onClose', async () => protection.close());
@@ -124,6 +133,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   const wsDocs: WsDocs = new Map();
   await registerOpenApi(app, VERSION, wsDocs);
+  // every WebSocket route is paced (registered before the plugin, which takes the handler over)
+  app.addHook('onRoute', (route) => {
+    if (!route.websocket) return;
+    const handler = route.handler as unknown as (this: unknown, socket: WebSocket, request: FastifyRequest) => unknown;
+    route.handler = function (this: unknown, socket: WebSocket, request: FastifyRequest) {
+      sockets.pace(socket, request);
+      return handler.call(this, socket, request);
+    } as unknown as typeof route.handler;
+  });
   await app.register(websocket, {
     options: { maxPayload: config.WS_MAX_MESSAGE_BYTES, handleProtocols: selectProtocol },
     // a client breaking the protocol (an oversized frame: closed with 1009, bad framing) is the

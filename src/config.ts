@@ -97,6 +97,15 @@ export const configSchema = z.object({
   ),
   MAX_BODY_BYTES: int(1_048_576, 1024, 1_073_741_824).describe('Largest JSON request body accepted (bytes); larger gets 413.'),
   WS_MAX_MESSAGE_BYTES: int(1_048_576, 1024, 268_435_456).describe('Largest WebSocket message accepted (bytes); larger closes the socket with 1009.'),
+  WS_MAX_MESSAGES_PER_SECOND: int(500, 0, 1_000_000).describe(
+    'Incoming messages per second per WebSocket (bursts of one second allowed). A faster sender is slowed down — reading pauses until the budget refills — and nothing is dropped. 0 = off.',
+  ),
+  WS_MAX_STREAMS_PER_KEY: int(16, 0, 100_000).describe(
+    'WebSockets open at once per API key (per client IP without keys) on this replica; one more is refused with 429 `too_many_streams`. 0 = off.',
+  ),
+  REQUEST_TIMEOUT_SECONDS: num(600, 0, 86_400).describe(
+    'A request must be received and answered (its response started) within this time, else 504 `request_timeout` and its work is cancelled. Streamed responses are bounded by their own limits once they start. 0 = off.',
+  ),
 
   // --- security
   API_KEY_ENABLED: bool(false).describe('Require an API key on every route except /health, /health/ready (and /metrics, /docs unless set below).'),

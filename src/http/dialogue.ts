@@ -11,7 +11,8 @@ import type { Transcript } from '../engines/stt/types.ts';
 import type { DialogueResult, DialogueService } from '../dialogue/pipeline.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
-import { clientSignal, sendSse } from './streaming.ts';
+import { clientSignal } from './request-signal.ts';
+import { sendSse } from './streaming.ts';
 import { segmentView } from './transcript-formats.ts';
 
 const modalities = z.array(z.enum(['text', 'audio'])).min(1);

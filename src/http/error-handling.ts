@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ApiError, typeForStatus } from '../errors.ts';
+import { deadlineError } from './request-signal.ts';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'body_too_large' },
@@ -96,8 +97,8 @@ function drain(raw: IncomingMessage): Promise<void> {
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
-    const apiError = toApiError(error);
-    if (apiError.statusCode >= 500 && !(error instanceof ApiError)) request.log.error({ err: error }, 'request failed');
+    const apiError = deadlineError(request) ?? toApiError(error);
+    if (apiError.statusCode >= 500 && !(error instanceof ApiError) && apiError.code !== 'request_timeout') request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');
     if (apiError.statusCode === 413 && !request.raw.complete) await drain(request.raw);
     return reply.code(apiError.statusCode).headers(apiError.headers).send(apiError.envelope(request.id));

@@ -33,6 +33,12 @@ export function checkWebSocketOrigin(request: FastifyRequest, origins: '*' | str
   throw new ApiError(403, 'authentication_error', `Origin ${origin} may not open WebSockets here; add it to CORS_ORIGINS.`, { code: 'origin_not_allowed' });
 }
 
+/** Who a request counts against for limits: its API key (hashed, so the key itself is never stored), else its client address. */
+export function clientIdentity(request: FastifyRequest, keyHeader: string): string {
+  const key = presentedKey(request, keyHeader);
+  return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
+}
+
 export async function registerProtection(app: FastifyInstance, config: Config, keyHeader: string): Promise<{ close: () => Promise<void> }> {
   const origins = allowedOrigins(config);
   if (origins === '*' || origins.length > 0) {
@@ -64,10 +70,7 @@ export async function registerProtection(app: FastifyInstance, config: Config, k
       // health and metrics stay reachable for probes and scrapers
       allowList: (request) => request.url === '/health' || request.url.startsWith('/health/') || request.url === '/metrics',
       // per key (hashed: the key itself never becomes a Redis key), else per client address
-      keyGenerator: (request) => {
-        const key = presentedKey(request, keyHeader);
-        return key ? `key:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
-      },
+      keyGenerator: (request) => clientIdentity(request, keyHeader),
       errorResponseBuilder: (_request, context) =>
         new ApiError(429, 'rate_limit_error', `Rate limit exceeded: ${context.max} requests per minute (RATE_LIMIT_PER_MINUTE). Retry after ${Math.ceil(context.ttl / 1000)} s.`, {
           code: 'rate_limited',

@@ -11,7 +11,8 @@ import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
-import { clientSignal, sendSse, type SseEvent } from './streaming.ts';
+import { clientSignal } from './request-signal.ts';
+import { sendSse, type SseEvent } from './streaming.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
 import { RESPONSE_FORMATS, segmentView, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
 

@@ -1,16 +1,7 @@
-/** Server-Sent Events and client-disconnect handling shared by every streaming route. */
+/** Server-Sent Events shared by every streaming route. */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { toApiError } from './error-handling.ts';
-
-/** An AbortSignal that fires when the client goes away before the response is finished. */
-export function clientSignal(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new DOMException('client disconnected', 'AbortError'));
-  });
-  return controller.signal;
-}
 
 export interface SseEvent {
   event?: string;

@@ -10,7 +10,8 @@ import { z } from 'zod';
 import { AUDIO_FORMATS, type AudioFormat } from '../audio/formats.ts';
 import { errorEnvelopeSchema } from '../errors.ts';
 import type { Speech, SynthesisService } from '../services/synthesis.ts';
-import { clientSignal, sendSse } from './streaming.ts';
+import { clientSignal } from './request-signal.ts';
+import { sendSse } from './streaming.ts';
 
 const base64 = z
   .string()

@@ -78,6 +78,6 @@ export class Metrics {
 export function outcomeOf(error: unknown): Outcome {
   const name = (error as { name?: string } | null)?.name;
   if (name === 'AbortError') return 'aborted';
-  if (name === 'TimeoutError') return 'timeout';
+  if (name === 'TimeoutError' || /(^|_)timeout$/.test((error as { code?: unknown } | null)?.code?.toString() ?? '')) return 'timeout';
   return 'error';
 }

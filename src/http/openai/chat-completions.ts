@@ -6,7 +6,8 @@ import type { ChatMessage } from '../../engines/llm/types.ts';
 import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
 import { openAiUsage, responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
-import { clientSignal, sendSse } from '../streaming.ts';
+import { clientSignal } from '../request-signal.ts';
+import { sendSse } from '../streaming.ts';
 
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
 const messageSchema = z.object({

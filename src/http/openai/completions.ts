@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
 import { openAiUsage, samplingFields, toParams } from '../generation-params.ts';
-import { clientSignal, sendSse } from '../streaming.ts';
+import { clientSignal } from '../request-signal.ts';
+import { sendSse } from '../streaming.ts';
 
 export const completionRequestSchema = z
   .object({

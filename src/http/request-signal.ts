@@ -1,0 +1,46 @@
+/**
+ * The signal every route hands to its service: cancelled when the client leaves, or when the
+ * request runs past REQUEST_TIMEOUT_SECONDS before its response starts (then the error handler
+ * answers 504 `request_timeout`, whatever the cancelled work threw).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** REQUEST_TIMEOUT_SECONDS in ms (0 = none): how long a request may take until its response starts. */
+    requestTimeoutMs: number;
+  }
+}
+
+const timedOut = new WeakMap<FastifyRequest, ApiError>();
+
+/** The 504 of a request that ran past REQUEST_TIMEOUT_SECONDS, whatever its work threw when it was cancelled. */
+export function deadlineError(request: FastifyRequest): ApiError | undefined {
+  return timedOut.get(request);
+}
+
+/**
+ * The signal a route hands to its service: it fires when the client goes away before the response
+ * is finished, or when REQUEST_TIMEOUT_SECONDS (counted from the request's arrival) pass before
+ * the response has started. A response that has started streaming is left to its own limits.
+ */
+export function clientSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  const raw = reply.raw;
+  const ms = reply.server.requestTimeoutMs;
+  const timer =
+    ms > 0
+      ? setTimeout(() => {
+          if (raw.headersSent || controller.signal.aborted) return;
+          const error = new ApiError(504, 'server_error', `The request took longer than REQUEST_TIMEOUT_SECONDS (${ms / 1000} s) and was cancelled.`, { code: 'request_timeout' });
+          timedOut.set(reply.request, error);
+          controller.abort(error);
+        }, Math.max(0, ms - reply.elapsedTime))
+      : undefined;
+  raw.on('close', () => {
+    clearTimeout(timer);
+    if (!raw.writableFinished) controller.abort(new DOMException('client disconnected', 'AbortError'));
+  });
+  return controller.signal;
+}

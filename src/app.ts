@@ -13,6 +13,7 @@ import { authenticate, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/a
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
 import { SocketLimits } from './http/ws/limits.ts';
+import { SocketDrain } from './http/ws/shutdown.ts';
 import type { WebSocket } from 'ws';
 import { allowedOrigins, checkWebSocketOrigin, registerProtection } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
@@ -93,10 +94,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
   const origins = allowedOrigins(config);
+  const drain = new SocketDrain();
+  const httpInFlight = deps.metrics.httpInFlight;
   const sockets = new SocketLimits(config.WS_MAX_STREAMS_PER_KEY, config.WS_MAX_MESSAGES_PER_SECOND, keyHeader);
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header(requestIdHeader, request.id);
     const upgrade = request.headers.upgrade !== undefined;
+    if (!upgrade) {
+      httpInFlight.inc();
+      reply.raw.once('close', () => httpInFlight.dec());
+    }
     try {
       // CORS does not cover WebSockets: a browser page from another origin is checked here
       if (upgrade) checkWebSocketOrigin(request, origins);
@@ -133,17 +140,25 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   const wsDocs: WsDocs = new Map();
   await registerOpenApi(app, VERSION, wsDocs);
-  // every WebSocket route is paced (registered before the plugin, which takes the handler over)
+  // every WebSocket is counted and paced (registered before the plugin, which takes the handler over)
   app.addHook('onRoute', (route) => {
     if (!route.websocket) return;
     const handler = route.handler as unknown as (this: unknown, socket: WebSocket, request: FastifyRequest) => unknown;
+    const open = deps.metrics.websocketConnections.labels({ route: route.url });
     route.handler = function (this: unknown, socket: WebSocket, request: FastifyRequest) {
+      open.inc();
+      socket.once('close', () => open.dec());
       sockets.pace(socket, request);
       return handler.call(this, socket, request);
     } as unknown as typeof route.handler;
   });
   await app.register(websocket, {
     options: { maxPayload: config.WS_MAX_MESSAGE_BYTES, handleProtocols: selectProtocol },
+    // on shutdown each socket finishes the work it accepted, then closes with 1001 (within the grace period)
+    preClose: async function (this: FastifyInstance) {
+      await drain.closeAll(Math.max(0, config.SHUTDOWN_GRACE_SECONDS * 1000 - 3000), this.websocketServer.clients);
+      this.websocketServer.close();
+    },
     // a client breaking the protocol (an oversized frame: closed with 1009, bad framing) is the
     // client's error, logged as such; anything else is ours
     errorHandler: (error, socket, request) => {
@@ -169,11 +184,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT, maxUploadBytes: config.MAX_UPLOAD_BYTES });
-  await app.register(sttSocketRoutes, { transcription, config, wsDocs });
-  await app.register(ttsSocketRoutes, { synthesis, wsDocs, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
+  await app.register(sttSocketRoutes, { transcription, config, wsDocs, drain });
+  await app.register(ttsSocketRoutes, { synthesis, wsDocs, drain, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
-  await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs });
+  await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
   await registerDocsUi(app);
   await registerPlayground(app, config.PLAYGROUND_DIR);
 

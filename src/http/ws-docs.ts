@@ -14,6 +14,9 @@ export type WsDocs = Map<string, WsDoc>;
 const KEY_NOTE =
   'Authenticate in the handshake: the API key header, `Authorization: Bearer <key>`, the `api_key` query parameter, or the subprotocol `api_key.<key>` offered next to `gemma-3-api` (browsers cannot set headers; the server selects `gemma-3-api`). A refused handshake gets the HTTP 401 error envelope and no upgrade.';
 
+const LIMITS_NOTE =
+  'Limits: at most WS_MAX_STREAMS_PER_KEY sockets open per key (then 429 `too_many_streams`, no upgrade); incoming messages are paced to WS_MAX_MESSAGES_PER_SECOND (reading pauses, nothing is dropped; a flood gets an `error` event `rate_limited` and close 1008). When the server shuts down, work already sent is finished, then the socket closes with 1001; messages sent after that get one `error` event `shutting_down`.';
+
 export function wsOperations(docs: WsDocs): Record<string, unknown> {
   const paths: Record<string, unknown> = {};
   for (const [path, doc] of [...docs.entries()].sort(([a], [b]) => a.localeCompare(b))) {
@@ -21,7 +24,7 @@ export function wsOperations(docs: WsDocs): Record<string, unknown> {
       get: {
         summary: doc.summary,
         tags: doc.tags,
-        description: `${doc.description}\n\n${KEY_NOTE}`,
+        description: `${doc.description}\n\n${KEY_NOTE}\n\n${LIMITS_NOTE}`,
         parameters: [
           { name: 'api_key', in: 'query', required: false, schema: { type: 'string' }, description: 'API key, for clients that cannot set headers.' },
           { name: 'Upgrade', in: 'header', required: true, schema: { type: 'string', const: 'websocket' } },
@@ -29,6 +32,7 @@ export function wsOperations(docs: WsDocs): Record<string, unknown> {
         responses: {
           '101': { description: 'Switching Protocols: the WebSocket is open.' },
           '401': { description: 'Missing or invalid API key (no upgrade).', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } } },
+          '429': { description: 'Too many sockets open for this key, or the per-minute rate limit (no upgrade).', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' } } } },
         },
       },
     };

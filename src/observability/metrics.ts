@@ -42,6 +42,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly httpInFlight = new Gauge({
+    name: 'http_requests_in_flight',
+    help: 'HTTP requests received and not yet answered (WebSockets are counted in websocket_connections).',
+    registers: [this.registry],
+  });
+
+  readonly websocketConnections = new Gauge({
+    name: 'websocket_connections',
+    help: 'WebSockets open now, by route.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
   private readonly httpChildren = new Map<string, { observe: (seconds: number) => void }>();
 
   constructor() {

@@ -17,6 +17,7 @@ import { segmentView } from '../transcript-formats.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
+import { settled, type SocketDrain } from './shutdown.ts';
 
 const settings = z.object({
   voice: z.string().max(200).optional(),
@@ -72,7 +73,7 @@ interface ActiveTurn {
   playsUntil: number;
 }
 
-export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueService; transcription: TranscriptionService; config: Config; wsDocs: WsDocs }> = async (app, { dialogue, transcription, config, wsDocs }) => {
+export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueService; transcription: TranscriptionService; config: Config; wsDocs: WsDocs; drain: SocketDrain }> = async (app, { dialogue, transcription, config, wsDocs, drain }) => {
   wsDocs.set('/ws/dialogue', DIALOGUE_WS_DOC);
   app.get('/ws/dialogue', { websocket: true }, async (socket, request) => {
     if (refuseUnavailable(socket, request, () => dialogue.assertAvailable())) return;
@@ -157,7 +158,13 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
       });
     };
 
+    // on shutdown the turn in progress (or the speech being heard) is answered before the socket closes
+    const gate = drain.register(out, async () => {
+      slot.commit();
+      await settled(() => tail);
+    });
     socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!gate.accepting()) return;
       if (isBinary) return slot.push(data);
       const message = out.parse(data, control, '{"type":"text","text":"Hello!"}');
       if (!message) return;

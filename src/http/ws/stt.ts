@@ -12,6 +12,7 @@ import { segmentView } from '../transcript-formats.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
+import { settled, type SocketDrain } from './shutdown.ts';
 
 export const sttControl = z.discriminatedUnion('type', [
   z.object({ type: z.literal('config'), language: z.string().regex(/^[a-z]{2,3}$/i).optional() }),
@@ -33,7 +34,7 @@ export const STT_WS_DOC = {
 **Server → client** (JSON): \`{"type":"ready","sample_rate","request_id"}\`; \`{"type":"speech_started","audio_ms"}\` and \`{"type":"speech_stopped","audio_ms"}\` from the VAD (WebRTC VAD; a turn ends after VAD_SILENCE_MS of silence); \`{"type":"transcript.partial","text"}\` while speaking (every STT_PARTIAL_INTERVAL_MS); \`{"type":"transcript.final","turn_id","text","language","start_ms","end_ms","segments","engine"}\` per turn, in order; \`{"type":"error","error":{...}}\`. Times are milliseconds of the audio stream. Messages over WS_MAX_MESSAGE_BYTES close the socket with 1009.`,
 };
 
-export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionService; config: Config; wsDocs: WsDocs }> = async (app, { transcription, config, wsDocs }) => {
+export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionService; config: Config; wsDocs: WsDocs; drain: SocketDrain }> = async (app, { transcription, config, wsDocs, drain }) => {
   wsDocs.set('/ws/stt', STT_WS_DOC);
   app.get('/ws/stt', { websocket: true }, async (socket, request) => {
     if (refuseUnavailable(socket, request, () => transcription.assertAvailable())) return;
@@ -45,8 +46,14 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
     let finals: Promise<void> = Promise.resolve();
     let turnId = 0;
     const slot = new MicrophoneSlot();
+    // on shutdown the turn in progress is ended and transcribed before the socket closes
+    const gate = drain.register(out, async () => {
+      slot.commit();
+      await settled(() => finals);
+    });
     // frames that arrive while the VAD loads are kept, not lost
     socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!gate.accepting()) return;
       if (isBinary) return slot.push(data);
       const message = out.parse(data, sttControl, '{"type":"commit"}');
       if (message?.type === 'config') language = message.language?.toLowerCase() ?? language;

@@ -13,6 +13,7 @@ import type { SynthesisService } from '../../services/synthesis.ts';
 import { SentenceSplitter } from '../../text/sentences.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
 import { badMessage, JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
+import { settled, type SocketDrain, type SocketGate } from './shutdown.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { speedSchema } from '../text-to-speech.ts';
 
@@ -70,6 +71,7 @@ class TtsSocket {
   private nextId = 1;
   private readonly active = new Set<Utterance>();
   private readonly out: JsonSocket;
+  private gate: SocketGate | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -82,12 +84,19 @@ class TtsSocket {
     this.out = new JsonSocket(socket, request, '/ws/tts');
   }
 
-  open(): void {
+  open(drain: SocketDrain): void {
+    this.gate = drain.register(this.out, () => this.finish());
     this.sendJson({ type: 'ready', format: this.settings.format, sample_rate: this.outputRate(), voice: this.settings.voice ?? null, request_id: this.request.id });
     this.socket.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     this.socket.on('close', () => {
       for (const u of this.active) this.stop(u, 'socket closed');
     });
+  }
+
+  /** On shutdown: speaks the text already received (as a flush would), then resolves. */
+  private async finish(): Promise<void> {
+    if (this.current || this.splitter.pending.trim()) this.onMessage(Buffer.from('{"type":"flush"}'), false, true);
+    await settled(() => this.tail);
   }
 
   /** Aborts an utterance's work and ends its sentence queue (it may be waiting for more text). */
@@ -108,7 +117,8 @@ class TtsSocket {
     this.out.error(error);
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(data: Buffer, isBinary: boolean, internal = false): void {
+    if (!internal && this.gate?.accepting() === false) return;
     if (isBinary) return this.sendError(badMessage('Binary messages are not accepted on /ws/tts; send JSON text frames.'));
     const parsed = this.out.parse(data, clientMessage, '{"type":"text","text":"Hello."}');
     if (!parsed) return;
@@ -183,12 +193,12 @@ class TtsSocket {
   }
 }
 
-export const ttsSocketRoutes: FastifyPluginAsync<{ synthesis: SynthesisService; wsDocs: WsDocs; defaults: { format: AudioFormat; sampleRate: number } }> = async (app, { synthesis, wsDocs, defaults }) => {
+export const ttsSocketRoutes: FastifyPluginAsync<{ synthesis: SynthesisService; wsDocs: WsDocs; drain: SocketDrain; defaults: { format: AudioFormat; sampleRate: number } }> = async (app, { synthesis, wsDocs, drain, defaults }) => {
   wsDocs.set('/ws/tts', TTS_WS_DOC);
   app.get('/ws/tts', { websocket: true }, (socket, request) => {
     if (refuseUnavailable(socket, request, () => synthesis.assertAvailable())) return;
     const query = parseQuery(socket, request, settingsSchema, coerceQuery(request.query as Record<string, string>), 'invalid_value');
-    if (query) new TtsSocket(socket, request, synthesis, defaults, query).open();
+    if (query) new TtsSocket(socket, request, synthesis, defaults, query).open(drain);
   });
 };
 

@@ -62,7 +62,19 @@ export async function registerProtection(app: FastifyInstance, config: Config, k
 
   let redis: Redis | undefined;
   if (config.RATE_LIMIT_PER_MINUTE > 0) {
-    if (config.REDIS_URL) redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 1000 });
+    if (config.REDIS_URL) {
+      redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 1000 });
+      // while Redis is down requests are admitted uncounted (skipOnError); say so once per outage
+      let down = false;
+      redis.on('error', (error: Error) => {
+        if (!down) app.log.warn({ reason: error.message }, 'rate limiter: Redis unavailable; requests are not counted until it is back');
+        down = true;
+      });
+      redis.on('ready', () => {
+        if (down) app.log.info('rate limiter: Redis reachable again');
+        down = false;
+      });
+    }
     await app.register(rateLimit, {
       max: config.RATE_LIMIT_PER_MINUTE,
       timeWindow: 60_000,

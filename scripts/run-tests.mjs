@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with Node's own test runner (TypeScript through tsx).
 // Usage: node scripts/run-tests.mjs [filter-substring ...]
+// Afterwards: no API key used by any test may appear in any log line of the run (scripts/check-test-logs.mjs).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,9 +21,16 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// every app's and service's log lines, and every secret the tests use, for the key check at the end
+const logDir = path.resolve('.cache/test-logs');
+fs.rmSync(logDir, { recursive: true, force: true });
+fs.mkdirSync(logDir, { recursive: true });
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=300000', ...files],
-  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', TEST_LOG_DIR: logDir } },
 );
-process.exit(result.status ?? 1);
+if (result.status !== 0) process.exit(result.status ?? 1);
+// a filtered run may start no service at all; the full run must have logs to check
+const check = spawnSync(process.execPath, ['scripts/check-test-logs.mjs', logDir, ...(filters.length ? ['--lenient'] : [])], { stdio: 'inherit' });
+process.exit(check.status ?? 1);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { recordSecrets } from '../helpers/test-logs.ts';
 
 const KEYS = ['key-one-7f3a', 'key-two-9b2c'];
 
@@ -136,6 +137,7 @@ describe('foundation over HTTP', () => {
 
   it('never writes keys or Authorization headers to the logs', async () => {
     const secret = 'super-secret-key-that-must-not-leak';
+    recordSecrets([secret]);
     await fetch(`${t.url}/v1/dialogue`, { method: 'POST', headers: { 'X-API-Key': secret, Authorization: `Bearer ${secret}` } });
     await wsOutcome(`${t.wsUrl}/ws/stt?api_key=${secret}`);
     await wsOutcome(`${t.wsUrl}/ws/stt?api_key=${KEYS[0]}`);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loopingGemmaPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth } from '../helpers/process.ts';
+import { recordSecrets } from '../helpers/test-logs.ts';
 
 describe('service process', () => {
   it('fails at start-up listing every bad value, and never listens', async () => {
@@ -25,6 +26,7 @@ describe('service process', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svc-'));
     const keysFile = path.join(dir, 'keys.txt');
     fs.writeFileSync(keysFile, '# rotated by ops\nfirst-key\n');
+    recordSecrets(['first-key', 'second-key', 'third-key']);
     const port = await freePort();
     const service = spawnService({ API_KEY_ENABLED: 'true', API_KEYS_FILE: keysFile, LOG_LEVEL: 'info' }, port);
     try {

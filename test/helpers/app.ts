@@ -9,6 +9,7 @@ import { ApiKeyStore } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { createSessionStore } from '../../src/sessions/index.ts';
+import { logWriter, recordEnvSecrets, recordSecrets } from './test-logs.ts';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -31,9 +32,12 @@ export interface StartOptions {
 export async function startApp(options: StartOptions = {}): Promise<TestApp> {
   // Tests never reach for the network: no model downloads unless a test points HF_ENDPOINT at a local stand-in.
   const config = loadConfig({ LOG_LEVEL: 'debug', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', MODEL_DOWNLOAD: 'false', ...options.env });
+  recordEnvSecrets(options.env ?? {});
   const logs: string[] = [];
+  const keep = logWriter('app');
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
+      keep(chunk.toString());
       logs.push(...chunk.toString().split('\n').filter(Boolean));
       done();
     },
@@ -41,7 +45,16 @@ export async function startApp(options: StartOptions = {}): Promise<TestApp> {
   const logger = createLogger(config.LOG_LEVEL, sink);
   const metrics = new Metrics();
   const engines = options.engines ? options.engines(config, metrics) : createEngines(config, { logger, metrics });
-  const keys = new ApiKeyStore(options.keySource ?? (() => config.API_KEYS));
+  const source = options.keySource;
+  const keys = new ApiKeyStore(
+    source
+      ? () => {
+          const list = source();
+          recordSecrets(list);
+          return list;
+        }
+      : () => config.API_KEYS,
+  );
   const sessions = createSessionStore(config, metrics, logger);
   const app = await buildApp(config, { engines, metrics, logger, keys, sessions });
   await app.listen({ port: 0, host: '127.0.0.1' });

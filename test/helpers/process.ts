@@ -1,6 +1,7 @@
 /** Runs the real service entry point (src/main.ts) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { logWriter, recordEnvSecrets } from './test-logs.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -23,12 +24,18 @@ export interface ServiceProcess {
 
 export function spawnService(env: Record<string, string>, port: number, options: { quiet?: boolean } = {}): ServiceProcess {
   let output = '';
+  recordEnvSecrets(env);
+  const keep = logWriter('service');
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), MODEL_DOWNLOAD: 'false', ...env },
     stdio: options.quiet ? 'ignore' : ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout?.on('data', (d: Buffer) => (output += d));
-  child.stderr?.on('data', (d: Buffer) => (output += d));
+  const collect = (d: Buffer) => {
+    output += d.toString();
+    keep(d.toString());
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, url: `http://127.0.0.1:${port}`, output: () => output, exited };
 }

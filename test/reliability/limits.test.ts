@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { loopingGemmaPath } from '../helpers/models.ts';
+import { recordSecrets } from '../helpers/test-logs.ts';
 
 const LIGHT = { GEMMA_MODEL: '/absent.gguf', ENABLE_LOCAL_WHISPER: 'false' };
 
@@ -64,6 +65,7 @@ describe('limits', () => {
   it('WS_MAX_STREAMS_PER_KEY: a key holding its maximum gets 429 too_many_streams; other keys are unaffected; a closed socket frees its place', async () => {
     const t = await app({ API_KEY_ENABLED: 'true', API_KEYS: 'key-one-0123456789,key-two-0123456789', WS_MAX_STREAMS_PER_KEY: '2' });
     const url = `${t.wsUrl}/ws/tts`;
+    recordSecrets(['wrong-key-0123456789']);
     const a = await connect(url, 'key-one-0123456789');
     const b = await connect(url, 'key-one-0123456789');
     assert.deepEqual([a.status, b.status], [101, 101]);

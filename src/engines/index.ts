@@ -11,6 +11,7 @@ import type { LlmEngine } from './llm/types.ts';
 import { EngineRegistry } from './registry.ts';
 import type { SttEngine } from './stt/types.ts';
 import { OpenAiCompatibleStt } from './stt/openai-compatible.ts';
+import { countingFetch } from '../observability/upstream-fetch.ts';
 import { WhisperCppEngine, whisperCppOptions } from './stt/whisper-cpp.ts';
 import { EmbeddedEspeakEngine, espeakOptions } from './tts/embedded-espeak.ts';
 import { OpenAudioEngine, openAudioOptions } from './tts/openaudio.ts';
@@ -24,7 +25,7 @@ export interface EngineDeps {
 
 export function createLlmChain(config: Config, deps: EngineDeps): LlmEngine[] {
   const logger = deps.logger.child({ capability: 'llm' });
-  return config.LLM_BACKEND === 'openai' ? [new OpenAiCompatibleLlm(config, logger)] : [new LlamaCppEngine(llamaCppOptions(config), logger)];
+  return config.LLM_BACKEND === 'openai' ? [new OpenAiCompatibleLlm(config, logger, countingFetch(deps.metrics, 'llm'))] : [new LlamaCppEngine(llamaCppOptions(config), logger)];
 }
 
 export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
@@ -35,13 +36,13 @@ export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
         ? new WhisperCppEngine(whisperCppOptions(config), logger)
         : (new UnconfiguredEngine('stt', 'whisper-cpp', 'disabled by ENABLE_LOCAL_WHISPER=false') as unknown as SttEngine);
     }
-    return new OpenAiCompatibleStt(config, logger);
+    return new OpenAiCompatibleStt(config, logger, countingFetch(deps.metrics, 'stt'));
   });
 }
 
 export function createTtsChain(config: Config, deps: EngineDeps): TtsEngine[] {
   const logger = deps.logger.child({ capability: 'tts' });
-  return config.TTS_BACKEND.map((id): TtsEngine => (id === 'openaudio' ? new OpenAudioEngine(openAudioOptions(config), logger) : new EmbeddedEspeakEngine(espeakOptions(config), logger)));
+  return config.TTS_BACKEND.map((id): TtsEngine => (id === 'openaudio' ? new OpenAudioEngine(openAudioOptions(config), logger, countingFetch(deps.metrics, 'openaudio')) : new EmbeddedEspeakEngine(espeakOptions(config), logger)));
 }
 
 export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {

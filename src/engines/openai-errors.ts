@@ -2,7 +2,7 @@
 import OpenAI from 'openai';
 import { ApiError } from '../errors.ts';
 
-/** Upstream 4xx → the same 4xx with its message (401/403 → 502: our credentials are wrong), 429 → 429, 5xx/connection → 502, timeout → 504. */
+/** Upstream 4xx → the same 4xx with its message (401/403 → 502: our credentials are wrong), 429 → 429, 5xx/connection/malformed JSON → 502, timeout → 504. */
 export function upstreamError(error: unknown, upstream: string): unknown {
   if (error instanceof OpenAI.APIUserAbortError) return error;
   if (error instanceof OpenAI.APIConnectionTimeoutError) {
@@ -10,6 +10,10 @@ export function upstreamError(error: unknown, upstream: string): unknown {
   }
   if (error instanceof OpenAI.APIConnectionError) {
     return new ApiError(502, 'upstream_error', `${upstream} is unreachable (${error.message}).`, { code: 'upstream_unreachable', cause: error });
+  }
+  if (error instanceof SyntaxError) {
+    // a 200 whose body is not the JSON the API promises (a proxy's HTML page, a truncated answer)
+    return new ApiError(502, 'upstream_error', `${upstream} sent a malformed answer (${error.message}).`, { code: 'upstream_bad_response', cause: error });
   }
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
     if (error.status === 429) return new ApiError(429, 'rate_limit_error', `${upstream} is rate limiting: ${error.message}`, { code: 'upstream_rate_limited', headers: { 'Retry-After': '1' } });

@@ -55,6 +55,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly upstreamRequests = new Counter({
+    name: 'upstream_requests_total',
+    help: 'HTTP attempts to upstream servers (retries included) by upstream and outcome (status code, connection_error, timeout, aborted).',
+    labelNames: ['upstream', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   private readonly httpChildren = new Map<string, { observe: (seconds: number) => void }>();
 
   constructor() {

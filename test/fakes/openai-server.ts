@@ -12,6 +12,8 @@ export interface FakeOpenAi {
   failures: number[];
   /** Delay before answering, ms. */
   delayMs: number;
+  /** Answer 200 with a body that is not the promised JSON. */
+  malformed?: boolean;
   /** Stop a stream after this many chunks by destroying the socket. */
   cutStreamAfter?: number;
   close: () => Promise<void>;
@@ -38,6 +40,11 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
       if (failure) {
         res.writeHead(failure, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: `scripted ${failure}`, type: failure === 429 ? 'rate_limit_error' : 'server_error', param: null, code: null } }));
+        return;
+      }
+      if (state.malformed && req.url !== '/v1/models') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"choices": [ {"tru');
         return;
       }
       if (req.url === '/v1/models') {

@@ -27,6 +27,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
   constructor(
     config: Pick<Config, 'LLM_API_BASE' | 'LLM_API_KEY' | 'LLM_MODEL' | 'LLM_TIMEOUT_SECONDS' | 'LLM_MAX_RETRIES'>,
     private readonly logger: Logger,
+    fetchImpl: typeof fetch = globalThis.fetch,
   ) {
     this.modelName = config.LLM_MODEL ?? 'unknown';
     this.upstream = `LLM server ${config.LLM_API_BASE}`;
@@ -35,6 +36,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
       apiKey: config.LLM_API_KEY ?? 'not-needed',
       maxRetries: config.LLM_MAX_RETRIES,
       timeout: config.LLM_TIMEOUT_SECONDS * 1000,
+      fetch: fetchImpl,
     });
   }
 
@@ -69,7 +71,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
       ...(params.topK !== undefined ? { top_k: params.topK } : {}),
     };
     let text = '';
-    let finish: 'stop' | 'length' = 'stop';
+    let finish: 'stop' | 'length' | undefined;
     let usage = { promptTokens: 0, completionTokens: 0 };
     try {
       if (input.kind === 'chat') {
@@ -85,7 +87,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
             text += delta;
             yield { type: 'delta', text: delta };
           }
-          if (choice?.finish_reason === 'length') finish = 'length';
+          if (choice?.finish_reason) finish = choice.finish_reason === 'length' ? 'length' : 'stop';
           if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
         }
       } else {
@@ -96,7 +98,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
             text += choice.text;
             yield { type: 'delta', text: choice.text };
           }
-          if (choice?.finish_reason === 'length') finish = 'length';
+          if (choice?.finish_reason) finish = choice.finish_reason === 'length' ? 'length' : 'stop';
           if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
         }
       }
@@ -106,6 +108,8 @@ export class OpenAiCompatibleLlm implements LlmEngine {
       // A stream that breaks halfway surfaces as a plain fetch error ("terminated").
       throw new ApiError(502, 'upstream_error', `${this.upstream} broke off the stream (${(error as Error).message}).`, { code: 'upstream_stream_broken', cause: error });
     }
+    // every OpenAI-compatible server ends a stream with a finish_reason; none means the answer was not a stream of chunks
+    if (finish === undefined) throw new ApiError(502, 'upstream_error', `${this.upstream} ended its answer without a finish_reason: not an OpenAI-compatible stream (check LLM_API_BASE).`, { code: 'upstream_bad_response' });
     yield { type: 'done', result: { text, finishReason: finish, usage, model: this.modelName } };
   }
 

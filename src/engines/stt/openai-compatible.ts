@@ -34,6 +34,7 @@ export class OpenAiCompatibleStt implements SttEngine {
   constructor(
     private readonly config: Pick<Config, 'OPENAI_API_KEY' | 'OPENAI_API_BASE' | 'OPENAI_WHISPER_MODEL' | 'OPENAI_WHISPER_RESPONSE_FORMAT' | 'OPENAI_MAX_RETRIES' | 'OPENAI_TIMEOUT_SECONDS'>,
     private readonly logger: Logger,
+    fetchImpl: typeof fetch = globalThis.fetch,
   ) {
     this.upstream = `transcription server ${config.OPENAI_API_BASE}`;
     const needsKey = /(^|\.)api\.openai\.com$/.test(new URL(config.OPENAI_API_BASE).hostname);
@@ -43,6 +44,7 @@ export class OpenAiCompatibleStt implements SttEngine {
         apiKey: config.OPENAI_API_KEY ?? 'not-needed',
         maxRetries: config.OPENAI_MAX_RETRIES,
         timeout: config.OPENAI_TIMEOUT_SECONDS * 1000,
+        fetch: fetchImpl,
       });
     }
   }

@@ -52,6 +52,7 @@ export class OpenAudioEngine implements TtsEngine {
   constructor(
     private readonly config: OpenAudioConfig,
     private readonly logger: Logger,
+    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
   ) {
     this.base = config.OPENAUDIO_API_BASE.replace(/\/+$/, '');
   }
@@ -68,7 +69,7 @@ export class OpenAudioEngine implements TtsEngine {
   async load(): Promise<void> {
     clearTimeout(this.recheck);
     try {
-      const response = await fetch(`${this.base}/v1/health`, { headers: this.headers(), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+      const response = await this.fetch(`${this.base}/v1/health`, { headers: this.headers(), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
       await response.body?.cancel();
       if (!response.ok) throw new Error(`GET /v1/health answered ${response.status}`);
       this.markUp();
@@ -103,7 +104,7 @@ export class OpenAudioEngine implements TtsEngine {
   /** The server's reference voices (GET /v1/references/list), cached for 30 s. */
   private async referenceIds(): Promise<Set<string>> {
     if (Date.now() - this.references.at < REFERENCES_TTL_MS) return this.references.ids;
-    const response = await fetch(`${this.base}/v1/references/list`, { headers: this.headers({ Accept: 'application/json' }), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    const response = await this.fetch(`${this.base}/v1/references/list`, { headers: this.headers({ Accept: 'application/json' }), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
     if (!response.ok) {
       await response.body?.cancel();
       throw new Error(`GET /v1/references/list answered ${response.status}`);
@@ -192,7 +193,7 @@ export class OpenAudioEngine implements TtsEngine {
     signal.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
     try {
-      const response = await fetch(`${this.base}${this.config.OPENAUDIO_TTS_PATH}`, {
+      const response = await this.fetch(`${this.base}${this.config.OPENAUDIO_TTS_PATH}`, {
         method: 'POST',
         headers: this.headers({ 'Content-Type': 'application/msgpack', Accept: 'audio/wav' }),
         body,

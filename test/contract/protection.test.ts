@@ -76,16 +76,16 @@ describe('protection', () => {
   });
 
   it('rate limit per key: 429 with Retry-After in the envelope; other keys and /health unaffected', async () => {
-    const t = await app({ RATE_LIMIT_PER_MINUTE: '3', API_KEY_ENABLED: 'true', API_KEYS: 'key-a,key-b' });
+    const t = await app({ RATE_LIMIT_PER_MINUTE: '3', API_KEY_ENABLED: 'true', API_KEYS: 'rate-key-a-01,rate-key-b-01' });
     const call = (key: string) => fetch(`${t.url}/v1/audio/voices`, { headers: { 'X-API-Key': key } });
-    for (let i = 0; i < 3; i++) assert.equal((await call('key-a')).status, 200);
-    const limited = await call('key-a');
+    for (let i = 0; i < 3; i++) assert.equal((await call('rate-key-a-01')).status, 200);
+    const limited = await call('rate-key-a-01');
     assert.equal(limited.status, 429);
     assert.ok(Number(limited.headers.get('retry-after')) > 0);
     const body = (await limited.json()) as { error: { code: string; type: string }; request_id: string };
     assert.equal(body.error.code, 'rate_limited');
     assert.equal(body.error.type, 'rate_limit_error');
-    assert.equal((await call('key-b')).status, 200);
+    assert.equal((await call('rate-key-b-01')).status, 200);
     for (let i = 0; i < 5; i++) assert.equal((await fetch(`${t.url}/health`)).status, 200);
   });
 

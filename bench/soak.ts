@@ -9,40 +9,16 @@
  *
  *   npm run bench:soak            (TOTAL=10000 CONCURRENCY=8 WARMUP=2000 CHECKPOINT=1000)
  */
-import fs from 'node:fs';
 import WebSocket from 'ws';
 import { wav } from '../test/helpers/audio.ts';
-import { tinyGemmaPath, tinyWhisperPath } from '../test/helpers/models.ts';
-import { spawnService } from '../test/helpers/process.ts';
-import { freePort, waitForHealth } from './support.ts';
+import { startTinyService } from './support.ts';
 
 const TOTAL = Number(process.env.TOTAL ?? 10_000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
 const WARMUP = Number(process.env.WARMUP ?? 2000);
 const CHECKPOINT = Number(process.env.CHECKPOINT ?? 1000);
 
-const port = await freePort();
-const service = spawnService(
-  {
-    GEMMA_MODEL: tinyGemmaPath(),
-    LOCAL_WHISPER_MODEL: tinyWhisperPath(),
-    TTS_BACKEND: 'embedded',
-    LLM_PARALLEL: '4',
-    LLM_QUEUE_SIZE: '100',
-    STT_QUEUE_SIZE: '100',
-    TTS_QUEUE_SIZE: '100',
-    STT_PARTIAL_INTERVAL_MS: '0',
-    LOG_LEVEL: 'warn',
-  },
-  port,
-  { quiet: true },
-);
-const url = service.url;
-await waitForHealth(url);
-for (let i = 0; i < 300 && (await fetch(`${url}/health/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
-const pid = service.child.pid!;
-const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-const fds = () => fs.readdirSync(`/proc/${pid}/fd`).length;
+const { service, url, port, rssMb, fds } = await startTinyService({ LLM_QUEUE_SIZE: '100', STT_QUEUE_SIZE: '100', TTS_QUEUE_SIZE: '100' });
 
 const clip = wav(1);
 // no pooled keep-alive connections: the open descriptors counted at a checkpoint are the service's own

@@ -1,7 +1,47 @@
 /** Shared helpers for the benchmarks. */
-export { freePort, waitForHealth } from '../test/helpers/process.ts';
+import fs from 'node:fs';
 import { findOnPath } from '../src/observability/gpu.ts';
+import { tinyGemmaPath, tinyWhisperPath } from '../test/helpers/models.ts';
+import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../test/helpers/process.ts';
+
+export { freePort, waitForHealth };
 
 export function findTaskset(): string | undefined {
   return findOnPath('taskset');
+}
+
+export interface TinyService {
+  service: ServiceProcess;
+  url: string;
+  port: number;
+  /** The process's resident memory (VmRSS) or its peak (VmHWM), in MiB, from /proc. */
+  rssMb: (field?: 'VmRSS' | 'VmHWM') => number;
+  /** Open file descriptors of the process. */
+  fds: () => number;
+}
+
+/**
+ * A service process on every tiny model (tiny Gemma, tiny whisper, the embedded voice), no
+ * partial transcripts, quiet logs; `env` overrides. Resolves once every capability is ready.
+ */
+export async function startTinyService(env: Record<string, string>): Promise<TinyService> {
+  const port = await freePort();
+  const service = spawnService(
+    { GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), TTS_BACKEND: 'embedded', LLM_PARALLEL: '4', STT_PARTIAL_INTERVAL_MS: '0', LOG_LEVEL: 'warn', ...env },
+    port,
+    { quiet: true },
+  );
+  await waitForHealth(service.url);
+  for (let i = 0; (await fetch(`${service.url}/health/ready`)).status !== 200; i++) {
+    if (i > 300) throw new Error('the service did not become ready within 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pid = service.child.pid!;
+  return {
+    service,
+    url: service.url,
+    port,
+    rssMb: (field = 'VmRSS') => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
+    fds: () => fs.readdirSync(`/proc/${pid}/fd`).length,
+  };
 }

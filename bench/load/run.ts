@@ -11,39 +11,17 @@
  *
  *   npm run bench:load            (N=50 SECONDS=15 to change; PHASES=http,tts,stt,dialogue)
  */
-import fs from 'node:fs';
 import autocannon from 'autocannon';
 import WebSocket from 'ws';
-import { tinyGemmaPath, tinyWhisperPath } from '../../test/helpers/models.ts';
-import { spawnService } from '../../test/helpers/process.ts';
 import { closeSpeech, speech } from '../../test/helpers/speech.ts';
-import { freePort, waitForHealth } from '../support.ts';
+import { startTinyService } from '../support.ts';
 
 const N = Number(process.env.N ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 15);
 const PHASES = (process.env.PHASES ?? 'http,tts,stt,dialogue').split(',');
 
-const port = await freePort();
-const service = spawnService(
-  {
-    GEMMA_MODEL: tinyGemmaPath(),
-    LOCAL_WHISPER_MODEL: tinyWhisperPath(),
-    TTS_BACKEND: 'embedded',
-    LLM_PARALLEL: '4',
-    LLM_QUEUE_SIZE: '1000',
-    STT_QUEUE_SIZE: '1000',
-    TTS_PARALLEL: '8',
-    TTS_QUEUE_SIZE: '1000',
-    STT_PARTIAL_INTERVAL_MS: '0',
-    LOG_LEVEL: 'warn',
-  },
-  port,
-  { quiet: true },
-);
-await waitForHealth(service.url);
-for (let i = 0; i < 300 && (await fetch(`${service.url}/health/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
-const pid = service.child.pid!;
-const rssMb = (field: 'VmRSS' | 'VmHWM') => Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+const { service, port, rssMb: rss } = await startTinyService({ LLM_QUEUE_SIZE: '1000', STT_QUEUE_SIZE: '1000', TTS_PARALLEL: '8', TTS_QUEUE_SIZE: '1000' });
+const rssMb = (field: 'VmRSS' | 'VmHWM') => Math.round(rss(field));
 const startRss = rssMb('VmRSS');
 
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]! : null);

@@ -97,8 +97,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const drain = new SocketDrain();
   const httpInFlight = deps.metrics.httpInFlight;
   const sockets = new SocketLimits(config.WS_MAX_STREAMS_PER_KEY, config.WS_MAX_MESSAGES_PER_SECOND, keyHeader);
+  let securityHeaders: Record<string, string> = {};
+  let playgroundHeaders: Record<string, string> = {};
   app.addHook('onRequest', (request, reply, done) => {
-    void reply.header(requestIdHeader, request.id);
+    void reply.header(requestIdHeader, request.id).headers(request.url.startsWith(PLAYGROUND_PREFIX) ? playgroundHeaders : securityHeaders);
     const upgrade = request.headers.upgrade !== undefined;
     if (!upgrade) {
       httpInFlight.inc();
@@ -115,6 +117,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     }
   });
   const protection = await registerProtection(app, config, keyHeader);
+  ({ securityHeaders, playgroundHeaders } = protection);
   app.addHook('onClose', async () => protection.close());
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -28,6 +28,7 @@ import { GenerationService } from './services/generation.ts';
 import { TranscriptionService } from './services/transcription.ts';
 import { SynthesisService } from './services/synthesis.ts';
 import { textToSpeechRoutes } from './http/text-to-speech.ts';
+import { voiceRoutes } from './http/voices.ts';
 import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { sttSocketRoutes } from './http/ws/stt.ts';
 import { dialogueSocketRoutes } from './http/ws/dialogue.ts';
@@ -187,6 +188,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT, maxUploadBytes: config.MAX_UPLOAD_BYTES });
+  await app.register(voiceRoutes, { synthesis, maxUploadBytes: config.MAX_UPLOAD_BYTES });
   await app.register(sttSocketRoutes, { transcription, config, wsDocs, drain });
   await app.register(ttsSocketRoutes, { synthesis, wsDocs, drain, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });

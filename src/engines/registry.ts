@@ -70,6 +70,11 @@ export class EngineRegistry {
     return { ready: CAPABILITIES.every((c) => capabilities[c].status !== 'not_ready'), capabilities };
   }
 
+  /** Every engine configured for a capability, ready or not, in fallback order. */
+  configured<C extends Capability>(capability: C): EngineChains[C] {
+    return this.chains[capability];
+  }
+
   /** The engines of a capability that are ready now, in fallback order; 503 envelope when none is. */
   ready<C extends Capability>(capability: C): EngineChains[C] {
     const chain = this.chains[capability] as Engine[];

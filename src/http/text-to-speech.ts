@@ -1,7 +1,7 @@
 /**
  * Text-to-speech over HTTP: the seed's POST /v1/text-to-speech (JSON in; JSON with base64 audio
  * out, or with `"stream": true` the audio itself, chunked, first bytes once the first chunk is
- * synthesized) and OpenAI's POST /v1/audio/speech and GET /v1/audio/voices.
+ * synthesized) and OpenAI's POST /v1/audio/speech (voices: ./voices.ts).
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -68,10 +68,6 @@ export const speechRequestSchema = z
     stream_format: z.enum(['audio', 'sse']).optional().default('audio').describe('`audio`: the audio bytes, chunked; `sse`: `speech.audio.delta` events with base64 audio, then `speech.audio.done`.'),
   })
   .meta({ id: 'CreateSpeechRequest', example: { model: 'tts-1', input: 'The quick brown fox jumped over the lazy dog.', voice: 'alloy', response_format: 'mp3' } });
-
-const voicesResponseSchema = z
-  .object({ voices: z.array(z.object({ id: z.string(), name: z.string(), engine: z.string() })) })
-  .meta({ id: 'VoiceList' });
 
 const audioResponse = (description: string) => ({
   description,
@@ -195,18 +191,5 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         })(),
       );
     },
-  );
-
-  app.get(
-    '/v1/audio/voices',
-    {
-      schema: {
-        tags: ['speech'],
-        summary: 'List voices',
-        description: 'Voices of every ready TTS engine: fish-speech reference ids, the OpenAI voice names (mapped onto the embedded voice) and the embedded eSpeak NG languages.',
-        response: { 200: voicesResponseSchema, 503: errorEnvelopeSchema },
-      },
-    },
-    async () => ({ voices: await synthesis.voices() }),
   );
 };

@@ -131,14 +131,43 @@ export class SynthesisService {
 
   /** Decodes every reference clip (size, format, duration) so a bad one fails here, not upstream. */
   async checkReferences(references: ReferenceAudio[] | undefined, param = 'references'): Promise<void> {
-    for (const [i, reference] of (references ?? []).entries()) {
-      const where = `${param}[${i}].audio`;
-      if (reference.audio.length > this.config.MAX_REFERENCE_AUDIO_BYTES) {
-        throw new ApiError(413, 'invalid_request_error', `${where} is ${reference.audio.length} bytes; the limit is ${this.config.MAX_REFERENCE_AUDIO_BYTES} (MAX_REFERENCE_AUDIO_BYTES).`, { param: where, code: 'reference_too_large' });
-      }
-      await decodeToWhisperInput(reference.audio, { maxSeconds: this.config.MAX_REFERENCE_AUDIO_SECONDS, setting: 'MAX_REFERENCE_AUDIO_SECONDS' }, where);
-      if (reference.text.trim().length === 0) throw ApiError.badRequest(`${param}[${i}].text must be the transcript of the reference audio.`, `${param}[${i}].text`, 'invalid_value');
+    for (const [i, reference] of (references ?? []).entries()) await this.checkReference(reference, `${param}[${i}].audio`, `${param}[${i}].text`);
+  }
+
+  private async checkReference(reference: ReferenceAudio, audioParam: string, textParam: string): Promise<void> {
+    if (reference.audio.length > this.config.MAX_REFERENCE_AUDIO_BYTES) {
+      throw new ApiError(413, 'invalid_request_error', `${audioParam} is ${reference.audio.length} bytes; the limit is ${this.config.MAX_REFERENCE_AUDIO_BYTES} (MAX_REFERENCE_AUDIO_BYTES).`, { param: audioParam, code: 'reference_too_large' });
     }
+    await decodeToWhisperInput(reference.audio, { maxSeconds: this.config.MAX_REFERENCE_AUDIO_SECONDS, setting: 'MAX_REFERENCE_AUDIO_SECONDS' }, audioParam);
+    if (reference.text.trim().length === 0) throw ApiError.badRequest(`${textParam} must be the transcript of the reference audio.`, textParam, 'invalid_value');
+  }
+
+  /**
+   * Stores a cloned voice (reference clip + its transcript) with the engine that keeps them
+   * (fish-speech); the clip is checked like any reference first. 501 when no such engine is
+   * configured, 503 while it is down.
+   */
+  async addVoice(voice: { id: string; audio: Buffer; text: string }, signal: AbortSignal): Promise<string> {
+    await this.checkReference(voice, 'file', 'text');
+    const engine = this.voiceKeeper();
+    await engine.addVoice!(voice, signal);
+    return engine.id;
+  }
+
+  async deleteVoice(id: string, signal: AbortSignal): Promise<string> {
+    const engine = this.voiceKeeper();
+    await engine.deleteVoice!(id, signal);
+    return engine.id;
+  }
+
+  private voiceKeeper(): TtsEngine {
+    const engine = this.engines.configured('tts').find((e) => e.addVoice && e.deleteVoice);
+    if (!engine) {
+      throw new ApiError(501, 'server_error', 'Cloned voices are kept by fish-speech (OpenAudio): add openaudio to TTS_BACKEND and point OPENAUDIO_API_BASE at its server.', { code: 'voice_cloning_unavailable' });
+    }
+    const state = engine.state();
+    if (state.status !== 'ready') throw ApiError.unavailable(`${engine.id} is not available (${state.detail ?? state.status}).`, 'engine_unavailable');
+    return engine;
   }
 
   /** Voices of every ready engine, in chain order. */

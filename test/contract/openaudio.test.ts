@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { freePort } from '../helpers/process.ts';
 import { wav } from '../helpers/audio.ts';
 import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
 import { FISH_SAMPLE_RATE, SECONDS_PER_CHAR, startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.ts';
@@ -289,5 +290,74 @@ describe('OpenAudio through the fish-speech API server (fake)', () => {
     await waitForReady(t);
     const list = (await (await fetch(`${t.url}/v1/audio/voices`)).json()) as { voices: { id: string; engine: string }[] };
     assert.deepEqual(list.voices, [{ id: 'narrator', name: 'narrator', engine: 'openaudio' }], JSON.stringify(list));
+  });
+
+  it('cloned voices: POST /v1/audio/voices stores one on fish-speech, it speaks by id at once, DELETE removes it', async () => {
+    await waitForReady(t);
+    const clip = wav(2, { rate: 22050 });
+    const add = (id: string, audio: Buffer = clip, text = 'the words in the clip') => {
+      const form = new FormData();
+      form.append('id', id);
+      form.append('text', text);
+      form.append('file', new Blob([audio], { type: 'audio/wav' }), 'voice.wav');
+      return fetch(`${t.url}/v1/audio/voices`, { method: 'POST', body: form });
+    };
+    const added = await add('Ada Lovelace');
+    assert.equal(added.status, 201);
+    assert.deepEqual(await added.json(), { object: 'voice', id: 'Ada Lovelace', engine: 'openaudio' });
+    // what fish-speech received: its /v1/references/add fields, the clip as bytes (MessagePack), the bearer key
+    const sent = fake.requests.find((r) => r.body.id === 'Ada Lovelace')!;
+    assert.equal(sent.contentType, 'application/msgpack');
+    assert.equal(sent.authorization, 'Bearer fish-key');
+    assert.deepEqual(Buffer.from(sent.body.audio as Uint8Array), clip);
+    assert.equal(sent.body.text, 'the words in the clip');
+    // listed and usable by id right away (the 30 s reference cache was refreshed)
+    const voices = (await (await fetch(`${t.url}/v1/audio/voices`)).json()) as { voices: { id: string }[] };
+    assert.ok(voices.voices.some((v) => v.id === 'Ada Lovelace'));
+    fake.requests.length = 0;
+    assert.equal((await speak(t, { text: 'In her voice.', voice: 'Ada Lovelace', format: 'wav' })).status, 200);
+    assert.equal(fake.requests.find((r) => r.body.text === 'In her voice.')?.body.reference_id, 'Ada Lovelace');
+
+    const taken = await add('Ada Lovelace');
+    assert.equal(taken.status, 409);
+    assert.equal(((await taken.json()) as { error: { code: string } }).error.code, 'voice_exists');
+    // checked here before fish-speech sees anything
+    fake.requests.length = 0;
+    const badId = await add('../etc');
+    assert.equal(badId.status, 400);
+    assert.equal(((await badId.json()) as { error: { param: string } }).error.param, 'id');
+    const notAudio = await add('noise', Buffer.from('definitely not audio'));
+    assert.ok([400, 415].includes(notAudio.status), String(notAudio.status));
+    const tooLong = await add('long', wav(40));
+    assert.equal(tooLong.status, 413);
+    assert.equal(fake.requests.length, 0, 'refused clips never reach fish-speech');
+
+    const deleted = await fetch(`${t.url}/v1/audio/voices/${encodeURIComponent('Ada Lovelace')}`, { method: 'DELETE' });
+    assert.equal(deleted.status, 200);
+    assert.deepEqual(await deleted.json(), { object: 'voice', id: 'Ada Lovelace', engine: 'openaudio', deleted: true });
+    assert.equal(fake.requests.at(-1)?.body.reference_id, 'Ada Lovelace');
+    const again = await fetch(`${t.url}/v1/audio/voices/${encodeURIComponent('Ada Lovelace')}`, { method: 'DELETE' });
+    assert.equal(again.status, 404);
+    assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'voice_not_found');
+    const remaining = (await (await fetch(`${t.url}/v1/audio/voices`)).json()) as { voices: { id: string }[] };
+    assert.ok(!remaining.voices.some((v) => v.id === 'Ada Lovelace'));
+  });
+
+  it('cloned voices need fish-speech: 501 with only the embedded voice, 503 while fish-speech is down', async () => {
+    const embedded = await startApp({ env: { ...LIGHT, TTS_BACKEND: 'embedded' } });
+    apps.push(embedded);
+    const form = () => {
+      const f = new FormData();
+      f.append('id', 'someone');
+      f.append('text', 'hello');
+      f.append('file', new Blob([wav(1)], { type: 'audio/wav' }), 'v.wav');
+      return f;
+    };
+    const none = await fetch(`${embedded.url}/v1/audio/voices`, { method: 'POST', body: form() });
+    assert.equal(none.status, 501);
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'voice_cloning_unavailable');
+    const down = await app({ OPENAUDIO_API_BASE: `http://127.0.0.1:${await freePort()}` });
+    const refused = await fetch(`${down.url}/v1/audio/voices`, { method: 'POST', body: form() });
+    assert.equal(refused.status, 503);
   });
 });

@@ -9,6 +9,10 @@
  *   per text chunk; otherwise the whole file (wav or raw pcm).
  * - Errors as `{statusCode, message, error}`; GET /v1/health → {"status":"ok"};
  *   GET /v1/references/list → {success, reference_ids, message}.
+ * - POST /v1/references/add {id, audio, text} (any of the three body types) → {success, message,
+ *   reference_id}; 409 when the id exists, 400 for an empty id/text/audio or an id outside
+ *   `[a-zA-Z0-9-_ ]`; DELETE /v1/references/delete {reference_id} → 200, or 404 when unknown
+ *   (views.py: AddReferenceResponse / DeleteReferenceResponse with `success: false` on errors).
  * The "speech" is a 44.1 kHz tone, 60 ms per character, so tests can check what came through.
  * Knobs: per-request delay, scripted failures, a socket cut, malformed audio.
  */
@@ -164,6 +168,24 @@ export async function startFakeFishSpeech(options: { apiKey?: string } = {}): Pr
     if (path === '/v1/references/list') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify({ success: true, reference_ids: state.references, message: 'Success' }));
+    }
+    if ((path === '/v1/references/add' && req.method === 'POST') || (path === '/v1/references/delete' && req.method === 'DELETE')) {
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const body = await parseBody(type === 'multipart/form-data' ? req.headers['content-type']! : type, raw).catch(() => ({}) as Record<string, unknown>);
+      state.requests.push({ contentType: type, authorization: req.headers.authorization, body });
+      const answer = (status: number, fields: Record<string, unknown>) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(fields));
+      if (path.endsWith('/add')) {
+        const id = typeof body.id === 'string' ? body.id : '';
+        const audio = body.audio instanceof Uint8Array ? body.audio : body.audio instanceof Blob ? new Uint8Array(await body.audio.arrayBuffer()) : undefined;
+        if (!id.trim() || typeof body.text !== 'string' || !body.text.trim() || !audio?.length || !/^[a-zA-Z0-9\-_ ]+$/.test(id)) return answer(400, { success: false, message: 'Reference ID, text and audio are required', reference_id: id });
+        if (state.references.includes(id)) return answer(409, { success: false, message: `Reference ID '${id}' already exists`, reference_id: id });
+        state.references.push(id);
+        return answer(200, { success: true, message: `Reference voice '${id}' added successfully`, reference_id: id });
+      }
+      const id = typeof body.reference_id === 'string' ? body.reference_id : '';
+      if (!state.references.includes(id)) return answer(404, { success: false, message: `Reference ID '${id}' not found`, reference_id: id });
+      state.references = state.references.filter((r) => r !== id);
+      return answer(200, { success: true, message: `Reference voice '${id}' deleted successfully`, reference_id: id });
     }
     if (path !== '/v1/tts' || req.method !== 'POST') return sendError(res, 404, 'Not Found');
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

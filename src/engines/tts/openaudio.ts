@@ -124,6 +124,44 @@ export class OpenAudioEngine implements TtsEngine {
     }
   }
 
+  /** Stores a reference voice on the server (POST /v1/references/add: id, audio bytes, transcript). */
+  async addVoice(voice: { id: string; audio: Buffer; text: string }, signal: AbortSignal): Promise<void> {
+    await this.manageReferences('POST', '/v1/references/add', { id: voice.id, audio: voice.audio, text: voice.text }, voice.id, signal);
+  }
+
+  /** Deletes a reference voice (DELETE /v1/references/delete). */
+  async deleteVoice(id: string, signal: AbortSignal): Promise<void> {
+    await this.manageReferences('DELETE', '/v1/references/delete', { reference_id: id }, id, signal);
+  }
+
+  private async manageReferences(method: 'POST' | 'DELETE', path: string, body: Record<string, unknown>, id: string, signal: AbortSignal): Promise<void> {
+    const timeoutMs = this.config.OPENAUDIO_TIMEOUT_SECONDS * 1000;
+    let response: Response;
+    try {
+      response = await this.fetch(`${this.base}${path}`, {
+        method,
+        headers: this.headers({ 'Content-Type': 'application/msgpack', Accept: 'application/json' }),
+        body: encode(body),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+      });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      throw this.transportError(error, timeoutMs);
+    } finally {
+      this.references.at = 0; // the list may have changed: read it afresh next time
+    }
+    if (response.ok) return void (await response.body?.cancel());
+    if (response.status === 409) {
+      await response.body?.cancel();
+      throw new ApiError(409, 'invalid_request_error', `fish-speech already has a voice "${id}"; delete it first or pick another id.`, { param: 'id', code: 'voice_exists' });
+    }
+    if (response.status === 404 && method === 'DELETE') {
+      await response.body?.cancel();
+      throw new ApiError(404, 'not_found_error', `fish-speech has no voice "${id}".`, { param: 'id', code: 'voice_not_found' });
+    }
+    throw await this.statusError(response);
+  }
+
   /** `voice` names a fish-speech reference when the server has one by that name. */
   private async referenceId(request: SynthesisRequest): Promise<string | undefined> {
     if (request.referenceId) return request.referenceId;

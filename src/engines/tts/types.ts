@@ -45,4 +45,8 @@ export interface TtsEngine extends Engine {
   voices(): Promise<Voice[]>;
   /** Whether the engine can speak at `speed` itself (otherwise the audio layer changes the tempo). */
   speaksAt(speed: number): boolean;
+  /** Engines that keep cloned voices (fish-speech references): store one under `id`. */
+  addVoice?(voice: { id: string; audio: Buffer; text: string }, signal: AbortSignal): Promise<void>;
+  /** Removes a stored voice; 404 `voice_not_found` when there is none by that id. */
+  deleteVoice?(id: string, signal: AbortSignal): Promise<void>;
 }

@@ -309,15 +309,25 @@ export class SynthesisService {
     let engine: string | null = null;
     const spoken: string[] = [];
     const startPcm = this.startPcm.bind(this);
+    // One tempo for the whole stream: when the first engine cannot speak at this speed itself
+    // (fish-speech), every sentence is made at normal speed and the encoder changes the tempo.
+    const speed = settings.speed ?? 1;
+    let tempo = 1;
+    try {
+      tempo = this.engines.ready('tts')[0]!.speaksAt(speed) ? 1 : speed;
+      assertEncodable(settings.format, tempo, this.ffmpeg);
+    } catch {
+      tempo = 1; // no engine ready (the first sentence reports it), or no ffmpeg to change the tempo: the voice's own speed
+    }
     async function* pcm(): AsyncGenerator<PcmChunk> {
       for await (const sentence of sentences) {
-        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: settings.speed, format: settings.format }, signal);
+        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: tempo === 1 ? speed : 1, format: settings.format }, signal);
         engine ??= speech.engine;
         spoken.push(sentence);
         yield* speech.chunks;
       }
     }
-    const encoded = encodeSpeech(pcm(), { format: settings.format, sampleRate: settings.sampleRate ?? this.config.DEFAULT_AUDIO_SAMPLE_RATE, tempo: 1, ffmpeg: this.ffmpeg }, signal);
+    const encoded = encodeSpeech(pcm(), { format: settings.format, sampleRate: settings.sampleRate ?? this.config.DEFAULT_AUDIO_SAMPLE_RATE, tempo, ffmpeg: this.ffmpeg }, signal);
     return {
       bytes: encoded.bytes,
       format: settings.format,
@@ -325,7 +335,7 @@ export class SynthesisService {
       sampleRate: encoded.sampleRate,
       engine: () => engine,
       spoken: () => spoken,
-      durationSeconds: () => encoded.samples() / encoded.sampleRate,
+      durationSeconds: () => encoded.samples() / encoded.sampleRate / tempo,
     };
   }
 

@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { freePort } from '../helpers/process.ts';
 import { wav } from '../helpers/audio.ts';
+import { eventLog } from '../helpers/ws.ts';
 import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
 import { FISH_SAMPLE_RATE, SECONDS_PER_CHAR, startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.ts';
 
@@ -341,6 +343,26 @@ describe('OpenAudio through the fish-speech API server (fake)', () => {
     assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'voice_not_found');
     const remaining = (await (await fetch(`${t.url}/v1/audio/voices`)).json()) as { voices: { id: string }[] };
     assert.ok(!remaining.voices.some((v) => v.id === 'Ada Lovelace'));
+  });
+
+  it('/ws/tts at speed 2 through fish-speech: the audio is half as long (the encoder changes the tempo)', async () => {
+    await waitForReady(t);
+    const utter = async (speed: number) => {
+      const ws = new WebSocket(`${t.wsUrl}/ws/tts?format=pcm&sample_rate=16000&speed=${speed}`);
+      const log = eventLog(ws);
+      await log.waitFor((e) => e.type === 'ready');
+      ws.send(JSON.stringify({ type: 'text', text: 'A sentence for the tempo test. And a second one.' }));
+      ws.send(JSON.stringify({ type: 'flush' }));
+      const end = await log.waitFor((e) => e.type === 'end');
+      ws.close();
+      const seconds = Buffer.concat(log.audio.map((a) => a.bytes)).length / 2 / 16000;
+      return { seconds, reported: end.duration_seconds as number, engine: end.engine };
+    };
+    const normal = await utter(1);
+    const fast = await utter(2);
+    assert.equal(fast.engine, 'openaudio');
+    assert.ok(Math.abs(fast.seconds / normal.seconds - 0.5) < 0.05, `speed 2: ${fast.seconds.toFixed(2)} s vs ${normal.seconds.toFixed(2)} s`);
+    assert.ok(Math.abs(fast.reported - fast.seconds) < 0.1, `end.duration_seconds ${fast.reported} matches the audio sent (${fast.seconds.toFixed(2)})`);
   });
 
   it('cloned voices need fish-speech: 501 with only the embedded voice, 503 while fish-speech is down', async () => {

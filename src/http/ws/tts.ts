@@ -53,7 +53,7 @@ export const TTS_WS_DOC = {
 - \`{"type":"cancelled","utterance_id"}\` after a cancel.
 - \`{"type":"error","error":{message,type,param,code},"request_id"}\` — a bad message or a failed synthesis; the socket stays open. Messages over WS_MAX_MESSAGE_BYTES close it with 1009.
 
-\`speed\` changes the embedded voice's rate; fish-speech audio is sent at its own rate on this socket. Engines: TTS_BACKEND (fish-speech, then the embedded voice).`,
+\`speed\` (0.25-4): the embedded voice speaks at that rate itself; fish-speech's audio gets its tempo changed by ffmpeg (without ffmpeg it keeps its own speed). Engines: TTS_BACKEND (fish-speech, then the embedded voice).`,
 };
 
 interface Utterance {

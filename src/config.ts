@@ -100,8 +100,8 @@ export const configSchema = z.object({
   WS_MAX_MESSAGES_PER_SECOND: int(500, 0, 1_000_000).describe(
     'Incoming messages per second per WebSocket (bursts of one second allowed). A faster sender is slowed down — reading pauses until the budget refills — and nothing is dropped. 0 = off.',
   ),
-  WS_MAX_STREAMS_PER_KEY: int(16, 0, 100_000).describe(
-    'WebSockets open at once per API key (per client IP without keys) on this replica; one more is refused with 429 `too_many_streams`. 0 = off.',
+  WS_MAX_STREAMS_PER_KEY: int(0, 0, 100_000).describe(
+    'WebSockets open at once per API key (per client IP without keys) on this replica; one more is refused with 429 `too_many_streams`. 0 = off (the default: an application that serves its users through one key would hit any fixed number).',
   ),
   REQUEST_TIMEOUT_SECONDS: num(600, 0, 86_400).describe(
     'A request must be received and answered (its response started) within this time, else 504 `request_timeout` and its work is cancelled. Streamed responses are bounded by their own limits once they start. 0 = off.',

@@ -142,6 +142,7 @@ describe('bad-input corpus', () => {
       add(`dialogue multipart: ${label}`, 'reject', form('/v1/dialogue', { response_modalities: 'text' }, audio));
       add(`dialogue base64: ${label}`, 'reject', json('/v1/dialogue', { audio_base64: audio.toString('base64') || 'AA==', response_modalities: ['text'] }));
       add(`tts reference: ${label}`, 'reject', json('/v1/text-to-speech', { text: 'hi', references: [{ audio: audio.toString('base64') || 'AA==', text: 'x' }] }));
+      add(`voice clip: ${label}`, 'reject', form('/v1/audio/voices', { id: 'corpus', text: 'the words' }, audio));
     }
     // 2. hostile JSON into every JSON route
     const nested = `${'{"a":'.repeat(5000)}"x"${'}'.repeat(5000)}`;
@@ -180,6 +181,14 @@ describe('bad-input corpus', () => {
         return { status: res.status, body: await res.text() };
       });
       add(`dialogue session_id ${id.slice(0, 20)}`, 'reject', json('/v1/dialogue', { text: 'hi', session_id: decodeURIComponent(id), response_modalities: ['text'] }));
+      // a voice id may hold spaces (fish-speech's rule); the others are refused before anything else
+      if (!id.includes('%20')) {
+        add(`DELETE voice ${id.slice(0, 20)}`, 'reject', async () => {
+          const res = await fetch(`${base}/v1/audio/voices/${id}`, { method: 'DELETE', signal: AbortSignal.timeout(TIMEOUT_MS) });
+          return { status: res.status, body: await res.text() };
+        });
+        add(`add voice id ${id.slice(0, 20)}`, 'reject', form('/v1/audio/voices', { id: decodeURIComponent(id), text: 'the words' }, wav(1)));
+      }
     }
     // 4. multipart abuse
     add('multipart: no file', 'reject', form('/v1/speech-to-text', { language: 'en' }));

@@ -95,7 +95,7 @@ class TtsSocket {
 
   /** On shutdown: speaks the text already received (as a flush would), then resolves. */
   private async finish(): Promise<void> {
-    if (this.current || this.splitter.pending.trim()) this.onMessage(Buffer.from('{"type":"flush"}'), false, true);
+    if (this.current || this.splitter.pending.trim()) this.flush();
     await settled(() => this.tail);
   }
 
@@ -117,8 +117,8 @@ class TtsSocket {
     this.out.error(error);
   }
 
-  private onMessage(data: Buffer, isBinary: boolean, internal = false): void {
-    if (!internal && this.gate?.accepting() === false) return;
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.gate?.accepting() === false) return;
     if (isBinary) return this.sendError(badMessage('Binary messages are not accepted on /ws/tts; send JSON text frames.'));
     const parsed = this.out.parse(data, clientMessage, '{"type":"text","text":"Hello."}');
     if (!parsed) return;
@@ -131,13 +131,8 @@ class TtsSocket {
       case 'text':
         for (const sentence of this.splitter.push(parsed.text)) this.utterance().sentences.push(sentence);
         return;
-      case 'flush': {
-        for (const sentence of this.splitter.flush()) this.utterance().sentences.push(sentence);
-        const u = this.utterance();
-        u.sentences.end();
-        this.current = undefined;
-        return;
-      }
+      case 'flush':
+        return this.flush();
       case 'cancel': {
         this.splitter.flush();
         const u = this.current;
@@ -147,6 +142,13 @@ class TtsSocket {
         return;
       }
     }
+  }
+
+  /** Speaks what is left of the text and ends the utterance. */
+  private flush(): void {
+    for (const sentence of this.splitter.flush()) this.utterance().sentences.push(sentence);
+    this.utterance().sentences.end();
+    this.current = undefined;
   }
 
   /** The utterance collecting sentences now; started (queued behind the previous one) on first use. */

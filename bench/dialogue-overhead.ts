@@ -18,7 +18,7 @@ import { closeSpeech, speech } from '../test/helpers/speech.ts';
 import { eventLog, streamPcm } from '../test/helpers/ws.ts';
 import { wav } from '../test/helpers/audio.ts';
 import { spawnService } from '../test/helpers/process.ts';
-import { freePort, waitForHealth } from './support.ts';
+import { freePort, waitForHealth, waitForReady } from './support.ts';
 
 const TURNS = Number(process.env.TURNS ?? 20);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -28,7 +28,7 @@ const round = (x: number) => Math.round(x * 10) / 10;
 const port = await freePort();
 const service = spawnService({ GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), TTS_BACKEND: 'embedded', LOG_LEVEL: 'warn' }, port, { quiet: true });
 await waitForHealth(service.url);
-for (let i = 0; i < 300 && (await fetch(`${service.url}/health/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+await waitForReady(service.url, 30_000);
 const audio = wav(2).toString('base64');
 
 interface Timings {

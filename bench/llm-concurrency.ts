@@ -14,7 +14,7 @@ import path from 'node:path';
 import { computeThreads } from '../src/config.ts';
 import { ensureTinyGemma } from '../scripts/models/tiny-gemma.ts';
 import { spawnService } from '../test/helpers/process.ts';
-import { freePort, waitForHealth } from './support.ts';
+import { freePort, waitForHealth, waitForReady } from './support.ts';
 
 const TOKENS = Number(process.env.TOKENS ?? 100);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
@@ -57,10 +57,7 @@ async function aggregate(kind: 'chat_stream' | 'generate', n: number): Promise<n
 
 try {
   await waitForHealth(service.url, 60_000);
-  for (let i = 0; (await fetch(`${service.url}/health/ready`)).status !== 200; i++) {
-    if (i > 600) throw new Error('the service did not become ready within 60 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForReady(service.url);
   await request('generate'); // warm-up
   const result: Record<string, { c1_tokens_per_s: number; c4_tokens_per_s: number; c4_vs_c1: number }> = {};
   for (const kind of ['chat_stream', 'generate'] as const) {

@@ -10,6 +10,15 @@ export function findTaskset(): string | undefined {
   return findOnPath('taskset');
 }
 
+/** Waits until GET /health/ready answers 200 (every configured capability ready); throws after `timeoutMs`. */
+export async function waitForReady(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await fetch(`${url}/health/ready`)).status !== 200) {
+    if (Date.now() > deadline) throw new Error(`the service at ${url} did not become ready within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface TinyService {
   service: ServiceProcess;
   url: string;
@@ -32,10 +41,7 @@ export async function startTinyService(env: Record<string, string>): Promise<Tin
     { quiet: true },
   );
   await waitForHealth(service.url);
-  for (let i = 0; (await fetch(`${service.url}/health/ready`)).status !== 200; i++) {
-    if (i > 300) throw new Error('the service did not become ready within 30 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForReady(service.url, 30_000);
   const pid = service.child.pid!;
   return {
     service,

@@ -12,3 +12,16 @@ export async function waitForGauge(baseUrl: string, name: string, value: number,
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The sum of metric `name` over every series whose labels include `labels` (0 when there is none). */
+export async function metricSum(baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
+  for (const m of text.matchAll(/^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)$/gm)) {
+    if (m[1] !== name) continue;
+    const present = new Set((m[2] ?? '').split(',').filter(Boolean));
+    if (wanted.every((w) => present.has(w))) sum += Number(m[3]);
+  }
+  return sum;
+}

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { wav } from '../helpers/audio.ts';
+import { metricSum } from '../helpers/metrics.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.ts';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai-server.ts';
@@ -30,11 +31,6 @@ interface Row {
 }
 
 const matrix: { upstream: string; fault: string; observed: Observed; expected: Partial<Observed> }[] = [];
-
-async function counter(t: TestApp, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${t.url}/metrics`)).text();
-  return Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-}
 
 describe('fault matrix', () => {
   let llm: FakeOpenAi;
@@ -175,20 +171,20 @@ describe('fault matrix', () => {
 
   it('metrics count every attempt and every outcome', async () => {
     // per attempt: the status codes the fakes answered, retries included, and the refused connections
-    assert.ok((await counter(llmApp, 'upstream_requests_total', 'upstream="llm",outcome="503"')) >= 1);
-    assert.ok((await counter(llmApp, 'upstream_requests_total', 'upstream="llm",outcome="500"')) >= 3);
-    assert.ok((await counter(llmApp, 'upstream_requests_total', 'upstream="llm",outcome="connection_error"')) >= 1);
-    assert.ok((await counter(llmApp, 'upstream_requests_total', 'upstream="llm",outcome="aborted"')) >= 3, 'the SDK aborts requests past its timeout');
-    assert.ok((await counter(sttApp, 'upstream_requests_total', 'upstream="stt",outcome="500"')) >= 3);
-    assert.ok((await counter(ttsApp, 'upstream_requests_total', 'upstream="openaudio",outcome="502"')) >= 3);
-    assert.ok((await counter(ttsApp, 'upstream_requests_total', 'upstream="openaudio",outcome="timeout"')) + (await counter(ttsApp, 'upstream_requests_total', 'upstream="openaudio",outcome="aborted"')) >= 3);
+    assert.ok((await metricSum(llmApp.url, 'upstream_requests_total', { upstream: 'llm', outcome: '503' })) >= 1);
+    assert.ok((await metricSum(llmApp.url, 'upstream_requests_total', { upstream: 'llm', outcome: '500' })) >= 3);
+    assert.ok((await metricSum(llmApp.url, 'upstream_requests_total', { upstream: 'llm', outcome: 'connection_error' })) >= 1);
+    assert.ok((await metricSum(llmApp.url, 'upstream_requests_total', { upstream: 'llm', outcome: 'aborted' })) >= 3, 'the SDK aborts requests past its timeout');
+    assert.ok((await metricSum(sttApp.url, 'upstream_requests_total', { upstream: 'stt', outcome: '500' })) >= 3);
+    assert.ok((await metricSum(ttsApp.url, 'upstream_requests_total', { upstream: 'openaudio', outcome: '502' })) >= 3);
+    assert.ok((await metricSum(ttsApp.url, 'upstream_requests_total', { upstream: 'openaudio', outcome: 'timeout' })) + (await metricSum(ttsApp.url, 'upstream_requests_total', { upstream: 'openaudio', outcome: 'aborted' })) >= 3);
     // per request: the outcome the service saw
-    assert.ok((await counter(llmApp, 'dependency_duration_seconds_count', 'dependency="gemma",operation="generate",outcome="success"')) >= 3);
-    assert.ok((await counter(llmApp, 'dependency_duration_seconds_count', 'dependency="gemma",operation="generate",outcome="error"')) >= 3);
-    assert.ok((await counter(llmApp, 'dependency_duration_seconds_count', 'dependency="gemma",operation="generate",outcome="timeout"')) >= 1);
-    assert.ok((await counter(sttApp, 'dependency_duration_seconds_count', 'dependency="whisper",operation="transcribe",outcome="timeout"')) >= 1);
-    assert.ok((await counter(ttsApp, 'dependency_duration_seconds_count', 'dependency="openaudio",operation="synthesize",outcome="timeout"')) >= 1);
-    assert.ok((await counter(ttsFallbackApp, 'dependency_duration_seconds_count', 'dependency="espeak",operation="synthesize",outcome="success"')) >= 1);
+    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'gemma', operation: 'generate', outcome: 'success' })) >= 3);
+    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'gemma', operation: 'generate', outcome: 'error' })) >= 3);
+    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'gemma', operation: 'generate', outcome: 'timeout' })) >= 1);
+    assert.ok((await metricSum(sttApp.url, 'dependency_duration_seconds_count', { dependency: 'whisper', operation: 'transcribe', outcome: 'timeout' })) >= 1);
+    assert.ok((await metricSum(ttsApp.url, 'dependency_duration_seconds_count', { dependency: 'openaudio', operation: 'synthesize', outcome: 'timeout' })) >= 1);
+    assert.ok((await metricSum(ttsFallbackApp.url, 'dependency_duration_seconds_count', { dependency: 'espeak', operation: 'synthesize', outcome: 'success' })) >= 1);
     for (const t of apps) assert.ok(!t.logs.some((l) => l.includes('"level":50') && !l.includes('upstream')), 'no unexpected server error logged');
   });
 });

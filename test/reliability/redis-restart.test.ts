@@ -83,7 +83,10 @@ describe('Redis killed and restarted under load', () => {
     const summary = Object.fromEntries(
       (['healthy', 'outage', 'recovering', 'recovered'] as const).map((p) => {
         const counts: Record<string, number> = {};
-        for (const o of of(p)) counts[`${o.status}${o.code ? ` ${o.code}` : ''}${o.degraded ? ' degraded' : ''}`] = (counts[`${o.status}${o.code ? ` ${o.code}` : ''}${o.degraded ? ' degraded' : ''}`] ?? 0) + 1;
+        for (const o of of(p)) {
+          const key = `${o.status}${o.code ? ` ${o.code}` : ''}${o.degraded ? ' degraded' : ''}`;
+          counts[key] = (counts[key] ?? 0) + 1;
+        }
         return [p, counts];
       }),
     );

@@ -8,19 +8,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { wav } from '../helpers/audio.ts';
+import { metricSum } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth } from '../helpers/process.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
 import { eventLog, streamPcm } from '../helpers/ws.ts';
 
 const LONG_TEXT = 'The quick brown fox jumps over the lazy dog while the sun sets slowly behind the distant hills. '.repeat(3);
-
-async function metric(url: string, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0;
-  for (const m of text.matchAll(new RegExp(pattern.source, 'gm'))) sum += Number(m[1]);
-  return sum;
-}
 
 function socket(url: string) {
   const ws = new WebSocket(url);
@@ -89,12 +83,12 @@ describe('shutdown under load', () => {
       }
 
       // every request has reached the server (answered or still in flight), and the turns are under way
-      const received = async () => (await metric(url, /^http_requests_in_flight (\S+)$/)) - 1 + (await metric(url, /^http_request_duration_seconds_count\{method="POST"[^}]*\} (\S+)$/));
+      const received = async () => (await metricSum(url, 'http_requests_in_flight')) - 1 + (await metricSum(url, 'http_request_duration_seconds_count', { method: 'POST' }));
       const deadline = Date.now() + 30_000;
       while ((await received()) < 53 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.equal(await received(), 53, 'all 53 HTTP requests received before SIGTERM');
       await Promise.all([...stt, ...dialogue].map((s) => s.log.waitFor((e) => e.type === 'speech_started', 30_000)));
-      const inFlight = await metric(url, /^http_requests_in_flight (\S+)$/);
+      const inFlight = await metricSum(url, 'http_requests_in_flight');
       service.child.kill('SIGTERM');
       const sigtermAt = performance.now();
 

@@ -22,11 +22,6 @@ export class SocketLimits {
     private readonly keyHeader: string,
   ) {}
 
-  /** Sockets open now per client (for tests and metrics). */
-  openFor(identity: string): number {
-    return this.open.get(identity) ?? 0;
-  }
-
   /**
    * On a handshake, after authentication: refuses (429) a client that already holds its maximum
    * of sockets, else counts this connection until it closes (whatever the handshake's outcome).

@@ -18,10 +18,9 @@ import { closeSpeech, speech } from '../test/helpers/speech.ts';
 import { eventLog, streamPcm } from '../test/helpers/ws.ts';
 import { wav } from '../test/helpers/audio.ts';
 import { spawnService } from '../test/helpers/process.ts';
-import { freePort, waitForHealth, waitForReady } from './support.ts';
+import { freePort, median, waitForHealth, waitForReady } from './support.ts';
 
 const TURNS = Number(process.env.TURNS ?? 20);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
 const round = (x: number) => Math.round(x * 10) / 10;
 

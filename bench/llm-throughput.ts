@@ -1,28 +1,35 @@
 /**
  * LLM throughput: streaming /v1/chat/completions over HTTP against node-llama-cpp called directly
  * in-process, on the same generated model (gemma3 architecture, big enough that compute
- * dominates), same threads, alternating rounds. Then aggregate tokens/s at concurrency 1, 2, 4.
- * Prints JSON. Goals: HTTP ≥ 0.98× raw tokens/s; ≤ 5 ms added time-to-first-token;
- * concurrency 4 ≥ 1.5× single-stream aggregate.
+ * dominates), same threads. Every figure is the median of ROUNDS rounds, and the raw engine and
+ * the service alternate within each round (this machine's speed drifts by ±30 % between minutes).
+ * Then aggregate tokens/s at concurrency 1, 2 and 4, also interleaved raw/HTTP per round; and how
+ * long llama.cpp takes to decode one batch of 1, 2 and 4 tokens, which bounds what batching can
+ * gain on this CPU at all (with one thread here, 4 tokens cost ~3.5× one: concurrency gains little). Prints JSON. Goals: HTTP ≥ 0.98× raw tokens/s; ≤ 5 ms added
+ * time-to-first-token; concurrency 4 ≥ 1.5× single-stream aggregate.
  *
- *   npm run bench:llm        (ROUNDS=3 TOKENS=200 EMBD=384 BLOCKS=8 to change)
+ *   npm run bench:llm        (ROUNDS=5 TOKENS=100 EMBD=1024 BLOCKS=8 WEIGHTS=q8_0|f16|f32 LLM_THREADS=N)
  */
 import path from 'node:path';
 import { getLlama, LlamaChat } from 'node-llama-cpp';
 import { computeThreads } from '../src/config.ts';
+import type { TensorType } from '../scripts/models/gguf-writer.ts';
 import { ensureTinyGemma } from '../scripts/models/tiny-gemma.ts';
-import { freePort, waitForHealth, waitForReady } from './support.ts';
 import { spawnService } from '../test/helpers/process.ts';
+import { freePort, median, waitForHealth, waitForReady } from './support.ts';
 
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
-const TOKENS = Number(process.env.TOKENS ?? 200);
-const EMBD = Number(process.env.EMBD ?? 384);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const TOKENS = Number(process.env.TOKENS ?? 100);
+const EMBD = Number(process.env.EMBD ?? 1024);
 const BLOCKS = Number(process.env.BLOCKS ?? 8);
+/** How the generated model stores its matrices: Q8_0 by default, like the quantized GGUFs people run on CPUs. */
+const WEIGHTS = (process.env.WEIGHTS ?? 'q8_0') as TensorType;
 const THREADS = computeThreads(Number(process.env.LLM_THREADS ?? 0));
 const CONTEXT = 1024;
 const PROMPT = 'Tell me a long story about GPUs.';
+const LEVELS = [1, 2, 4];
 
-const model = ensureTinyGemma(path.resolve(`.cache/models/bench-gemma3-${EMBD}x${BLOCKS}-f16.gguf`), { loop: true, embd: EMBD, blocks: BLOCKS, ff: EMBD * 4, heads: EMBD / 64, f16: true });
+const model = ensureTinyGemma(path.resolve(`.cache/models/bench-gemma3-${EMBD}x${BLOCKS}-${WEIGHTS}.gguf`), { loop: true, embd: EMBD, blocks: BLOCKS, ff: EMBD * 4, heads: EMBD / 64, weights: WEIGHTS });
 
 interface Run {
   ttftMs: number;
@@ -30,16 +37,16 @@ interface Run {
   totalMs: number;
 }
 const tokPerS = (r: Run) => r.tokens / (r.totalMs / 1000);
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 
 // --- raw engine, in this process
 const llama = await getLlama({ gpu: false, build: 'never' });
 const llamaModel = await llama.loadModel({ modelPath: model });
 const context = await llamaModel.createContext({ contextSize: CONTEXT * 4, sequences: 4, threads: THREADS });
 const rawSequences = [0, 1, 2, 3].map(() => context.getSequence());
-const rawSequence = rawSequences[0]!;
 
 /** node-llama-cpp as an application would call it: one sequence, a LlamaChat per request (its KV prefix is reused). */
-async function rawRun(sequence = rawSequence): Promise<Run> {
+async function rawRun(sequence = rawSequences[0]!): Promise<Run> {
   const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
   const before = sequence.tokenMeter.usedOutputTokens;
   const started = performance.now();
@@ -53,6 +60,21 @@ async function rawRun(sequence = rawSequence): Promise<Run> {
   const totalMs = performance.now() - started;
   chat.dispose({ disposeSequence: false });
   return { ttftMs: first - started, tokens: sequence.tokenMeter.usedOutputTokens - before, totalMs };
+}
+
+/** Median milliseconds llama.cpp takes to decode one batch of `n` tokens (one sequence, no sampling). */
+async function decodeMs(n: number): Promise<number> {
+  const sequence = rawSequences[3]!;
+  const tokens = llamaModel.tokenize(PROMPT.repeat(4)).slice(0, 8 + n);
+  const times: number[] = [];
+  for (let r = 0; r < 15; r++) {
+    await sequence.clearHistory();
+    await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(0, 8));
+    const started = performance.now();
+    await sequence.evaluateWithoutGeneratingNewTokens(tokens.slice(8));
+    times.push(performance.now() - started);
+  }
+  return median(times);
 }
 
 // --- the service over HTTP, in a child process with the same settings
@@ -90,6 +112,13 @@ async function httpRun(): Promise<Run> {
   return { ttftMs: first - started, tokens, totalMs: performance.now() - started };
 }
 
+/** Aggregate tokens/s with `n` requests at once. */
+async function aggregate(n: number, one: (i: number) => Promise<Run>): Promise<number> {
+  const started = performance.now();
+  const runs = await Promise.all(Array.from({ length: n }, (_, i) => one(i)));
+  return runs.reduce((s, r) => s + r.tokens, 0) / ((performance.now() - started) / 1000);
+}
+
 try {
   await waitForHealth(service.url, 60_000);
   // readiness covers every capability: the service runs the LLM only (and the embedded voice)
@@ -98,25 +127,26 @@ try {
   await httpRun(); // warm-up both
   const raw: Run[] = [];
   const http: Run[] = [];
+  const levels = new Map(LEVELS.map((n) => [n, { raw: [] as number[], http: [] as number[] }]));
   for (let i = 0; i < ROUNDS; i++) {
     raw.push(await rawRun());
     http.push(await httpRun());
+    for (const n of LEVELS) {
+      levels.get(n)!.raw.push(await aggregate(n, (s) => rawRun(rawSequences[s])));
+      levels.get(n)!.http.push(await aggregate(n, () => httpRun()));
+    }
   }
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
-
-  // Aggregate tokens/s with n requests at once: through HTTP, and the raw engine on n sequences.
-  const aggregate = async (n: number, one: (i: number) => Promise<Run>) => {
-    const started = performance.now();
-    const runs = await Promise.all(Array.from({ length: n }, (_, i) => one(i)));
-    return round(runs.reduce((s, r) => s + r.tokens, 0) / ((performance.now() - started) / 1000), 1);
-  };
-  const concurrency: Record<string, { http_aggregate_tokens_per_s: number; raw_aggregate_tokens_per_s: number }> = {};
-  for (const n of [1, 2, 4]) {
-    concurrency[n] = { raw_aggregate_tokens_per_s: await aggregate(n, (i) => rawRun(rawSequences[i])), http_aggregate_tokens_per_s: await aggregate(n, () => httpRun()) };
-  }
-  const rawTps = mean(raw.map(tokPerS));
-  const httpTps = mean(http.map(tokPerS));
+  const batch: Record<number, number> = {};
+  for (const n of LEVELS) batch[n] = round(await decodeMs(n), 1);
+  const rawTps = median(raw.map(tokPerS));
+  const httpTps = median(http.map(tokPerS));
+  const concurrency = Object.fromEntries(
+    LEVELS.map((n) => {
+      const level = levels.get(n)!;
+      return [n, { raw_aggregate_tokens_per_s: round(median(level.raw), 1), http_aggregate_tokens_per_s: round(median(level.http), 1), http_vs_raw: round(median(level.http) / median(level.raw)) }];
+    }),
+  );
+  const c = (n: number, side: 'raw' | 'http') => median(levels.get(n)![side]);
   console.log(
     JSON.stringify(
       {
@@ -124,18 +154,21 @@ try {
         model: path.basename(model),
         embd: EMBD,
         blocks: BLOCKS,
+        weights: WEIGHTS,
         threads: THREADS,
         tokens_per_request: TOKENS,
         rounds: ROUNDS,
-        raw_engine: { tokens_per_s: round(rawTps, 1), ttft_ms: round(mean(raw.map((r) => r.ttftMs))) },
-        http_chat_stream: { tokens_per_s: round(httpTps, 1), ttft_ms: round(mean(http.map((r) => r.ttftMs))) },
+        statistic: 'median of rounds',
+        raw_engine: { tokens_per_s: round(rawTps, 1), ttft_ms: round(median(raw.map((r) => r.ttftMs))) },
+        http_chat_stream: { tokens_per_s: round(httpTps, 1), ttft_ms: round(median(http.map((r) => r.ttftMs))) },
         http_vs_raw_tokens_per_s: round(httpTps / rawTps, 3),
-        added_ttft_ms: round(mean(http.map((r) => r.ttftMs)) - mean(raw.map((r) => r.ttftMs))),
+        added_ttft_ms: round(median(http.map((r) => r.ttftMs)) - median(raw.map((r) => r.ttftMs))),
         concurrency,
-        concurrency4_vs_1: {
-          http: round(concurrency[4]!.http_aggregate_tokens_per_s / concurrency[1]!.http_aggregate_tokens_per_s, 2),
-          raw: round(concurrency[4]!.raw_aggregate_tokens_per_s / concurrency[1]!.raw_aggregate_tokens_per_s, 2),
-        },
+        concurrency4_vs_1: { http: round(c(4, 'http') / c(1, 'http')), raw: round(c(4, 'raw') / c(1, 'raw')) },
+        // The engine's own batching: one decode of n tokens (n sequences' next tokens) costs
+        // batch_decode_ms[n]; 4 tokens costing as much as 1 would allow up to 4× at concurrency 4.
+        batch_decode_ms: batch,
+        tokens_per_decode_ms_4_vs_1: round((4 * batch[1]!) / batch[4]!),
         goals: { http_vs_raw_tokens_per_s: '>= 0.98', added_ttft_ms: '<= 5', concurrency4_vs_1: '>= 1.5' },
       },
       null,

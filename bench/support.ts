@@ -6,6 +6,9 @@ import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../t
 
 export { freePort, waitForHealth };
 
+/** The middle value of `xs` (the upper middle for an even count). */
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 export function findTaskset(): string | undefined {
   return findOnPath('taskset');
 }

@@ -1,6 +1,6 @@
 /**
- * A minimal GGUF (v3) writer, no dependencies: metadata key/values and F32 tensors, laid out the
- * way llama.cpp's gguf reader expects (little-endian, tensor data aligned to 32 bytes).
+ * A minimal GGUF (v3) writer, no dependencies: metadata key/values and F32, F16 or Q8_0 tensors,
+ * laid out the way llama.cpp's gguf reader expects (little-endian, tensor data aligned to 32 bytes).
  */
 import fs from 'node:fs';
 
@@ -27,10 +27,15 @@ interface Tensor {
   name: string;
   /** ggml order: ne[0] (contiguous) first. */
   dims: number[];
-  /** F32 data, or F16 bits. */
-  data: Float32Array | Uint16Array;
-  type: 0 | 1; // GGML_TYPE_F32 | GGML_TYPE_F16
+  /** The tensor's bytes in its ggml type. */
+  data: Float32Array | Uint16Array | Uint8Array;
+  type: number;
 }
+
+/** How a tensor is stored: F32, F16, or Q8_0 (8-bit blocks, how quantized checkpoints are often shipped). */
+export type TensorType = 'f32' | 'f16' | 'q8_0';
+const GGML_TYPE: Record<TensorType, number> = { f32: 0, f16: 1, q8_0: 8 };
+const Q8_0_BLOCK = 32;
 
 /** IEEE 754 half precision bits of `value` (round to nearest even). */
 export function toF16(value: number): number {
@@ -48,6 +53,26 @@ export function toF16(value: number): number {
   const rounded = (exp << 10) | (mant >> 13);
   const rest = mant & 0x1fff;
   return sign | (rest > 0x1000 || (rest === 0x1000 && rounded & 1) ? rounded + 1 : rounded);
+}
+
+/**
+ * ggml's Q8_0 layout: each run of 32 values becomes one block of an F16 scale `d` (the run's
+ * largest magnitude / 127) and 32 signed bytes `round(x / d)`; rows must be a multiple of 32 long.
+ */
+export function toQ8_0(values: Float32Array): Uint8Array {
+  if (values.length % Q8_0_BLOCK) throw new Error(`Q8_0 needs a multiple of ${Q8_0_BLOCK} values, got ${values.length}`);
+  const blocks = values.length / Q8_0_BLOCK;
+  const out = new Uint8Array(blocks * (2 + Q8_0_BLOCK));
+  const view = new DataView(out.buffer);
+  for (let b = 0; b < blocks; b++) {
+    const run = values.subarray(b * Q8_0_BLOCK, (b + 1) * Q8_0_BLOCK);
+    const amax = run.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const d = amax / 127;
+    const at = b * (2 + Q8_0_BLOCK);
+    view.setUint16(at, toF16(d), true);
+    for (let i = 0; i < Q8_0_BLOCK; i++) view.setInt8(at + 2 + i, d ? Math.round(run[i]! / d) : 0);
+  }
+  return out;
 }
 
 const ALIGNMENT = 32;
@@ -113,11 +138,12 @@ export class GgufWriter {
     return this;
   }
 
-  /** Adds a tensor; `f16` stores it in half precision (as real GGUF checkpoints often are). */
-  tensor(name: string, dims: number[], data: Float32Array, f16 = false): this {
+  /** Adds a tensor stored as `type` (F16 and Q8_0 as real GGUF checkpoints often are). */
+  tensor(name: string, dims: number[], data: Float32Array, type: TensorType = 'f32'): this {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`${name}: ${data.length} values for dims ${dims.join('x')}`);
-    this.tensors.push(f16 ? { name, dims, data: Uint16Array.from(data, toF16), type: 1 } : { name, dims, data, type: 0 });
+    const bytes = type === 'f16' ? Uint16Array.from(data, toF16) : type === 'q8_0' ? toQ8_0(data) : data;
+    this.tensors.push({ name, dims, data: bytes, type: GGML_TYPE[type] });
     return this;
   }
 

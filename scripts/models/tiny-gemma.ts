@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import { numberFlags, random, writeOnce } from './common.ts';
-import { GgufWriter } from './gguf-writer.ts';
+import { GgufWriter, type TensorType } from './gguf-writer.ts';
 
 export const TINY_GEMMA_REPLY = 'Hello from the tiny Gemma model.';
 /** The reply as the model's tokens (SentencePiece: ▁ marks a preceding space). */
@@ -31,8 +31,8 @@ export interface TinyGemmaOptions {
   heads?: number;
   /** Never end the turn: after the reply, start it again (for throughput benchmarks). */
   loop?: boolean;
-  /** Store the block matrices in F16 (like real checkpoints; llama.cpp batches them faster). */
-  f16?: boolean;
+  /** How the block matrices are stored (default F32; real checkpoints are F16 or quantized, e.g. Q8_0). */
+  weights?: TensorType;
 }
 
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, BYTE: 6 } as const;
@@ -130,17 +130,17 @@ export function tinyGemma(options: TinyGemmaOptions = {}): Buffer {
   for (let i = 0; i < blocks; i++) {
     const b = `blk.${i}`;
     w.tensor(`${b}.attn_norm.weight`, [embd], ones(embd));
-    w.tensor(`${b}.attn_q.weight`, [embd, heads * headDim], noise(embd * heads * headDim, 0.1), options.f16);
-    w.tensor(`${b}.attn_k.weight`, [embd, headDim], noise(embd * headDim, 0.1), options.f16);
-    w.tensor(`${b}.attn_v.weight`, [embd, headDim], noise(embd * headDim, 0.1), options.f16);
+    w.tensor(`${b}.attn_q.weight`, [embd, heads * headDim], noise(embd * heads * headDim, 0.1), options.weights);
+    w.tensor(`${b}.attn_k.weight`, [embd, headDim], noise(embd * headDim, 0.1), options.weights);
+    w.tensor(`${b}.attn_v.weight`, [embd, headDim], noise(embd * headDim, 0.1), options.weights);
     w.tensor(`${b}.attn_q_norm.weight`, [headDim], ones(headDim));
     w.tensor(`${b}.attn_k_norm.weight`, [headDim], ones(headDim));
-    w.tensor(`${b}.attn_output.weight`, [heads * headDim, embd], new Float32Array(heads * headDim * embd), options.f16);
+    w.tensor(`${b}.attn_output.weight`, [heads * headDim, embd], new Float32Array(heads * headDim * embd), options.weights);
     w.tensor(`${b}.post_attention_norm.weight`, [embd], ones(embd));
     w.tensor(`${b}.ffn_norm.weight`, [embd], ones(embd));
-    w.tensor(`${b}.ffn_gate.weight`, [embd, ff], noise(embd * ff, 0.1), options.f16);
-    w.tensor(`${b}.ffn_up.weight`, [embd, ff], noise(embd * ff, 0.1), options.f16);
-    w.tensor(`${b}.ffn_down.weight`, [ff, embd], new Float32Array(ff * embd), options.f16);
+    w.tensor(`${b}.ffn_gate.weight`, [embd, ff], noise(embd * ff, 0.1), options.weights);
+    w.tensor(`${b}.ffn_up.weight`, [embd, ff], noise(embd * ff, 0.1), options.weights);
+    w.tensor(`${b}.ffn_down.weight`, [ff, embd], new Float32Array(ff * embd), options.weights);
     w.tensor(`${b}.post_ffw_norm.weight`, [embd], ones(embd));
   }
   return w.toBuffer();

@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
+import { ensureTinyGemma, TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { LlamaCppEngine, type LlamaCppOptions } from '../../src/engines/llm/llama-cpp.ts';
 import type { GenerationParams, LlmEvent, LlmInput } from '../../src/engines/llm/types.ts';
 import { startFakeHub } from '../fakes/hf-hub.ts';
-import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
+import { loopingGemmaPath, MODELS_DIR, tinyGemmaPath } from '../helpers/models.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -147,6 +147,20 @@ describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
       await remote.close();
     } finally {
       await hub.close();
+    }
+  });
+
+  it('runs a Q8_0-quantized model (how GGUF checkpoints are usually shipped) to the same reply', async () => {
+    const file = ensureTinyGemma(path.join(MODELS_DIR, 'tiny-gemma3-q8_0.gguf'), { weights: 'q8_0' });
+    assert.ok(fs.statSync(file).size < fs.statSync(tinyGemmaPath()).size, 'the 8-bit blocks are smaller than F32');
+    const quantized = new LlamaCppEngine(options(file), logger);
+    await quantized.load();
+    try {
+      assert.deepEqual(quantized.state(), { status: 'ready' });
+      const { result } = await collect(quantized.generate(chat('Who are you?'), params(), new AbortController().signal));
+      assert.equal(result.text, TINY_GEMMA_REPLY);
+    } finally {
+      await quantized.close();
     }
   });
 

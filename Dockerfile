@@ -7,7 +7,7 @@
 # Stages: `build` compiles TypeScript, the playground and whisper.cpp; `runtime` (the default,
 # CPU) and `cuda` (for `--gpus all` hosts) run it as the non-root `appuser`.
 
-ARG NODE_VERSION=24
+ARG NODE_VERSION=26
 
 # ---------------------------------------------------------------------------- build
 FROM node:${NODE_VERSION}-bookworm-slim AS build

@@ -12,7 +12,8 @@
  */
 import path from 'node:path';
 import { getLlama, LlamaChat } from 'node-llama-cpp';
-import { computeThreads } from '../src/config.ts';
+import { computeThreads, loadConfig } from '../src/config.ts';
+import { llamaCppOptions, samplingOptions } from '../src/engines/llm/llama-cpp.ts';
 import type { TensorType } from '../scripts/models/gguf-writer.ts';
 import { ensureTinyGemma } from '../scripts/models/tiny-gemma.ts';
 import { spawnService } from '../test/helpers/process.ts';
@@ -28,6 +29,8 @@ const THREADS = computeThreads(Number(process.env.LLM_THREADS ?? 0));
 const CONTEXT = 1024;
 const PROMPT = 'Tell me a long story about GPUs.';
 const LEVELS = [1, 2, 4];
+/** The service's default sampling (LLM_TEMPERATURE, LLM_TOP_K, LLM_TOP_P), applied to the raw engine too. */
+const SAMPLING = samplingOptions({ maxTokens: TOKENS }, llamaCppOptions(loadConfig({})).sampling);
 
 const model = ensureTinyGemma(path.resolve(`.cache/models/bench-gemma3-${EMBD}x${BLOCKS}-${WEIGHTS}.gguf`), { loop: true, embd: EMBD, blocks: BLOCKS, ff: EMBD * 4, heads: EMBD / 64, weights: WEIGHTS });
 
@@ -52,6 +55,7 @@ async function rawRun(sequence = rawSequences[0]!): Promise<Run> {
   const started = performance.now();
   let first = 0;
   await chat.generateResponse([{ type: 'user', text: PROMPT }, { type: 'model', response: [] }], {
+    ...SAMPLING,
     maxTokens: TOKENS,
     onTextChunk: () => {
       if (!first) first = performance.now();

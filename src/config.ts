@@ -140,6 +140,11 @@ export const configSchema = z.object({
   LLM_PARALLEL: int(2, 1, 64).describe('Generations run at once on the loaded model (llama.cpp batches them).'),
   LLM_QUEUE_SIZE: int(32, 0, 10_000).describe('Generations that may wait for a free slot; beyond that 429 with Retry-After.'),
   LLM_MAX_TOKENS: int(2048, 1, 1_048_576).describe('Upper bound for max_tokens on every generation route.'),
+  LLM_TEMPERATURE: num(1, 0, 2).describe(
+    'Sampling temperature of the embedded model when a request sets none (Gemma 3\'s recommended 1.0; 0 = greedy). A remote server (LLM_BACKEND=openai) applies its own defaults.',
+  ),
+  LLM_TOP_K: int(64, 0, 1000).describe('top_k of the embedded model when a request sets none (Gemma 3\'s recommended 64; 0 = off).'),
+  LLM_TOP_P: num(0.95, 0.01, 1).describe('top_p of the embedded model when a request sets none (Gemma 3\'s recommended 0.95; 1 = off).'),
   LLM_DEVICE: z
     .string()
     .trim()

@@ -31,6 +31,11 @@ export interface TinyGemmaOptions {
   heads?: number;
   /** Never end the turn: after the reply, start it again (for throughput benchmarks). */
   loop?: boolean;
+  /**
+   * How far (in logits) the reply's next token stands above every other token: 80 by default, so
+   * any sampling settings give the same text; ~1.5 makes sampling and penalties visibly change it.
+   */
+  logitGap?: number;
   /** How the block matrices are stored (default F32; real checkpoints are F16 or quantized, e.g. Q8_0). */
   weights?: TensorType;
 }
@@ -87,7 +92,8 @@ export function tinyGemma(options: TinyGemmaOptions = {}): Buffer {
   const embedding = new Float32Array(nVocab * embd);
   for (let tok = 0; tok < nVocab; tok++) embedding[tok * embd + (dimOf.get(tok) ?? 0)] = 1;
 
-  const MARGIN = 10; // × sqrt(embd) after the final norm: logit gaps of ~80 at embd 64
+  // the final norm scales the one-hot hidden state to sqrt(embd): a weight of gap / sqrt(embd) gives a logit of `gap`
+  const MARGIN = (options.logitGap ?? 80) / Math.sqrt(embd);
   const output = new Float32Array(nVocab * embd);
   output[replyIds[0]! * embd + 0] = MARGIN;
   replyIds.forEach((tok, k) => {

@@ -146,6 +146,14 @@ describe('text generation routes', () => {
     const bad = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
     await assert.rejects(bad.models.list(), OpenAI.AuthenticationError);
     await assert.rejects(client.chat.completions.create({ model: 'g', messages: [{ role: 'user', content: 'Hi' }], n: 2 } as never), OpenAI.BadRequestError);
+    await assert.rejects(client.chat.completions.create({ model: 'g', messages: [{ role: 'user', content: 'Hi' }], logprobs: true }), (error: unknown) => {
+      assert.ok(error instanceof OpenAI.BadRequestError);
+      assert.equal(error.param, 'logprobs');
+      assert.match(error.message, /logprobs are not supported/);
+      return true;
+    });
+    const plain = await client.chat.completions.create({ model: 'g', messages: [{ role: 'user', content: 'Hi' }], logprobs: false, presence_penalty: 0.5, frequency_penalty: 0.5 });
+    assert.equal(plain.choices[0]?.message.content, TINY_GEMMA_REPLY, 'logprobs: false and the penalties are accepted');
   });
 
   it('feeds the generation metrics', async () => {

@@ -42,6 +42,16 @@ describe('remote OpenAI-compatible LLM backend', () => {
     assert.equal(upstream.body.model, 'fake-gemma');
     assert.equal(upstream.body.stream, true);
     assert.deepEqual(upstream.body.messages, [{ role: 'user', content: 'Hi' }]);
+    assert.equal('temperature' in upstream.body, false, "sampling the client did not set is left to the server's defaults");
+  });
+
+  it('passes the sampling settings and penalties the client set to the upstream', async () => {
+    await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hi' }], temperature: 0.3, top_p: 0.9, seed: 7, presence_penalty: 0.5, frequency_penalty: -0.25 });
+    const body = fake.requests.at(-1)!.body;
+    assert.deepEqual(
+      { temperature: body.temperature, top_p: body.top_p, seed: body.seed, presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty },
+      { temperature: 0.3, top_p: 0.9, seed: 7, presence_penalty: 0.5, frequency_penalty: -0.25 },
+    );
   });
 
   it('streams deltas through /v1/generate and maps raw prompts to /completions', async () => {

@@ -9,12 +9,12 @@ import { ensureTinyGemma, TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gem
 import { LlamaCppEngine, type LlamaCppOptions } from '../../src/engines/llm/llama-cpp.ts';
 import type { GenerationParams, LlmEvent, LlmInput } from '../../src/engines/llm/types.ts';
 import { startFakeHub } from '../fakes/hf-hub.ts';
-import { loopingGemmaPath, MODELS_DIR, tinyGemmaPath } from '../helpers/models.ts';
+import { gentleGemmaPath, loopingGemmaPath, MODELS_DIR, tinyGemmaPath } from '../helpers/models.ts';
 
 const logger = pino({ level: 'silent' });
 
 function options(model: string, overrides: Partial<LlamaCppOptions> = {}): LlamaCppOptions {
-  return { model, threads: 1, contextSize: 512, parallel: 2, device: 'cpu', gpuLayers: 'auto', hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...overrides };
+  return { model, sampling: { temperature: 1, topK: 64, topP: 0.95 }, threads: 1, contextSize: 512, parallel: 2, device: 'cpu', gpuLayers: 'auto', hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...overrides };
 }
 
 async function collect(events: AsyncIterable<LlmEvent>) {
@@ -147,6 +147,42 @@ describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
       await remote.close();
     } finally {
       await hub.close();
+    }
+  });
+
+  it('applies presence and frequency penalties: a model that would repeat itself stops after one sentence', async () => {
+    const gentle = new LlamaCppEngine(options(gentleGemmaPath()), logger);
+    await gentle.load();
+    try {
+      const run = async (p: Partial<GenerationParams>) => (await collect(gentle.generate(chat('Who are you?'), params({ maxTokens: 16, temperature: 0, ...p }), new AbortController().signal))).result;
+      const plain = await run({});
+      assert.ok(plain.text.startsWith(TINY_GEMMA_REPLY + TINY_GEMMA_REPLY), `without penalties it repeats: ${JSON.stringify(plain.text)}`);
+      assert.equal(plain.finishReason, 'length');
+      for (const penalty of [{ presencePenalty: 2 }, { frequencyPenalty: 2 }]) {
+        const penalized = await run(penalty);
+        assert.equal(penalized.text, TINY_GEMMA_REPLY, JSON.stringify(penalty));
+        assert.equal(penalized.finishReason, 'stop');
+      }
+    } finally {
+      await gentle.close();
+    }
+  });
+
+  it('samples with the configured defaults (LLM_TEMPERATURE, LLM_TOP_K, LLM_TOP_P) when a request sets none', async () => {
+    const sampled = new LlamaCppEngine(options(gentleGemmaPath()), logger); // temperature 1, top_k 64, top_p 0.95
+    const greedy = new LlamaCppEngine(options(gentleGemmaPath(), { sampling: { temperature: 0, topK: 64, topP: 0.95 } }), logger);
+    await Promise.all([sampled.load(), greedy.load()]);
+    try {
+      const text = async (engine: LlamaCppEngine, p: Partial<GenerationParams>) => (await collect(engine.generate(chat('Who are you?'), params({ maxTokens: 6, ...p }), new AbortController().signal))).result.text;
+      const seeded = [await text(sampled, { seed: 1 }), await text(sampled, { seed: 2 })];
+      // with the reply only 1.5 logits ahead of 63 others, temperature 1 picks it ~7 % of the time
+      assert.ok(seeded.every((t) => t !== TINY_GEMMA_REPLY) && seeded[0] !== seeded[1], `sampled: ${JSON.stringify(seeded)}`);
+      assert.equal(await text(sampled, { seed: 1 }), seeded[0], 'the same seed gives the same text');
+      assert.equal(await text(sampled, { seed: 1, temperature: 0 }), TINY_GEMMA_REPLY, "the request's temperature wins");
+      assert.equal(await text(greedy, { seed: 1 }), TINY_GEMMA_REPLY, 'LLM_TEMPERATURE=0 is greedy');
+    } finally {
+      await sampled.close();
+      await greedy.close();
     }
   });
 

@@ -15,6 +15,11 @@ export function loopingGemmaPath(): string {
   return ensureTinyGemma(path.join(MODELS_DIR, 'tiny-gemma3-loop.gguf'), { loop: true });
 }
 
+/** The looping model with its reply only 1.5 logits ahead: sampling and penalties visibly change its text. */
+export function gentleGemmaPath(): string {
+  return ensureTinyGemma(path.join(MODELS_DIR, 'tiny-gemma3-loop-gap1.5.gguf'), { loop: true, logitGap: 1.5 });
+}
+
 /** The deterministic tiny whisper.cpp model (transcribes TINY_WHISPER_TEXT, 0.00–1.00 s). */
 export function tinyWhisperPath(): string {
   return ensureTinyWhisper(path.join(MODELS_DIR, 'tiny-whisper.en.bin'));

@@ -24,8 +24,16 @@ type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
 type LlamaContextSequence = ReturnType<LlamaContext['getSequence']>;
 
+/** Sampling for requests that set none (LLM_TEMPERATURE, LLM_TOP_K, LLM_TOP_P). */
+export interface SamplingDefaults {
+  temperature: number;
+  topK: number;
+  topP: number;
+}
+
 export interface LlamaCppOptions {
   model: string;
+  sampling: SamplingDefaults;
   threads: number;
   contextSize: number;
   parallel: number;
@@ -37,6 +45,7 @@ export interface LlamaCppOptions {
 export function llamaCppOptions(config: Config): LlamaCppOptions {
   return {
     model: config.GEMMA_MODEL,
+    sampling: { temperature: config.LLM_TEMPERATURE, topK: config.LLM_TOP_K, topP: config.LLM_TOP_P },
     threads: computeThreads(config.LLM_THREADS),
     contextSize: config.LLM_CONTEXT_SIZE,
     parallel: config.LLM_PARALLEL,
@@ -49,6 +58,21 @@ export function llamaCppOptions(config: Config): LlamaCppOptions {
 /** `hf:org/repo/gemma-3-1b-it-Q4_K_M.gguf` or `/models/gemma.gguf` → `gemma-3-1b-it-Q4_K_M` */
 export function modelNameOf(spec: string): string {
   return (spec.split('/').pop() ?? spec).replace(/\.gguf$/i, '');
+}
+
+/**
+ * A request's sampling settings over the configured defaults, in node-llama-cpp's terms. The
+ * penalties replace node-llama-cpp's default repeat-penalty settings only when a request sets one.
+ */
+export function samplingOptions(params: GenerationParams, defaults: SamplingDefaults) {
+  const penalties = params.presencePenalty !== undefined || params.frequencyPenalty !== undefined;
+  return {
+    temperature: params.temperature ?? defaults.temperature,
+    topK: params.topK ?? defaults.topK,
+    topP: params.topP ?? defaults.topP,
+    seed: params.seed,
+    ...(penalties ? { repeatPenalty: { presencePenalty: params.presencePenalty ?? 0, frequencyPenalty: params.frequencyPenalty ?? 0 } } : {}),
+  };
 }
 
 function gpuOption(device: string): false | 'auto' | 'cuda' | 'vulkan' | 'metal' {
@@ -196,10 +220,7 @@ export class LlamaCppEngine implements LlmEngine {
     const lib = this.lib;
     const options = {
       maxTokens,
-      temperature: params.temperature,
-      topK: params.topK,
-      topP: params.topP,
-      seed: params.seed,
+      ...samplingOptions(params, this.options.sampling),
       customStopTriggers: params.stop?.length ? params.stop : undefined,
       signal: stop.signal,
       onTextChunk: (text: string) => {

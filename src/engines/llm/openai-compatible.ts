@@ -65,6 +65,8 @@ export class OpenAiCompatibleLlm implements LlmEngine {
       temperature: params.temperature,
       top_p: params.topP,
       seed: params.seed,
+      presence_penalty: params.presencePenalty,
+      frequency_penalty: params.frequencyPenalty,
       stop: params.stop,
       stream: true as const,
       stream_options: { include_usage: true },

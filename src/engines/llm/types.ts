@@ -20,6 +20,9 @@ export interface GenerationParams {
   topK?: number;
   stop?: string[];
   seed?: number;
+  /** OpenAI's additive penalties (−2…2) on tokens already generated: once, and per occurrence. */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
   responseFormat?: ResponseFormat;
 }
 

@@ -26,6 +26,12 @@ export const chatRequestSchema = z
     stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
     response_format: responseFormatSchema,
     tools: z.array(z.unknown()).max(0, 'tools are not supported by this server').optional(),
+    logprobs: z
+      .boolean()
+      .nullable()
+      .optional()
+      .refine((v) => !v, 'logprobs are not supported by this server')
+      .describe('Not supported: `true` is a 400 (rather than an answer without them).'),
     ...samplingFields,
   })
   .meta({

@@ -134,7 +134,7 @@ export const configSchema = z.object({
     'GGUF file path, or `hf:<user>/<repo>/<file>.gguf` resolved into the Hugging Face cache (downloaded once).',
   ),
   LLM_THREADS: int(0, 0, 1024).describe(
-    'CPU threads for llama.cpp; 0 = the cores this process may use, less one for the event loop. Measured on 2 cores: 1 thread gives the fastest single answer (2 threads: half as fast), 2 threads up to ~1.3× the tokens/s of 4 concurrent generations; see `npm run bench:llm`.',
+    'CPU threads for llama.cpp; 0 = the cores this process may use, less one for the event loop. Measured on 2 cores: 1 thread gives the fastest single answer (2 threads: 2-10× slower, the more so the smaller the model), 2 threads up to ~1.3× the tokens/s of 4 concurrent generations; see `npm run bench:llm`.',
   ),
   LLM_CONTEXT_SIZE: int(4096, 64, 1_048_576).describe('Context window per sequence (tokens).'),
   LLM_PARALLEL: int(2, 1, 64).describe('Generations run at once on the loaded model (llama.cpp batches them).'),

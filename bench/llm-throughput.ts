@@ -5,8 +5,9 @@
  * the service alternate within each round (this machine's speed drifts by ±30 % between minutes).
  * Then aggregate tokens/s at concurrency 1, 2 and 4, also interleaved raw/HTTP per round; and how
  * long llama.cpp takes to decode one batch of 1, 2 and 4 tokens, which bounds what batching can
- * gain on this CPU at all (with one thread here, 4 tokens cost ~3.5× one: concurrency gains little). Prints JSON. Goals: HTTP ≥ 0.98× raw tokens/s; ≤ 5 ms added
- * time-to-first-token; concurrency 4 ≥ 1.5× single-stream aggregate.
+ * gain on this CPU at all (with one thread here, 4 tokens cost ~3.5× one: concurrency gains
+ * little). Prints JSON. Goals: HTTP ≥ 0.98× raw tokens/s; ≤ 5 ms added time-to-first-token;
+ * concurrency 4 ≥ 1.5× single-stream aggregate.
  *
  *   npm run bench:llm        (ROUNDS=5 TOKENS=100 EMBD=1024 BLOCKS=8 WEIGHTS=q8_0|f16|f32 LLM_THREADS=N)
  */
@@ -144,13 +145,10 @@ try {
   for (const n of LEVELS) batch[n] = round(await decodeMs(n), 1);
   const rawTps = median(raw.map(tokPerS));
   const httpTps = median(http.map(tokPerS));
+  const c = new Map(LEVELS.map((n) => [n, { raw: median(levels.get(n)!.raw), http: median(levels.get(n)!.http) }]));
   const concurrency = Object.fromEntries(
-    LEVELS.map((n) => {
-      const level = levels.get(n)!;
-      return [n, { raw_aggregate_tokens_per_s: round(median(level.raw), 1), http_aggregate_tokens_per_s: round(median(level.http), 1), http_vs_raw: round(median(level.http) / median(level.raw)) }];
-    }),
+    [...c].map(([n, { raw, http }]) => [n, { raw_aggregate_tokens_per_s: round(raw, 1), http_aggregate_tokens_per_s: round(http, 1), http_vs_raw: round(http / raw) }]),
   );
-  const c = (n: number, side: 'raw' | 'http') => median(levels.get(n)![side]);
   console.log(
     JSON.stringify(
       {
@@ -168,7 +166,7 @@ try {
         http_vs_raw_tokens_per_s: round(httpTps / rawTps, 3),
         added_ttft_ms: round(median(http.map((r) => r.ttftMs)) - median(raw.map((r) => r.ttftMs))),
         concurrency,
-        concurrency4_vs_1: { http: round(c(4, 'http') / c(1, 'http')), raw: round(c(4, 'raw') / c(1, 'raw')) },
+        concurrency4_vs_1: { http: round(c.get(4)!.http / c.get(1)!.http), raw: round(c.get(4)!.raw / c.get(1)!.raw) },
         // The engine's own batching: one decode of n tokens (n sequences' next tokens) costs
         // batch_decode_ms[n]; 4 tokens costing as much as 1 would allow up to 4× at concurrency 4.
         batch_decode_ms: batch,

@@ -32,14 +32,18 @@ const params = (p: Partial<GenerationParams> = {}): GenerationParams => ({ maxTo
 describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
   let engine: LlamaCppEngine;
   let looping: LlamaCppEngine;
+  /** The looping model with its reply only 1.5 logits ahead, on the default sampling (temperature 1, top_k 64, top_p 0.95). */
+  let gentle: LlamaCppEngine;
   before(async () => {
     engine = new LlamaCppEngine(options(tinyGemmaPath()), logger);
     looping = new LlamaCppEngine(options(loopingGemmaPath(), { parallel: 2 }), logger);
-    await Promise.all([engine.load(), looping.load()]);
+    gentle = new LlamaCppEngine(options(gentleGemmaPath()), logger);
+    await Promise.all([engine.load(), looping.load(), gentle.load()]);
   });
   after(async () => {
     await engine.close();
     await looping.close();
+    await gentle.close();
   });
 
   it('loads and reports ready', () => {
@@ -151,27 +155,21 @@ describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
   });
 
   it('applies presence and frequency penalties: a model that would repeat itself stops after one sentence', async () => {
-    const gentle = new LlamaCppEngine(options(gentleGemmaPath()), logger);
-    await gentle.load();
-    try {
-      const run = async (p: Partial<GenerationParams>) => (await collect(gentle.generate(chat('Who are you?'), params({ maxTokens: 16, temperature: 0, ...p }), new AbortController().signal))).result;
-      const plain = await run({});
-      assert.ok(plain.text.startsWith(TINY_GEMMA_REPLY + TINY_GEMMA_REPLY), `without penalties it repeats: ${JSON.stringify(plain.text)}`);
-      assert.equal(plain.finishReason, 'length');
-      for (const penalty of [{ presencePenalty: 2 }, { frequencyPenalty: 2 }]) {
-        const penalized = await run(penalty);
-        assert.equal(penalized.text, TINY_GEMMA_REPLY, JSON.stringify(penalty));
-        assert.equal(penalized.finishReason, 'stop');
-      }
-    } finally {
-      await gentle.close();
+    const run = async (p: Partial<GenerationParams>) => (await collect(gentle.generate(chat('Who are you?'), params({ maxTokens: 16, temperature: 0, ...p }), new AbortController().signal))).result;
+    const plain = await run({});
+    assert.ok(plain.text.startsWith(TINY_GEMMA_REPLY + TINY_GEMMA_REPLY), `without penalties it repeats: ${JSON.stringify(plain.text)}`);
+    assert.equal(plain.finishReason, 'length');
+    for (const penalty of [{ presencePenalty: 2 }, { frequencyPenalty: 2 }]) {
+      const penalized = await run(penalty);
+      assert.equal(penalized.text, TINY_GEMMA_REPLY, JSON.stringify(penalty));
+      assert.equal(penalized.finishReason, 'stop');
     }
   });
 
   it('samples with the configured defaults (LLM_TEMPERATURE, LLM_TOP_K, LLM_TOP_P) when a request sets none', async () => {
-    const sampled = new LlamaCppEngine(options(gentleGemmaPath()), logger); // temperature 1, top_k 64, top_p 0.95
+    const sampled = gentle;
     const greedy = new LlamaCppEngine(options(gentleGemmaPath(), { sampling: { temperature: 0, topK: 64, topP: 0.95 } }), logger);
-    await Promise.all([sampled.load(), greedy.load()]);
+    await greedy.load();
     try {
       const text = async (engine: LlamaCppEngine, p: Partial<GenerationParams>) => (await collect(engine.generate(chat('Who are you?'), params({ maxTokens: 6, ...p }), new AbortController().signal))).result.text;
       const seeded = [await text(sampled, { seed: 1 }), await text(sampled, { seed: 2 })];
@@ -181,7 +179,6 @@ describe('llama.cpp engine (real library, tiny Gemma 3)', () => {
       assert.equal(await text(sampled, { seed: 1, temperature: 0 }), TINY_GEMMA_REPLY, "the request's temperature wins");
       assert.equal(await text(greedy, { seed: 1 }), TINY_GEMMA_REPLY, 'LLM_TEMPERATURE=0 is greedy');
     } finally {
-      await sampled.close();
       await greedy.close();
     }
   });

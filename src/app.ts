@@ -33,6 +33,7 @@ import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { sttSocketRoutes } from './http/ws/stt.ts';
 import { dialogueSocketRoutes } from './http/ws/dialogue.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
+import { configureDecodePool } from './audio/decode-pool.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
 import { loadPrompts } from './dialogue/prompts.ts';
 import { dialogueRoutes } from './http/dialogue.ts';
@@ -180,6 +181,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(chatCompletionRoutes, { generation });
   await app.register(completionRoutes, { generation });
   await app.register(modelRoutes, { engines: deps.engines });
+  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
   const transcription = new TranscriptionService(config, deps.engines, deps.metrics);
   await app.register(speechToTextRoutes, {
     transcription,

@@ -183,6 +183,8 @@ export const configSchema = z.object({
   STT_QUEUE_SIZE: int(16, 0, 10_000).describe('Transcription requests in flight beyond STT_PARALLEL; beyond that 429 with Retry-After.'),
   MAX_UPLOAD_BYTES: int(26_214_400, 1024, 2_147_483_647).describe('Largest uploaded audio file (bytes; default 25 MiB like OpenAI); larger gets 413.'),
   MAX_AUDIO_SECONDS: num(3600, 1, 86_400).describe('Longest audio accepted for transcription (seconds, after decoding); longer gets 413.'),
+  DECODE_THREADS: int(2, 1, 64).describe('Worker threads that decode uploaded audio (off the event loop); each decodes one file at a time.'),
+  DECODE_QUEUE_SIZE: int(32, 0, 10_000).describe('Uploaded files waiting for a decode thread; one more gets 503 `decoder_busy` with Retry-After.'),
   WHISPER_THREADS: int(0, 0, 1024).describe('CPU threads per Whisper transcription; 0 = usable cores less one.'),
   VAD_MODE: int(2, 0, 3).describe('WebRTC VAD aggressiveness for the WebSockets (0 keeps the most audio as speech, 3 the least).'),
   VAD_SPEECH_START_MS: int(60, 20, 2000).describe('Voiced audio needed before speech counts as started (ms).'),

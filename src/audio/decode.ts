@@ -2,13 +2,18 @@
  * Any audio container a client sends → 16 kHz mono Float32, what Whisper wants. Decoding is
  * audio-decode (wav at any rate/depth/channels, mp3, flac, ogg/vorbis, opus, webm/opus as
  * browsers' MediaRecorder sends, m4a/aac) — pure JS/WASM, no ffmpeg; resampling is libsamplerate
- * (WASM). Failures are 400/413/415 envelopes that say what was wrong, never a 500.
+ * (WASM). Three stages, cheapest first:
+ * 1. the bytes say which container it is (415 when none we decode);
+ * 2. the header's declared rate, channels and length are checked (src/audio/inspect.ts): a file
+ *    that declares too much is refused before any sample is decoded;
+ * 3. decoding runs on the decode pool's worker threads (src/audio/decode-pool.ts), in small pieces,
+ *    with the length limit and the sample checks applied as samples arrive.
+ * Failures are 400/413/415 envelopes that say what was wrong, never a 500.
  */
-import decodeAudioFile from 'audio-decode';
 import { ApiError } from '../errors.ts';
-import { resample } from './resample.ts';
-
 import { STT_SAMPLE_RATE } from '../engines/stt/types.ts';
+import { runDecode } from './decode-pool.ts';
+import { inspectAudio, tooLong } from './inspect.ts';
 
 export interface DecodedAudio {
   /** 16 kHz mono samples in [-1, 1]. */
@@ -42,6 +47,8 @@ export interface DecodeLimits {
   maxSeconds: number;
   /** The setting that holds the limit, named in the 413 message. */
   setting?: string;
+  /** Cancels the decode (client gone, request deadline): its worker thread is stopped. */
+  signal?: AbortSignal;
 }
 
 export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimits, param = 'file'): Promise<DecodedAudio> {
@@ -50,18 +57,15 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
   if (!container) {
     throw new ApiError(415, 'invalid_request_error', 'Unsupported or unrecognized audio format. Send wav, mp3, flac, ogg (vorbis/opus), webm/opus, m4a/aac.', { param, code: 'unsupported_audio_format' });
   }
-  let decoded: { channelData: Float32Array[]; sampleRate: number };
-  try {
-    decoded = await decodeAudioFile(bytes);
-  } catch (error) {
-    throw ApiError.badRequest(`Could not decode the ${container} audio: ${(error as Error).message || 'corrupt data'}.`, param, 'invalid_audio');
+  const bounds = { maxSeconds: limits.maxSeconds, setting: limits.setting ?? 'MAX_AUDIO_SECONDS', param };
+  inspectAudio(bytes, container, bounds);
+  const outcome = await runDecode({ bytes, maxSeconds: limits.maxSeconds, targetRate: STT_SAMPLE_RATE }, limits.signal);
+  if (!outcome.ok) {
+    if (outcome.code === 'audio_too_long') throw tooLong(outcome.seconds ?? limits.maxSeconds, bounds);
+    if (outcome.code === 'unsupported_audio_format') throw new ApiError(415, 'invalid_request_error', outcome.message, { param, code: outcome.code });
+    throw ApiError.badRequest(`Could not decode the ${container} audio: ${outcome.message.replace(/\.$/, '')}.`, param, 'invalid_audio');
   }
-  const channels = decoded.channelData.length;
-  const frames = decoded.channelData[0]?.length ?? 0;
-  if (!channels || !decoded.sampleRate || !Number.isFinite(decoded.sampleRate) || decoded.sampleRate < 1000 || decoded.sampleRate > 768_000) {
-    throw ApiError.badRequest(`The ${container} audio has no usable samples (rate ${decoded.sampleRate}, ${channels} channels).`, param, 'invalid_audio');
-  }
-  const duration = frames / decoded.sampleRate;
+  const { samples, duration, sampleRate, channels } = outcome;
   if (duration < MIN_AUDIO_SECONDS) {
     throw ApiError.badRequest(
       `The ${container} audio holds ${(duration * 1000).toFixed(1)} ms of sound; at least ${MIN_AUDIO_SECONDS * 1000} ms is needed (a truncated or mislabelled file?).`,
@@ -69,17 +73,5 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
       'audio_too_short',
     );
   }
-  if (duration > limits.maxSeconds) {
-    throw new ApiError(413, 'invalid_request_error', `The audio is ${duration.toFixed(1)} s long; the limit is ${limits.maxSeconds} s (${limits.setting ?? 'MAX_AUDIO_SECONDS'}).`, { param, code: 'audio_too_long' });
-  }
-  const mono = mixdown(decoded.channelData, frames);
-  const samples = decoded.sampleRate === STT_SAMPLE_RATE ? mono : await resample(mono, decoded.sampleRate, STT_SAMPLE_RATE);
-  return { samples, duration, source: { container, bytes: bytes.length, sampleRate: decoded.sampleRate, channels } };
-}
-
-function mixdown(channels: Float32Array[], frames: number): Float32Array {
-  if (channels.length === 1) return channels[0]!;
-  const out = new Float32Array(frames);
-  for (const channel of channels) for (let i = 0; i < frames; i++) out[i]! += channel[i]! / channels.length;
-  return out;
+  return { samples, duration, source: { container, bytes: bytes.length, sampleRate, channels } };
 }

@@ -105,9 +105,9 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   type Log = { info: (o: object, m: string) => void };
 
   /** Everything that can fail with a clean 4xx/503 before any byte is sent. */
-  async function prepare(file: Buffer, log: Log): Promise<DecodedAudio> {
+  async function prepare(file: Buffer, signal: AbortSignal, log: Log): Promise<DecodedAudio> {
     transcription.assertAvailable();
-    const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds });
+    const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds, signal });
     log.info({ container: audio.source.container, bytes: audio.source.bytes, duration_s: +audio.duration.toFixed(3), sample_rate: audio.source.sampleRate, channels: audio.source.channels }, 'audio received');
     return audio;
   }
@@ -133,7 +133,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   }
 
   async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
-    return transcribe(await prepare(file, log), fields, task, words, signal, log);
+    return transcribe(await prepare(file, signal, log), fields, task, words, signal, log);
   }
 
   function formatted(format: ResponseFormat, transcript: Transcript, task: 'transcribe' | 'translate', temperature: number) {
@@ -150,7 +150,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
    * byte (bad audio, no engine) are ordinary HTTP errors.
    */
   async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: { file: Buffer; language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', signal: AbortSignal) {
-    const audio = await prepare(body.file, request.log);
+    const audio = await prepare(body.file, signal, request.log);
     const queue = new AsyncQueue<SseEvent>();
     const done = transcribe(audio, body, task, false, signal, request.log, (segment) => queue.push({ data: { type: 'transcript.text.delta', delta: segment.text } }))
       .then((result) => queue.push({ data: { type: 'transcript.text.done', text: result.transcript.text } }))

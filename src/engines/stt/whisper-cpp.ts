@@ -136,6 +136,9 @@ export class WhisperCppEngine implements SttEngine {
         padded.set(slice);
         slice = padded;
       }
+      // whisper.cpp aborts the whole process (a ggml assertion) on a NaN; decoded uploads are
+      // checked already, this guards every other way samples reach the engine (~0.5 ms a window)
+      if (!slice.every(Number.isFinite)) throw ApiError.badRequest('The audio holds non-finite samples (NaN or Infinity).', 'file', 'invalid_audio');
       const release = await this.windowSlots.acquire(signal);
       let results: DetailedSegment[];
       try {

@@ -9,13 +9,14 @@ import { serializerCompiler } from './http/serializer.ts';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { EngineRegistry } from './engines/registry.ts';
-import { authenticate, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
+import { Authenticator, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
+import { AuthFailureLimiter } from './http/auth-failures.ts';
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
 import { SocketLimits } from './http/ws/limits.ts';
 import { SocketDrain } from './http/ws/shutdown.ts';
 import type { WebSocket } from 'ws';
-import { allowedOrigins, checkWebSocketOrigin, registerProtection } from './http/protection.ts';
+import { checkWebSocketOrigin, registerProtection, webSocketOriginPolicy } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
@@ -95,7 +96,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.routeOptions.config?.public === true ||
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
-  const origins = allowedOrigins(config);
+  const origins = webSocketOriginPolicy(config);
+  const authenticator = new Authenticator(deps.keys, keyHeader, new AuthFailureLimiter(config.AUTH_FAILURES_PER_MINUTE));
+  // the tenant of the request's key (src/tenancy.ts), set by the authenticator
+  app.decorateRequest('tenant', null);
   const drain = new SocketDrain();
   const httpInFlight = deps.metrics.httpInFlight;
   const sockets = new SocketLimits(config.WS_MAX_STREAMS_PER_KEY, config.WS_MAX_MESSAGES_PER_SECOND, keyHeader);
@@ -111,7 +115,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     try {
       // CORS does not cover WebSockets: a browser page from another origin is checked here
       if (upgrade) checkWebSocketOrigin(request, origins);
-      const denied = config.API_KEY_ENABLED && !isPublic(request) ? authenticate(request, deps.keys, keyHeader) : undefined;
+      const denied = config.API_KEY_ENABLED && !isPublic(request) ? authenticator.check(request) : undefined;
       if (!denied && upgrade) sockets.admit(request);
       done(denied);
     } catch (error) {
@@ -174,7 +178,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
 
-  await app.register(healthRoutes, { engines: deps.engines, sessions: deps.sessions });
+  // readiness details (addresses, library messages) only for key holders, or everyone with keys off
+  await app.register(healthRoutes, { engines: deps.engines, sessions: deps.sessions, showDetails: (request) => !config.API_KEY_ENABLED || authenticator.identifies(request) });
   await app.register(metricsRoutes, { metrics: deps.metrics, requireKey: config.METRICS_REQUIRE_API_KEY });
   const generation = new GenerationService(config, deps.engines, deps.metrics);
   await app.register(generateRoutes, { generation });

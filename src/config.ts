@@ -75,6 +75,26 @@ const keyList = () =>
     .optional()
     .transform((v) => (v ?? '').split(',').map((k) => k.trim()).filter(Boolean));
 
+/** Comma-separated web origins (`scheme://host[:port]`), e.g. `https://voice.example.com`. */
+const originList = () =>
+  optionalText().refine(
+    (v) =>
+      v === undefined ||
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean)
+        .every((o) => {
+          try {
+            const url = new URL(o);
+            return /^https?:$/.test(url.protocol) && url.pathname === '/' && !url.search && !url.hash;
+          } catch {
+            return false;
+          }
+        }),
+    'must be comma-separated origins such as https://voice.example.com (scheme://host[:port], no path)',
+  );
+
 const headerName = (fallback: string) =>
   z
     .string()
@@ -114,6 +134,12 @@ export const configSchema = z.object({
   API_KEYS_FILE: optionalText().describe('File with more accepted keys, one per line (`#` comments). Re-read on SIGHUP.'),
   CORS_ORIGINS: optionalText().describe(
     'Browser origins allowed to call the API and open its WebSockets (comma-separated, e.g. `http://localhost:5173`; `*` for any). Unset: same-origin only (the served playground).',
+  ),
+  PUBLIC_ORIGINS: originList().describe(
+    'The origins the service itself is reached at by browsers (comma-separated, e.g. `https://voice.example.com`), for the WebSocket origin check. Unset: pages served from a loopback name or an IP address (`http://localhost:6666`, `http://192.168.1.5:6666`) may open WebSockets to the same host; a page on a domain name needs it (or CORS_ORIGINS).',
+  ),
+  AUTH_FAILURES_PER_MINUTE: int(20, 0, 1_000_000).describe(
+    'Wrong API keys tolerated per client IP per minute (per replica); past it the IP is blocked until the minute ends: every request that needs a key gets 429 `too_many_failed_authentications` with Retry-After, a good key included. 0 = off.',
   ),
   RATE_LIMIT_PER_MINUTE: int(0, 0, 10_000_000).describe('Requests (and WebSocket connections) per API key — per client IP without keys — per minute; beyond it 429 with Retry-After. 0 = off. Shared across replicas through Redis when REDIS_URL is set.'),
   METRICS_REQUIRE_API_KEY: bool(false).describe('Also require the API key on /metrics (off: Prometheus scrapes without a key).'),

@@ -24,13 +24,15 @@ import type { SpokenSentences, SynthesisService } from '../services/synthesis.ts
 import type { TranscriptionService } from '../services/transcription.ts';
 import { FallbackSessionStore } from '../sessions/fallback-store.ts';
 import { historyWindow } from '../sessions/index.ts';
-import { SESSION_ID_PATTERN, type SessionStore, type Turn } from '../sessions/types.ts';
+import { SESSION_ID_PATTERN, type SessionRef, type SessionStore, type Turn } from '../sessions/types.ts';
 import { SentenceSplitter } from '../text/sentences.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
 import { turnMessages, type DialoguePrompts } from './prompts.ts';
 
 export interface DialogueTurnInput {
   sessionId?: string;
+  /** Whose session (src/tenancy.ts): the tenant of the request's API key; undefined with keys off. */
+  owner?: string;
   text?: string;
   audio?: DecodedAudio;
   language?: string;
@@ -120,7 +122,7 @@ export class DialogueService {
     if (!input.modalities.text && !input.modalities.audio) throw ApiError.badRequest('response_modalities must include "text" or "audio".', 'response_modalities', 'invalid_value');
     if (input.audio) this.deps.transcription.assertAvailable();
     this.deps.generation.assertAvailable();
-    const history = await this.deps.sessions.history(sessionId);
+    const history = await this.deps.sessions.history({ owner: input.owner, id: sessionId });
 
     let transcript: Transcript | null = null;
     let sttEngine: string | null = null;
@@ -259,7 +261,7 @@ export class DialogueService {
         const bytes = Buffer.concat(audioParts);
         result.audio = { bytes: spoken.format === 'wav' ? finalizeWav(bytes) : bytes, format: spoken.format, sample_rate: spoken.sampleRate, duration_seconds: Math.round(spoken.durationSeconds() * 1000) / 1000 };
       }
-      await this.remember(sessionId, turn.userText, result.reply_text, false, result);
+      await this.remember({ owner: input.owner, id: sessionId }, turn.userText, result.reply_text, false, result);
       timings.total_ms = ms(t0);
       outcome = result.degraded.length ? 'degraded' : 'success';
       yield { type: 'done', result };
@@ -272,21 +274,21 @@ export class DialogueService {
       if (outcome === 'aborted') {
         // record only what was delivered: the sentences that reached TTS (spoken replies) or the text the client received
         const delivered = input.modalities.audio && spoken ? spoken.spoken().join(' ') : deliveredText;
-        void this.remember(sessionId, turn.userText, delivered, true, result).catch(() => undefined);
+        void this.remember({ owner: input.owner, id: sessionId }, turn.userText, delivered, true, result).catch(() => undefined);
       }
       this.deps.metrics.dialogueDuration.observe({ outcome }, ms(t0) / 1000);
     }
   }
 
   /** Stores the user turn and the reply together; a store failure degrades the turn (said in `degraded`), never loses it silently. */
-  private async remember(sessionId: string, user: string, reply: string, interrupted: boolean, result: DialogueResult): Promise<void> {
+  private async remember(session: SessionRef, user: string, reply: string, interrupted: boolean, result: DialogueResult): Promise<void> {
     const at = new Date().toISOString();
     const turns: Turn[] = [
       { role: 'user', content: user, at },
       { role: 'assistant', content: reply, at, ...(interrupted ? { interrupted: true } : {}) },
     ];
     try {
-      await this.deps.sessions.append(sessionId, turns);
+      await this.deps.sessions.append(session, turns);
       if (this.deps.sessions instanceof FallbackSessionStore && this.deps.sessions.degraded()) {
         result.degraded.push({ stage: 'session', reason: 'Redis is unreachable: this turn is kept in this replica\'s memory only (SESSION_REDIS_FALLBACK).' });
       }
@@ -296,16 +298,16 @@ export class DialogueService {
     }
   }
 
-  /** Session history (GET /v1/sessions/{id}); 404 when unknown. */
-  async history(sessionId: string): Promise<Turn[]> {
+  /** Session history (GET /v1/sessions/{id}); 404 when unknown — or another key's. */
+  async history(owner: string | undefined, sessionId: string): Promise<Turn[]> {
     if (!SESSION_ID_PATTERN.test(sessionId)) throw ApiError.badRequest('Invalid session id.', 'id', 'invalid_session_id');
-    const turns = await this.deps.sessions.history(sessionId);
+    const turns = await this.deps.sessions.history({ owner, id: sessionId });
     if (turns.length === 0) throw new ApiError(404, 'not_found_error', `No session ${sessionId} (never created, deleted, or expired after SESSION_TTL_SECONDS).`, { code: 'session_not_found' });
     return turns;
   }
 
-  async forget(sessionId: string): Promise<void> {
+  async forget(owner: string | undefined, sessionId: string): Promise<void> {
     if (!SESSION_ID_PATTERN.test(sessionId)) throw ApiError.badRequest('Invalid session id.', 'id', 'invalid_session_id');
-    if (!(await this.deps.sessions.delete(sessionId))) throw new ApiError(404, 'not_found_error', `No session ${sessionId}.`, { code: 'session_not_found' });
+    if (!(await this.deps.sessions.delete({ owner, id: sessionId }))) throw new ApiError(404, 'not_found_error', `No session ${sessionId}.`, { code: 'session_not_found' });
   }
 }

@@ -1,13 +1,17 @@
 /**
  * API keys. Accepted from the configured header or `Authorization: Bearer <key>` (the OpenAI
- * SDKs), and on WebSocket handshakes also from `?api_key=` or a `api_key.<key>` subprotocol (what a
- * browser can send). Keys are compared as SHA-256 digests with a constant-time comparison against
- * every stored key. SIGHUP (or `reload()`) re-reads API_KEYS from `.env`/environment and API_KEYS_FILE.
+ * SDKs), and on WebSocket handshakes only also from `?api_key=` or a `api_key.<key>` subprotocol
+ * (what a browser can send). Keys are compared as SHA-256 digests with a constant-time comparison
+ * against every stored key. SIGHUP (or `reload()`) re-reads API_KEYS from `.env`/environment and
+ * API_KEYS_FILE.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.ts';
+import { tenantFromDigest } from '../tenancy.ts';
+import type { AuthFailureLimiter } from './auth-failures.ts';
 
 export const WS_KEY_PROTOCOL_PREFIX = 'api_key.';
 
@@ -41,12 +45,22 @@ export class ApiKeyStore {
   }
 
   verify(candidate: string | undefined): boolean {
-    if (!candidate) return false;
+    return this.match(candidate) !== undefined;
+  }
+
+  /** The candidate's SHA-256 digest when it is a stored key, else undefined. */
+  match(candidate: string | undefined): Buffer | undefined {
+    if (!candidate) return undefined;
     const d = digest(candidate);
     let match = false;
     for (const stored of this.digests) match = timingSafeEqual(stored, d) || match; // no early exit
-    return match;
+    return match ? d : undefined;
   }
+}
+
+/** Node dispatched the request as an upgrade (`Connection: upgrade` and an `Upgrade` header), not as a plain request. */
+export function isUpgrade(raw: IncomingMessage): boolean {
+  return (raw as IncomingMessage & { upgrade?: boolean }).upgrade === true;
 }
 
 /** The key a request carries, if any, in the documented places. */
@@ -55,7 +69,9 @@ export function presentedKey(request: FastifyRequest, headerName: string): strin
   if (typeof header === 'string' && header) return header.trim();
   const authorization = request.headers.authorization;
   if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
-  if (request.headers.upgrade?.toLowerCase() === 'websocket') {
+  // only a real handshake (Node dispatched it as an upgrade): a plain request with an `Upgrade`
+  // header must not be able to carry its key in a URL that proxies and browsers log
+  if (isUpgrade(request.raw) && request.headers.upgrade?.toLowerCase() === 'websocket') {
     const query = request.query as Record<string, unknown> | undefined;
     if (typeof query?.api_key === 'string') return query.api_key;
     const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()) ?? [];
@@ -65,11 +81,44 @@ export function presentedKey(request: FastifyRequest, headerName: string): strin
   return undefined;
 }
 
-/** The 401 for a request without a valid key; undefined when the key is good. */
-export function authenticate(request: FastifyRequest, store: ApiKeyStore, headerName: string): ApiError | undefined {
-  if (store.verify(presentedKey(request, headerName))) return undefined;
-  return new ApiError(401, 'authentication_error', `Missing or invalid API key. Send it in the ${headerName} header or as "Authorization: Bearer <key>".`, {
-    code: 'invalid_api_key',
-    headers: { 'WWW-Authenticate': 'Bearer' },
-  });
+/**
+ * Checks requests' keys: sets `request.tenant` for a good key, counts a wrong one against the
+ * client address, and refuses every keyed request from an address past AUTH_FAILURES_PER_MINUTE.
+ */
+export class Authenticator {
+  constructor(
+    private readonly store: ApiKeyStore,
+    private readonly headerName: string,
+    private readonly failures: AuthFailureLimiter,
+  ) {}
+
+  /** For a route that needs a key: the 401 (or the 429 of a blocked address); undefined when the key is good. */
+  check(request: FastifyRequest): ApiError | undefined {
+    const blocked = this.failures.blocked(request.ip);
+    if (blocked) return blocked;
+    const key = presentedKey(request, this.headerName);
+    const matched = this.store.match(key);
+    if (matched) {
+      request.tenant = tenantFromDigest(matched);
+      return undefined;
+    }
+    if (key) this.failures.record(request.ip);
+    return new ApiError(401, 'authentication_error', `Missing or invalid API key. Send it in the ${this.headerName} header or as "Authorization: Bearer <key>".`, {
+      code: 'invalid_api_key',
+      headers: { 'WWW-Authenticate': 'Bearer' },
+    });
+  }
+
+  /**
+   * For a public route that shows more to key holders (readiness details): whether the request
+   * carries a good key. A wrong key counts as a failure (else the route would be a free oracle
+   * for guessing keys), and a blocked address is treated as having none.
+   */
+  identifies(request: FastifyRequest): boolean {
+    if (this.failures.blocked(request.ip)) return false;
+    const key = presentedKey(request, this.headerName);
+    if (this.store.verify(key)) return true;
+    if (key) this.failures.record(request.ip);
+    return false;
+  }
 }

@@ -10,6 +10,7 @@ import { AUDIO_FORMATS } from '../audio/formats.ts';
 import type { Transcript } from '../engines/stt/types.ts';
 import type { DialogueResult, DialogueService } from '../dialogue/pipeline.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
+import { tenantOf } from '../tenancy.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
@@ -18,7 +19,7 @@ import { segmentView } from './transcript-formats.ts';
 const modalities = z.array(z.enum(['text', 'audio'])).min(1);
 
 const common = {
-  session_id: z.string().max(128).optional().describe('Continue this conversation; a new id is generated (and returned) when absent.'),
+  session_id: z.string().max(128).optional().describe('Continue this conversation; a new id is generated (and returned) when absent. With API keys on, ids are per key: another key\'s session of the same id is another conversation.'),
   voice: z.string().max(200).optional().describe('Voice of the spoken reply (see GET /v1/audio/voices).'),
   format: z.enum(AUDIO_FORMATS).optional().describe('Audio format of the spoken reply (default wav).'),
   language: z.string().trim().regex(/^[a-z]{2,3}$/i, 'must be an ISO-639-1 code such as "en"').optional().describe('Spoken language of the audio (detected when absent).'),
@@ -156,6 +157,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       const turn = await dialogue.start(
         {
           sessionId: body.session_id,
+          owner: tenantOf(request),
           text: 'text' in body ? body.text : undefined,
           audio,
           language: body.language?.toLowerCase(),
@@ -195,12 +197,12 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       schema: {
         tags: ['dialogue'],
         summary: 'A conversation\'s history',
-        description: 'The stored turns of a session, oldest first (user and assistant; an assistant turn cut short by barge-in or a disconnect is marked `interrupted` and holds what was delivered). 404 when the session never existed, was deleted, or expired (SESSION_TTL_SECONDS after its last turn); 503 when the session store (Redis) is unreachable.',
+        description: 'The stored turns of a session, oldest first (user and assistant; an assistant turn cut short by barge-in or a disconnect is marked `interrupted` and holds what was delivered). 404 when the session never existed, was deleted, expired (SESSION_TTL_SECONDS after its last turn), or — with API keys on — belongs to another key; 503 when the session store (Redis) is unreachable.',
         params: z.object({ id: z.string() }),
         response: { 200: sessionSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
     },
-    async (request) => ({ session_id: request.params.id, turns: await dialogue.history(request.params.id) }),
+    async (request) => ({ session_id: request.params.id, turns: await dialogue.history(tenantOf(request), request.params.id) }),
   );
 
   app.delete(
@@ -209,13 +211,13 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       schema: {
         tags: ['dialogue'],
         summary: 'Forget a conversation',
-        description: 'Deletes the session\'s history everywhere (every replica shares it through Redis). 204 when deleted, 404 when unknown.',
+        description: 'Deletes the session\'s history everywhere (every replica shares it through Redis). 204 when deleted, 404 when unknown (or another key\'s).',
         params: z.object({ id: z.string() }),
         response: { 204: z.null().describe('Deleted.'), 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
     },
     async (request, reply) => {
-      await dialogue.forget(request.params.id);
+      await dialogue.forget(tenantOf(request), request.params.id);
       return reply.code(204).send(null);
     },
   );

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ApiError, typeForStatus } from '../errors.ts';
+import { isUpgrade } from './auth.ts';
 import { deadlineError } from './request-signal.ts';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
@@ -95,12 +96,26 @@ function drain(raw: IncomingMessage): Promise<void> {
   });
 }
 
+/** Refusals that come before the body is read: 401/429 (authentication), 413 (too large). */
+const REFUSED_UNREAD = new Set([401, 413, 429]);
+
+/** A request whose body has not been received yet (never an upgrade: it has no body). */
+function hasUnreadBody(raw: IncomingMessage): boolean {
+  if (raw.complete || isUpgrade(raw)) return false;
+  return raw.headers['transfer-encoding'] !== undefined || Number(raw.headers['content-length'] ?? 0) > 0;
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const apiError = deadlineError(request) ?? toApiError(error);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError) && apiError.code !== 'request_timeout') request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');
-    if (apiError.statusCode === 413 && !request.raw.complete) await drain(request.raw);
+    if (REFUSED_UNREAD.has(apiError.statusCode) && hasUnreadBody(request.raw)) {
+      // a refused body (too large, or sent without a valid key) is not read on: drain what is
+      // already on its way (bounded) so the answer arrives, then close rather than keep reading
+      await drain(request.raw);
+      void reply.header('Connection', 'close');
+    }
     return reply.code(apiError.statusCode).headers(apiError.headers).send(apiError.envelope(request.id));
   });
 

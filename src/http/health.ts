@@ -1,4 +1,10 @@
-/** Liveness (no auth, no engine work) and readiness (per-engine state). */
+/**
+ * Liveness (no auth, no engine work) and readiness (per-engine state). Readiness is public, so its
+ * `detail` strings — file paths, upstream addresses, library messages such as `connect
+ * ECONNREFUSED 127.0.0.1:6379` — go only to callers with a valid key (or everyone with keys off);
+ * others get the states.
+ */
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry } from '../engines/registry.ts';
@@ -43,7 +49,15 @@ export const readinessSchema = z
     },
   });
 
-export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sessions: SessionStore }> = async (app, { engines, sessions }) => {
+type Capabilities = z.infer<typeof readinessSchema>['capabilities'];
+
+/** The capabilities without their engines' `detail`. */
+function withoutDetails(capabilities: Capabilities): Capabilities {
+  const strip = (c: Capabilities['llm']) => ({ ...c, engines: c.engines.map(({ detail: _detail, ...engine }) => engine) });
+  return { llm: strip(capabilities.llm), stt: strip(capabilities.stt), tts: strip(capabilities.tts) };
+}
+
+export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sessions: SessionStore; showDetails: (request: FastifyRequest) => boolean }> = async (app, { engines, sessions, showDetails }) => {
   app.get(
     '/health',
     {
@@ -66,18 +80,19 @@ export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sess
         tags: ['health'],
         summary: 'Readiness, per engine',
         description:
-          'Per-capability and per-engine state: `ready`, `loading`, `missing_model` (with the remedy), `disabled`, `error`. 200 once every configured capability has a ready engine, 503 until then. No authentication.',
+          'Per-capability and per-engine state: `ready`, `loading`, `missing_model`, `disabled`, `error`. 200 once every configured capability has a ready engine, 503 until then. No authentication; with API keys on, the `detail` strings (the remedy, upstream addresses, the session store\'s error) are included only for a request carrying a valid key.',
         response: { 200: readinessSchema, 503: readinessSchema },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const readiness = engines.readiness();
       const problem = sessions.problem();
       const ready = readiness.ready && problem === null;
+      const details = showDetails(request);
       return reply.code(ready ? 200 : 503).send({
         status: ready ? 'ready' : 'not_ready',
-        capabilities: readiness.capabilities,
-        sessions: { store: sessions.kind, status: problem === null ? 'ready' : 'not_ready', ...(problem === null ? {} : { detail: problem }) },
+        capabilities: details ? readiness.capabilities : withoutDetails(readiness.capabilities),
+        sessions: { store: sessions.kind, status: problem === null ? 'ready' : 'not_ready', ...(problem === null || !details ? {} : { detail: problem }) },
       });
     },
   );

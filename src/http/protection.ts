@@ -1,10 +1,11 @@
 /**
- * Protection for a service on a network: CORS for the browser origins in CORS_ORIGINS (and the
- * same check on WebSocket handshakes, which CORS does not cover), security headers (helmet's,
+ * Protection for a service on a network: CORS for the browser origins in CORS_ORIGINS (and a
+ * check on WebSocket handshakes, which CORS does not cover, against those and PUBLIC_ORIGINS), security headers (helmet's,
  * computed once and set on every answer; a content security policy for the playground), and per-key rate limiting (RATE_LIMIT_PER_MINUTE,
  * in Redis when REDIS_URL is set so every replica counts together).
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import cors from '@fastify/cors';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
@@ -20,18 +21,55 @@ export function allowedOrigins(config: Config): '*' | string[] {
   return list.includes('*') ? '*' : list;
 }
 
-/** A WebSocket handshake from a browser page: same origin, or an allowed one. Non-browser clients send no Origin. */
-export function checkWebSocketOrigin(request: FastifyRequest, origins: '*' | string[]): void {
-  const origin = request.headers.origin;
-  if (!origin || origins === '*') return;
-  let host: string;
+/** Who may open WebSockets from a browser page: CORS_ORIGINS (`*`: anyone) and PUBLIC_ORIGINS. */
+export interface WebSocketOriginPolicy {
+  any: boolean;
+  /** Normalized origins (`new URL(o).origin`: lower-case host, default port dropped). */
+  allowed: Set<string>;
+}
+
+const originOf = (value: string): string | undefined => {
   try {
-    host = new URL(origin).host;
+    return new URL(value).origin;
+  } catch {
+    return undefined;
+  }
+};
+
+export function webSocketOriginPolicy(config: Config): WebSocketOriginPolicy {
+  const cors = allowedOrigins(config);
+  const publicOrigins = (config.PUBLIC_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const listed = [...(cors === '*' ? [] : cors), ...publicOrigins].map(originOf).filter((o): o is string => o !== undefined);
+  return { any: cors === '*', allowed: new Set(listed) };
+}
+
+/**
+ * A page served by this very host: the same host and port as the request, under a name DNS cannot
+ * rebind — an IP address or `localhost`. A page on a domain name may have been served by anyone
+ * whose DNS now points at this address (DNS rebinding), so the Host header proves nothing there.
+ */
+function sameLoopbackOrAddressOrigin(origin: URL, host: string | undefined): boolean {
+  if (!host || origin.host !== host.toLowerCase()) return false;
+  const name = origin.hostname.replace(/^\[|\]$/g, '');
+  return isIP(name) !== 0 || name === 'localhost';
+}
+
+/**
+ * A WebSocket handshake from a browser page (CORS does not cover WebSockets): allowed from the
+ * origins in CORS_ORIGINS and PUBLIC_ORIGINS, and from the same IP-address or localhost origin (the
+ * served playground). Non-browser clients send no Origin.
+ */
+export function checkWebSocketOrigin(request: FastifyRequest, policy: WebSocketOriginPolicy): void {
+  const origin = request.headers.origin;
+  if (!origin || policy.any) return;
+  let url: URL;
+  try {
+    url = new URL(origin);
   } catch {
     throw new ApiError(403, 'authentication_error', `Origin "${origin}" is not a valid origin.`, { code: 'origin_not_allowed' });
   }
-  if (host === request.headers.host || origins.includes(origin)) return;
-  throw new ApiError(403, 'authentication_error', `Origin ${origin} may not open WebSockets here; add it to CORS_ORIGINS.`, { code: 'origin_not_allowed' });
+  if (policy.allowed.has(url.origin) || sameLoopbackOrAddressOrigin(url, request.headers.host)) return;
+  throw new ApiError(403, 'authentication_error', `Origin ${origin} may not open WebSockets here; add it to PUBLIC_ORIGINS (the service's own address) or CORS_ORIGINS.`, { code: 'origin_not_allowed' });
 }
 
 const PLAYGROUND_CSP =

@@ -20,9 +20,32 @@ export const REDACT_PATHS = [
 // Exact paths only: wildcard paths made every log call ~40% slower (measured in-process), and
 // request logs are built field by field from safe values, never from headers or bodies.
 
-/** `/ws/stt?api_key=secret&x=1` → `/ws/stt?api_key=[REDACTED]&x=1` */
+const SECRET_PARAMS = new Set(['api_key', 'apikey', 'key', 'token']);
+
+/** A query parameter's name as a server decodes it (`api%5Fkey` and `api_key` are one parameter). */
+function paramName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return raw.toLowerCase(); // malformed escapes: compared as written
+  }
+}
+
+/** `/ws/stt?api_key=secret&x=1` → `/ws/stt?api_key=[REDACTED]&x=1` (names compared decoded, any case) */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:api_key|apikey|key|token)=)[^&#]*/gi, '$1[REDACTED]');
+  const start = url.indexOf('?');
+  if (start === -1) return url;
+  const hash = url.indexOf('#', start);
+  const end = hash === -1 ? url.length : hash;
+  const query = url
+    .slice(start + 1, end)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq !== -1 && SECRET_PARAMS.has(paramName(pair.slice(0, eq))) ? `${pair.slice(0, eq + 1)}[REDACTED]` : pair;
+    })
+    .join('&');
+  return `${url.slice(0, start + 1)}${query}${url.slice(end)}`;
 }
 
 /** stdout through a 8 KiB buffer, flushed at least every 250 ms so quiet periods still show logs. */

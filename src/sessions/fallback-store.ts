@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.ts';
-import type { SessionStore, Turn } from './types.ts';
+import type { SessionRef, SessionStore, Turn } from './types.ts';
 
 export class FallbackSessionStore implements SessionStore {
   readonly kind = 'redis' as const;
@@ -35,16 +35,16 @@ export class FallbackSessionStore implements SessionStore {
     }
   }
 
-  history(sessionId: string): Promise<Turn[]> {
-    return this.either((s) => s.history(sessionId));
+  history(session: SessionRef): Promise<Turn[]> {
+    return this.either((s) => s.history(session));
   }
 
-  append(sessionId: string, turns: Turn[]): Promise<void> {
-    return this.either((s) => s.append(sessionId, turns));
+  append(session: SessionRef, turns: Turn[]): Promise<void> {
+    return this.either((s) => s.append(session, turns));
   }
 
-  delete(sessionId: string): Promise<boolean> {
-    return this.either((s) => s.delete(sessionId));
+  delete(session: SessionRef): Promise<boolean> {
+    return this.either((s) => s.delete(session));
   }
 
   problem(): string | null {

@@ -1,6 +1,7 @@
 /** Sessions in this process: an LRU (SESSION_MAX_SESSIONS) whose entries expire SESSION_TTL_SECONDS after their last turn. */
 import { LRUCache } from 'lru-cache';
-import type { SessionStore, Turn } from './types.ts';
+import { scopedId } from '../tenancy.ts';
+import type { SessionRef, SessionStore, Turn } from './types.ts';
 
 export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory' as const;
@@ -10,17 +11,18 @@ export class MemorySessionStore implements SessionStore {
     this.sessions = new LRUCache({ max: options.maxSessions, ttl: options.ttlSeconds * 1000, ttlAutopurge: false });
   }
 
-  async history(sessionId: string): Promise<Turn[]> {
-    return [...(this.sessions.get(sessionId) ?? [])];
+  async history(session: SessionRef): Promise<Turn[]> {
+    return [...(this.sessions.get(scopedId(session.owner, session.id)) ?? [])];
   }
 
-  async append(sessionId: string, turns: Turn[]): Promise<void> {
-    const all = [...(this.sessions.get(sessionId) ?? []), ...turns];
-    this.sessions.set(sessionId, all.slice(-this.options.maxStoredTurns)); // set() restarts the TTL
+  async append(session: SessionRef, turns: Turn[]): Promise<void> {
+    const key = scopedId(session.owner, session.id);
+    const all = [...(this.sessions.get(key) ?? []), ...turns];
+    this.sessions.set(key, all.slice(-this.options.maxStoredTurns)); // set() restarts the TTL
   }
 
-  async delete(sessionId: string): Promise<boolean> {
-    return this.sessions.delete(sessionId);
+  async delete(session: SessionRef): Promise<boolean> {
+    return this.sessions.delete(scopedId(session.owner, session.id));
   }
 
   problem(): string | null {

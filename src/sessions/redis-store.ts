@@ -1,5 +1,6 @@
 /**
- * Sessions in Redis, shared by every replica: one list per session (`<prefix><id>`) of JSON turns.
+ * Sessions in Redis, shared by every replica: one list per session of JSON turns, at
+ * `<prefix><id>` with keys off and `<prefix><tenant>/<id>` with keys on (the owner's space).
  * An append is one MULTI (RPUSH all turns, LTRIM to SESSION_MAX_STORED_TURNS, EXPIRE), so two
  * replicas appending to one conversation never lose a turn. Commands fail fast while Redis is
  * unreachable (no offline queue, bounded command time): the caller answers 503, or falls back to
@@ -11,7 +12,8 @@ import type { Logger } from 'pino';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
-import type { SessionStore, Turn } from './types.ts';
+import { scopedId } from '../tenancy.ts';
+import type { SessionRef, SessionStore, Turn } from './types.ts';
 
 const COMMAND_TIMEOUT_MS = 2000;
 
@@ -44,8 +46,8 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
-  private key(sessionId: string): string {
-    return `${this.options.prefix ?? 'gemma-3-api:session:'}${sessionId}`;
+  private key(session: SessionRef): string {
+    return `${this.options.prefix ?? 'gemma-3-api:session:'}${scopedId(session.owner, session.id)}`;
   }
 
   private async timed<T>(operation: string, run: () => Promise<T>): Promise<T> {
@@ -64,14 +66,14 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  async history(sessionId: string): Promise<Turn[]> {
-    const raw = await this.timed('history', () => this.redis.lrange(this.key(sessionId), 0, -1));
+  async history(session: SessionRef): Promise<Turn[]> {
+    const raw = await this.timed('history', () => this.redis.lrange(this.key(session), 0, -1));
     return raw.map((item) => JSON.parse(item) as Turn);
   }
 
-  async append(sessionId: string, turns: Turn[]): Promise<void> {
+  async append(session: SessionRef, turns: Turn[]): Promise<void> {
     if (turns.length === 0) return;
-    const key = this.key(sessionId);
+    const key = this.key(session);
     await this.timed('append', async () => {
       const results = await this.redis
         .multi()
@@ -84,8 +86,8 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
-  async delete(sessionId: string): Promise<boolean> {
-    return (await this.timed('delete', () => this.redis.del(this.key(sessionId)))) > 0;
+  async delete(session: SessionRef): Promise<boolean> {
+    return (await this.timed('delete', () => this.redis.del(this.key(session)))) > 0;
   }
 
   problem(): string | null {

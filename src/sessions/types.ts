@@ -8,14 +8,24 @@ export interface Turn {
   interrupted?: boolean;
 }
 
+/**
+ * A session: its id in its owner's space. The owner is the tenant of the API key that created it
+ * (src/tenancy.ts; undefined with keys off), and part of where the session is stored, so another
+ * key's `history`/`append`/`delete` of the same id reach a different (absent) session.
+ */
+export interface SessionRef {
+  owner: string | undefined;
+  id: string;
+}
+
 export interface SessionStore {
   readonly kind: 'memory' | 'redis';
   /** The stored turns, oldest first ([] for an unknown session). */
-  history(sessionId: string): Promise<Turn[]>;
+  history(session: SessionRef): Promise<Turn[]>;
   /** Appends turns atomically (a user turn and its reply land together) and refreshes the TTL. */
-  append(sessionId: string, turns: Turn[]): Promise<void>;
+  append(session: SessionRef, turns: Turn[]): Promise<void>;
   /** true when the session existed. */
-  delete(sessionId: string): Promise<boolean>;
+  delete(session: SessionRef): Promise<boolean>;
   /** For readiness: null when healthy, else why not. */
   problem(): string | null;
   close(): Promise<void>;

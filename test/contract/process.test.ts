@@ -28,7 +28,8 @@ describe('service process', () => {
     fs.writeFileSync(keysFile, '# rotated by ops\nfirst-key\n');
     recordSecrets(['first-key', 'second-key', 'third-key']);
     const port = await freePort();
-    const service = spawnService({ API_KEY_ENABLED: 'true', API_KEYS_FILE: keysFile, LOG_LEVEL: 'info' }, port);
+    // the test polls with a not-yet-valid key until the file change is seen: no failed-auth block (AUTH_FAILURES_PER_MINUTE)
+    const service = spawnService({ API_KEY_ENABLED: 'true', API_KEYS_FILE: keysFile, LOG_LEVEL: 'info', AUTH_FAILURES_PER_MINUTE: '0' }, port);
     try {
       await waitForHealth(service.url);
       const call = (key: string) => fetch(`${service.url}/v1/generate`, { method: 'POST', headers: { 'X-API-Key': key, 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });

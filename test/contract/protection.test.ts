@@ -7,10 +7,10 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
 const LIGHT = { GEMMA_MODEL: '/absent.gguf', ENABLE_LOCAL_WHISPER: 'false' };
 
-/** The handshake's outcome: 101, or the refusal's status. */
-function handshake(url: string, origin?: string): Promise<number> {
+/** The handshake's outcome: 101, or the refusal's status. `host` stands in for the Host header a browser would send. */
+function handshake(url: string, origin?: string, host?: string): Promise<number> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, origin ? { origin } : {});
+    const ws = new WebSocket(url, { ...(origin ? { origin } : {}), ...(host ? { headers: { host } } : {}) });
     ws.once('open', () => {
       ws.close();
       resolve(101);
@@ -62,6 +62,22 @@ describe('protection', () => {
     const allowing = await app({ CORS_ORIGINS: 'http://allowed.test' });
     assert.equal(await handshake(`${allowing.wsUrl}/ws/tts`, 'http://allowed.test'), 101);
     assert.equal(await handshake(`${allowing.wsUrl}/ws/tts`, 'http://evil.test'), 403);
+  });
+
+  it('WebSockets: a DNS-rebinding page (its own name in Origin and Host) is refused; PUBLIC_ORIGINS and loopback names pass', async () => {
+    const t = await app({});
+    const port = new URL(t.url).port;
+    const url = `${t.wsUrl}/ws/tts`;
+    // evil.test resolved to this address after its page loaded: Origin and Host agree, and prove nothing
+    assert.equal(await handshake(url, `http://evil.test:${port}`, `evil.test:${port}`), 403);
+    // the playground served at a loopback name or an IP address, same host and port
+    assert.equal(await handshake(url, `http://localhost:${port}`, `localhost:${port}`), 101);
+    assert.equal(await handshake(url, `http://[::1]:${port}`, `[::1]:${port}`), 101);
+    assert.equal(await handshake(url, `http://localhost:1`, `localhost:${port}`), 403, 'another port is another origin');
+    const named = await app({ PUBLIC_ORIGINS: `https://voice.example.test, http://evil.test:${port}` });
+    const namedPort = new URL(named.url).port;
+    assert.equal(await handshake(`${named.wsUrl}/ws/tts`, 'https://voice.example.test', 'voice.example.test'), 101, 'behind a proxy: the configured public origin');
+    assert.equal(await handshake(`${named.wsUrl}/ws/tts`, `http://evil.test:${namedPort}`, `evil.test:${namedPort}`), 403, 'listed for another port');
   });
 
   it('security headers on every answer; a content security policy on the playground', async () => {

@@ -149,7 +149,7 @@ describe('DialogueService', () => {
     const done = events[1]!;
     assert.ok(done.type === 'done' && done.result.no_speech);
     assert.equal(llm.calls.length, 0);
-    assert.deepEqual(await sessions.history('quiet'), []);
+    assert.deepEqual(await sessions.history({ owner: undefined, id: 'quiet' }), []);
   });
 
   it('TTS failing degrades the turn to text', async () => {
@@ -177,7 +177,7 @@ describe('DialogueService', () => {
       }
     });
     await new Promise((r) => setTimeout(r, 20));
-    const stored = await sessions.history('cut');
+    const stored = await sessions.history({ owner: undefined, id: 'cut' });
     assert.equal(stored.length, 2);
     assert.equal(stored[1]!.interrupted, true);
     assert.equal(stored[1]!.content, 'One. Two. ');

@@ -14,6 +14,7 @@ import type { DialogueService, DialogueTurnInput } from '../../dialogue/pipeline
 import type { TranscriptionService } from '../../services/transcription.ts';
 import { resultView } from '../dialogue.ts';
 import { segmentView } from '../transcript-formats.ts';
+import { tenantOf } from '../../tenancy.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
@@ -49,7 +50,7 @@ export const DIALOGUE_WS_DOC = {
   tags: ['dialogue'],
   description: `Speak; hear the reply while it is being written; interrupt it by speaking.
 
-Query: \`sample_rate\` of the microphone audio (default 16000), \`session_id\` (continue a conversation; generated when absent), \`voice\`, \`format\` of the reply audio (default \`pcm\`), \`output_sample_rate\` (default DEFAULT_AUDIO_SAMPLE_RATE), \`language\`, \`response_modalities\` (\`text,audio\`).
+Query: \`sample_rate\` of the microphone audio (default 16000), \`session_id\` (continue a conversation — with API keys on, one of this key's; generated when absent), \`voice\`, \`format\` of the reply audio (default \`pcm\`), \`output_sample_rate\` (default DEFAULT_AUDIO_SAMPLE_RATE), \`language\`, \`response_modalities\` (\`text,audio\`).
 
 **Client → server**: binary frames of 16-bit little-endian mono PCM (the microphone, any frame size); JSON: \`{"type":"config",...}\` (as the query, from the next turn), \`{"type":"text","text":"..."}\` (a typed turn), \`{"type":"commit"}\` (end the spoken turn now), \`{"type":"cancel"}\` (stop the reply).
 
@@ -120,6 +121,7 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
             {
               ...input,
               sessionId,
+              owner: tenantOf(request),
               language: settingsNow.language?.toLowerCase(),
               modalities: { text: true, audio: (settingsNow.response_modalities ?? ['text', 'audio']).includes('audio') },
               voice: settingsNow.voice,

@@ -62,7 +62,7 @@ function assertOpenAiEventOrder(events: Sse[], terminal: 'response.completed' | 
   const created = events[0]!.data.response as { id: string; status: string; output: unknown[] };
   assert.equal(created.status, 'in_progress');
   assert.deepEqual(created.output, []);
-  const added = events[2]!.data as { output_index: number; item: { id: string; type: string; status: string; role: string; content: unknown[] } };
+  const added = events[2]!.data as unknown as { output_index: number; item: { id: string; type: string; status: string; role: string; content: unknown[] } };
   assert.deepEqual({ ...added.item, id: undefined }, { id: undefined, type: 'message', status: 'in_progress', role: 'assistant', content: [] });
   assert.equal(added.output_index, 0);
   const itemId = added.item.id;
@@ -70,7 +70,7 @@ function assertOpenAiEventOrder(events: Sse[], terminal: 'response.completed' | 
   const text = events.filter((e) => e.data.type === 'response.output_text.delta').map((e) => e.data.delta as string).join('');
   assert.equal(events.at(-4)!.data.text, text);
   assert.deepEqual(events.at(-3)!.data.part, { type: 'output_text', text, annotations: [], logprobs: [] });
-  const done = events.at(-2)!.data as { item: { id: string; status: string; content: { text: string }[] } };
+  const done = events.at(-2)!.data as unknown as { item: { id: string; status: string; content: { text: string }[] } };
   assert.equal(done.item.id, itemId);
   assert.equal(done.item.status, terminal === 'response.completed' ? 'completed' : 'incomplete');
   const final = events.at(-1)!.data.response as { id: string; status: string; output_text: string; usage: { output_tokens: number } };
@@ -201,7 +201,7 @@ describe('/v1/responses', () => {
     assert.equal(items.data.length, 1);
 
     const unstored = await client.responses.create({ model: 'g', input: 'Hi', store: false });
-    assert.equal(unstored.store, false);
+    assert.equal((unstored as unknown as { store: boolean }).store, false);
     await assert.rejects(client.responses.retrieve(unstored.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
     await assert.rejects(client.responses.create({ model: 'g', input: 'Hi', previous_response_id: unstored.id }), (e: unknown) => e instanceof OpenAI.NotFoundError);
   });

@@ -1,7 +1,8 @@
 /**
  * Stored /v1/responses in a real Redis shared by two real gateway processes: a conversation
  * started on one replica continues on the other through previous_response_id, each record
- * expires after SESSION_TTL_SECONDS, and a response belongs to the key that created it everywhere.
+ * expires after SESSION_TTL_SECONDS, a response belongs to the key that created it everywhere, and
+ * Redis going away is a 503 (or, mid-stream, `response.failed`).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -73,5 +74,35 @@ describe('stored responses in Redis across two gateway processes', () => {
     await onB.responses.delete(first.id);
     await assert.rejects(onA.responses.retrieve(first.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
     await assert.rejects(onA.responses.create({ model: 'g', input: 'Hi', previous_response_id: first.id }), (e: unknown) => e instanceof OpenAI.NotFoundError);
+  });
+
+  it('Redis gone: a plain request is a 503, a stream ends with response.failed, store: false still answers', async () => {
+    await redis.kill();
+    try {
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEYS[0]}` };
+      const plain = await fetch(`${a.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ input: 'Hi' }) });
+      assert.equal(plain.status, 503);
+      assert.equal(plain.headers.get('retry-after'), '1');
+      assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'session_store_unavailable');
+
+      const streamed = await fetch(`${a.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ input: 'Hi', stream: true }) });
+      assert.equal(streamed.status, 200);
+      const events = (await streamed.text())
+        .split('\n\n')
+        .filter(Boolean)
+        .map((block) => JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as { type: string; sequence_number: number; response?: { status: string; error: { code: string; message: string } } });
+      assert.deepEqual(events.map((e) => e.sequence_number), events.map((_, i) => i));
+      assert.deepEqual(events.slice(0, 4).map((e) => e.type), ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added']);
+      const last = events.at(-1)!;
+      assert.equal(last.type, 'response.failed');
+      assert.equal(last.response?.status, 'failed');
+      assert.equal(last.response?.error.code, 'session_store_unavailable');
+      assert.ok(!events.some((e) => e.type === 'response.completed'));
+
+      const unstored = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: KEYS[0], maxRetries: 0 });
+      assert.equal((await unstored.responses.create({ model: 'g', input: 'Hi', store: false })).output_text, TINY_GEMMA_REPLY);
+    } finally {
+      await redis.restart();
+    }
   });
 });

@@ -339,11 +339,13 @@ describe('/v1/responses: a client that vanishes mid-stream', () => {
           seen += d.toString();
           if (seen.includes('response.output_text.delta')) resolve(seen);
         });
+        res.on('end', () => resolve(seen)); // ended without a delta: fails below instead of hanging
         res.on('error', () => undefined);
       });
     });
     req.end(JSON.stringify({ model: 'g', input: 'go', stream: true }));
     const seen = await firstDelta;
+    assert.match(seen, /response\.output_text\.delta/);
     const id = /"id":"(resp_[0-9a-f]+)"/.exec(seen)![1]!;
     const busy = await fetch(`${t.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'one too many' }) });
     assert.equal(busy.status, 429, 'the one slot is taken while it streams');

@@ -42,6 +42,20 @@ export class ResponseStore {
     return stored;
   }
 
+  /**
+   * Before generating an answer that is to be stored: a 503 now, while the store is known to be
+   * down (Redis unreachable, no fallback), rather than after the generation has used a slot.
+   */
+  assertWritable(): void {
+    const problem = this.sessions.problem();
+    if (problem) {
+      throw new ApiError(503, 'server_error', `The session store is unavailable (${problem}), so the response could not be stored. Retry shortly, or send "store": false.`, {
+        code: 'session_store_unavailable',
+        headers: { 'Retry-After': '1' },
+      });
+    }
+  }
+
   async put(stored: StoredResponse): Promise<void> {
     await this.sessions.putRecord(recordKey(stored.response.id), JSON.stringify(stored));
   }

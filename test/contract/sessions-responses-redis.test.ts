@@ -2,7 +2,7 @@
  * Stored /v1/responses in a real Redis shared by two real gateway processes: a conversation
  * started on one replica continues on the other through previous_response_id, each record
  * expires after SESSION_TTL_SECONDS, a response belongs to the key that created it everywhere, and
- * Redis going away is a 503 (or, mid-stream, `response.failed`).
+ * Redis going away (or full) is a 503 — or, once a stream has started, `response.failed`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -76,15 +76,12 @@ describe('stored responses in Redis across two gateway processes', () => {
     await assert.rejects(onA.responses.create({ model: 'g', input: 'Hi', previous_response_id: first.id }), (e: unknown) => e instanceof OpenAI.NotFoundError);
   });
 
-  it('Redis gone: a plain request is a 503, a stream ends with response.failed, store: false still answers', async () => {
-    await redis.kill();
+  it('Redis full: a stream ends with response.failed (sequence numbers intact), a plain request is a 503', async () => {
+    const cli = (...args: string[]) => promisify(execFile)('redis-cli', ['-p', String(redis.port), ...args]);
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEYS[0]}` };
+    await cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await cli('CONFIG', 'SET', 'maxmemory', '1'); // every write is refused (OOM), reads still work
     try {
-      const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEYS[0]}` };
-      const plain = await fetch(`${a.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ input: 'Hi' }) });
-      assert.equal(plain.status, 503);
-      assert.equal(plain.headers.get('retry-after'), '1');
-      assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'session_store_unavailable');
-
       const streamed = await fetch(`${a.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ input: 'Hi', stream: true }) });
       assert.equal(streamed.status, 200);
       const events = (await streamed.text())
@@ -99,6 +96,37 @@ describe('stored responses in Redis across two gateway processes', () => {
       assert.equal(last.response?.error.code, 'session_store_unavailable');
       assert.ok(!events.some((e) => e.type === 'response.completed'));
 
+      const plain = await fetch(`${b.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ input: 'Hi' }) });
+      assert.equal(plain.status, 503);
+      assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'session_store_unavailable');
+    } finally {
+      await cli('CONFIG', 'SET', 'maxmemory', '0');
+    }
+  });
+
+  it('Redis gone: 503 before any generation (also on stream: true, as JSON); store: false still answers', async () => {
+    await redis.kill();
+    try {
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEYS[0]}` };
+      const generated = async () => {
+        const text = await (await fetch(`${a.url}/metrics`, { headers })).text();
+        return [...text.matchAll(/dependency_duration_seconds_count\{dependency="gemma",operation="(?:generate|stream)",outcome="[a-z_]+"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+      };
+      for (let i = 0; i < 100; i++) {
+        const ready = (await (await fetch(`${a.url}/health/ready`, { headers })).json()) as { sessions: { status: string } };
+        if (ready.sessions.status === 'not_ready') break; // the replica has seen the outage
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const before = await generated();
+      assert.ok(before > 0, 'the metric is there to compare');
+      for (const stream of [false, true]) {
+        const res = await fetch(`${a.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify({ input: 'Hi', stream }) });
+        assert.equal(res.status, 503, `stream: ${stream}`);
+        assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+        assert.equal(res.headers.get('retry-after'), '1');
+        assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'session_store_unavailable');
+      }
+      assert.equal(await generated(), before, 'no generation was spent on an answer that could not be stored');
       const unstored = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: KEYS[0], maxRetries: 0 });
       assert.equal((await unstored.responses.create({ model: 'g', input: 'Hi', store: false })).output_text, TINY_GEMMA_REPLY);
     } finally {

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import type { ChatMessage, GenerationResult } from '../../engines/llm/types.ts';
 import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
@@ -15,7 +16,6 @@ import { chatMessage, contentText, type responseFormatSchema, toParams } from '.
 import { ownerOf } from '../owner.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse, type SseEvent } from '../streaming.ts';
-import type { z } from 'zod';
 import {
   deletedSchema,
   inputItemListSchema,
@@ -69,6 +69,8 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
     async (request, reply) => {
       const body = request.body;
       const owner = ownerOf(request, keys);
+      const store = body.store ?? true;
+      if (store) responses.assertWritable();
       const previous = body.previous_response_id ? await responses.get(body.previous_response_id, owner, 'previous_response_id') : undefined;
       const items = toItems(body.input);
       const input: ChatMessage[] = items.map((item) => chatMessage(item.role, item.content[0]!.text));
@@ -80,7 +82,6 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       // everything that can fail with a status (unknown previous id, 429, context overflow) fails before the first byte
       const run = await generation.start({ kind: 'chat', messages }, params, clientSignal(reply), body.stream ? 'stream' : 'generate');
 
-      const store = body.store ?? true;
       const base: ResponseObject = {
         id: id('resp', 24),
         object: 'response',

@@ -23,6 +23,8 @@ import { metricsRoutes } from './http/metrics.ts';
 import { generateRoutes } from './http/generate.ts';
 import { chatCompletionRoutes } from './http/openai/chat-completions.ts';
 import { completionRoutes } from './http/openai/completions.ts';
+import { responseRoutes } from './http/openai/responses.ts';
+import { ResponseStore } from './services/responses.ts';
 import { modelRoutes } from './http/openai/models.ts';
 import { speechToTextRoutes } from './http/speech-to-text.ts';
 import { GenerationService } from './services/generation.ts';
@@ -185,6 +187,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(generateRoutes, { generation });
   await app.register(chatCompletionRoutes, { generation });
   await app.register(completionRoutes, { generation });
+  const responses = new ResponseStore(deps.sessions, config);
+  await app.register(responseRoutes, { generation, responses, keys: { enabled: config.API_KEY_ENABLED, headerName: config.API_KEY_HEADER_NAME } });
   await app.register(modelRoutes, { engines: deps.engines });
   configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
   const transcription = new TranscriptionService(config, deps.engines, deps.metrics);

@@ -260,6 +260,7 @@ export const configSchema = z.object({
   SESSION_MAX_STORED_TURNS: int(200, 2, 100_000).describe('Turns stored per session (oldest dropped first).'),
   SESSION_HISTORY_TURNS: int(20, 0, 10_000).describe('Most history turns (user and assistant messages) sent to the model with a new turn.'),
   SESSION_HISTORY_TOKENS: int(2048, 0, 1_000_000).describe('Most history sent to the model, in tokens (estimated at 4 characters per token); older turns are left out.'),
+  RESPONSES_STORE_MAX_MB: int(256, 1, 1_048_576).describe('Process memory for stored /v1/responses objects (in-process store only; least recently used dropped first). With REDIS_URL, Redis holds them.'),
   SESSION_REDIS_FALLBACK: bool(false).describe('When Redis is unreachable, keep serving with in-process memory (and say so in responses) instead of answering 503.'),
   DIALOGUE_SYSTEM_PROMPT: text('You are a helpful, friendly assistant.').describe('System prompt of every dialogue turn.'),
   DIALOGUE_VOICE_PROMPT: text('Your reply will be spoken aloud: answer in one to three short sentences of plain spoken language, with no markdown, lists, emoji or code.').describe(

@@ -1,6 +1,7 @@
 /** Request fields shared by the generation routes, mapped onto the engine's GenerationParams. */
 import { z } from 'zod';
-import type { GenerationParams, ResponseFormat } from '../engines/llm/types.ts';
+import type { ChatMessage, GenerationParams, ResponseFormat } from '../engines/llm/types.ts';
+import { ApiError } from '../errors.ts';
 
 export const stopSchema = z
   .union([z.string().min(1), z.array(z.string().min(1)).max(4)])
@@ -67,4 +68,31 @@ export function toParams(body: {
 /** Our usage in the OpenAI shape. */
 export function openAiUsage(u: { promptTokens: number; completionTokens: number }) {
   return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+}
+
+/** A content part as the OpenAI APIs send it; only text parts are honoured. */
+export interface ContentPart {
+  type: string;
+  text?: string;
+}
+
+/**
+ * The text of one message's content (a string, or parts whose type is in `textTypes`: `text` for
+ * Chat Completions, `input_text`/`output_text` for Responses). Any other part (an image, audio, a
+ * file) is a 400 naming it, never silently dropped. `param` is the message's path (`messages[2]`).
+ */
+export function contentText(content: string | ContentPart[] | null | undefined, textTypes: readonly string[], param: string): string {
+  if (content === null || content === undefined) return '';
+  if (typeof content === 'string') return content;
+  return content
+    .map((part, j) => {
+      if (!textTypes.includes(part.type) || part.text === undefined) throw ApiError.badRequest(`Only text content parts are supported (got "${part.type}").`, `${param}.content[${j}]`, 'unsupported_content');
+      return part.text;
+    })
+    .join('');
+}
+
+/** One message for the engine's chat template: `developer` is rendered as `system`. */
+export function chatMessage(role: 'system' | 'developer' | 'user' | 'assistant', content: string): ChatMessage {
+  return { role: role === 'developer' ? 'system' : role, content };
 }

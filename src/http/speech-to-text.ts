@@ -173,7 +173,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         schema: {
           tags: ['openai'],
           summary: task === 'transcribe' ? 'Transcribe audio (OpenAI-compatible)' : 'Translate audio to English (OpenAI-compatible)',
-          description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
+          description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy). \`X-STT-Engine\` names the engine that answered (not on \`stream=true\`).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
           consumes: ['multipart/form-data'],
           body: openAiTranscriptionForm,
           response: { 200: { description: 'json: {"text"}; verbose_json: OpenAI\'s verbose shape; text/srt/vtt as text.', ...textResponses }, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
@@ -185,7 +185,8 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         const words = granularities(body).has('word');
         const signal = clientSignal(reply);
         if (body.stream) return streamTranscript(request, reply, body, task, signal);
-        const { transcript } = await run(body.file, body, task, words, signal, request.log);
+        const { transcript, engine } = await run(body.file, body, task, words, signal, request.log);
+        void reply.header('X-STT-Engine', engine); // as /v1/speech-to-text (a stream starts before the engine is known)
         const out = formatted(format, transcript, task, body.temperature ?? 0);
         if (out) return reply.type(out.type).send(out.body);
         return reply.type('application/json; charset=utf-8').send(JSON.stringify({ text: transcript.text }));

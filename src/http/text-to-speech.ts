@@ -13,6 +13,13 @@ import type { Speech, SynthesisService } from '../services/synthesis.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
 
+/**
+ * Audio "tokens" for the speech SSE usage: the OpenAudio (fish-speech) codec's frame rate (44.1 kHz
+ * / 2048 samples per frame ≈ 21.5 frames a second), applied to the audio's duration whatever
+ * engine spoke, so clients that bill or budget by usage see a count that grows with the audio.
+ */
+const AUDIO_TOKENS_PER_SECOND = 21.5;
+
 const base64 = z
   .string()
   .min(1)
@@ -162,7 +169,7 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         tags: ['openai'],
         summary: 'Create speech (OpenAI-compatible)',
         description:
-          'OpenAI\'s speech endpoint: the official SDKs work unchanged. Returns the audio bytes (default mp3), chunked as synthesized; with `stream_format: "sse"`, Server-Sent Events `speech.audio.delta` (`{"type","audio"}` base64) then `speech.audio.done` (`{"type","usage"}`). Errors as for /v1/text-to-speech; `X-TTS-Engine` names the engine.',
+          'OpenAI\'s speech endpoint: the official SDKs work unchanged. Returns the audio bytes (default mp3), chunked as synthesized; with `stream_format: "sse"`, Server-Sent Events `speech.audio.delta` (`{"type","audio"}` base64) then `speech.audio.done` (`{"type","usage"}`: `input_tokens` estimated at 4 characters per token, `output_tokens` the audio in OpenAudio codec frames, 21.5 per second, whatever engine spoke). Errors as for /v1/text-to-speech; `X-TTS-Engine` names the engine.',
         body: speechRequestSchema,
         response: {
           200: z.any().meta(audioResponse('The audio (or `text/event-stream` with `stream_format: "sse"`).')),
@@ -187,7 +194,8 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         reply,
         (async function* () {
           for await (const chunk of speech.bytes) yield { event: 'speech.audio.delta', data: { type: 'speech.audio.delta', audio: chunk.toString('base64') } };
-          yield { event: 'speech.audio.done', data: { type: 'speech.audio.done', usage: { input_tokens: inputTokens, output_tokens: 0, total_tokens: inputTokens } } };
+          const outputTokens = Math.ceil(speech.durationSeconds() * AUDIO_TOKENS_PER_SECOND);
+          yield { event: 'speech.audio.done', data: { type: 'speech.audio.done', usage: { input_tokens: inputTokens, output_tokens: outputTokens, total_tokens: inputTokens + outputTokens } } };
         })(),
       );
     },

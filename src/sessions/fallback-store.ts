@@ -47,6 +47,18 @@ export class FallbackSessionStore implements SessionStore {
     return this.either((s) => s.delete(session));
   }
 
+  getRecord(key: string): Promise<string | null> {
+    return this.either((s) => s.getRecord(key));
+  }
+
+  putRecord(key: string, value: string): Promise<void> {
+    return this.either((s) => s.putRecord(key, value));
+  }
+
+  deleteRecord(key: string): Promise<boolean> {
+    return this.either((s) => s.deleteRecord(key));
+  }
+
   problem(): string | null {
     return null; // serving either way
   }

@@ -4,7 +4,8 @@
  * An append is one MULTI (RPUSH all turns, LTRIM to SESSION_MAX_STORED_TURNS, EXPIRE), so two
  * replicas appending to one conversation never lose a turn. Commands fail fast while Redis is
  * unreachable (no offline queue, bounded command time): the caller answers 503, or falls back to
- * memory when SESSION_REDIS_FALLBACK is set. Every call is timed in
+ * memory when SESSION_REDIS_FALLBACK is set. Records (stored responses) are plain strings under
+ * their own prefix, SET with the same TTL. Every call is timed in
  * dependency_duration_seconds{dependency="redis"}.
  */
 import { Redis } from 'ioredis';
@@ -24,7 +25,7 @@ export class RedisSessionStore implements SessionStore {
 
   constructor(
     url: string,
-    private readonly options: { ttlSeconds: number; maxStoredTurns: number; prefix?: string },
+    private readonly options: { ttlSeconds: number; maxStoredTurns: number; prefix?: string; recordPrefix?: string },
     private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {
@@ -88,6 +89,22 @@ export class RedisSessionStore implements SessionStore {
 
   async delete(session: SessionRef): Promise<boolean> {
     return (await this.timed('delete', () => this.redis.del(this.key(session)))) > 0;
+  }
+
+  private recordKey(key: string): string {
+    return `${this.options.recordPrefix ?? 'gemma-3-api:record:'}${key}`;
+  }
+
+  async getRecord(key: string): Promise<string | null> {
+    return this.timed('record_get', () => this.redis.get(this.recordKey(key)));
+  }
+
+  async putRecord(key: string, value: string): Promise<void> {
+    await this.timed('record_put', () => this.redis.set(this.recordKey(key), value, 'EX', this.options.ttlSeconds));
+  }
+
+  async deleteRecord(key: string): Promise<boolean> {
+    return (await this.timed('record_delete', () => this.redis.del(this.recordKey(key)))) > 0;
   }
 
   problem(): string | null {

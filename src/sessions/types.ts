@@ -29,6 +29,14 @@ export interface SessionStore {
   /** For readiness: null when healthy, else why not. */
   problem(): string | null;
   close(): Promise<void>;
+  // Records: one JSON string per key, kept apart from the session lists, expiring
+  // SESSION_TTL_SECONDS after they were written (stored /v1/responses objects).
+  /** The record, or null when unknown or expired. */
+  getRecord(key: string): Promise<string | null>;
+  /** Writes the record (replacing any) and starts its TTL. */
+  putRecord(key: string, value: string): Promise<void>;
+  /** true when the record existed. */
+  deleteRecord(key: string): Promise<boolean>;
 }
 
 /** Letters, digits and `_ . : -`, starting with a letter, digit, `_` or `-` (so never `.` or `..`). */

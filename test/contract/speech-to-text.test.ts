@@ -28,6 +28,12 @@ describe('speech-to-text routes', () => {
   it('the OpenAI SDK: audio.transcriptions.create (json)', async () => {
     const result = await client.audio.transcriptions.create({ file: await toFile(wav(2), 'clip.wav'), model: 'whisper-1' });
     assert.equal(result.text, TINY_WHISPER_TEXT);
+    // the engine that answered, as the README promises (and /v1/speech-to-text sends)
+    for (const response_format of ['json', 'text']) {
+      const res = await upload(`${t.url}/v1/audio/transcriptions`, wav(2), { model: 'whisper-1', response_format });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.headers.get('x-stt-engine'), 'whisper-cpp', response_format);
+    }
   });
 
   it('the OpenAI SDK: verbose_json with word and segment timestamps', async () => {
@@ -125,6 +131,7 @@ describe('speech-to-text routes', () => {
     assert.equal(((await res.json()) as { error: { param: string } }).error.param, 'file');
     const streamingBad = await upload(`${t.url}/v1/audio/transcriptions`, Buffer.from('not audio at all, really'), { stream: 'true' });
     assert.equal(streamingBad.status, 415, 'errors before the first byte stay HTTP errors');
+    assert.match(streamingBad.headers.get('content-type') ?? '', /^application\/json/, 'in the JSON envelope, not as an event');
   });
 
   it('logs audio metadata (never the bytes) and feeds the STT metrics', async () => {

@@ -144,7 +144,17 @@ describe('text-to-speech on the embedded voice', () => {
     assert.equal(events.at(-1)!.type, 'speech.audio.done');
     assert.ok(events.at(-1)!.usage);
     const pcm = Buffer.concat(events.slice(0, -1).map((e) => Buffer.from(e.audio!, 'base64')));
-    assert.ok(decodeWithFfmpeg(pcm, t.config.DEFAULT_AUDIO_SAMPLE_RATE).seconds > 0.8);
+    const seconds = decodeWithFfmpeg(pcm, t.config.DEFAULT_AUDIO_SAMPLE_RATE).seconds;
+    assert.ok(seconds > 0.8);
+    // usage counts the audio too: 21.5 codec frames a second (it was 0)
+    const usage = events.at(-1)!.usage as { input_tokens: number; output_tokens: number; total_tokens: number };
+    assert.equal(usage.output_tokens, Math.ceil(seconds * 21.5));
+    assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens);
+    // a validation error on an SSE request is plain JSON, before any event (as OpenAI)
+    const bad = await tts(t, { model: 'tts-1', input: '', voice: 'alloy', stream_format: 'sse' }, '/v1/audio/speech');
+    assert.equal(bad.status, 400);
+    assert.match(bad.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'input');
   });
 
   it('caps the audio at MAX_TTS_AUDIO_SECONDS and says so', async () => {

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ChatMessage } from '../../engines/llm/types.ts';
-import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
+import { errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
-import { openAiUsage, responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
+import { chatMessage, contentText, openAiUsage, responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse } from '../streaming.ts';
 
@@ -69,19 +69,8 @@ export const chatResponseSchema = z
     },
   });
 
-function textOf(content: z.infer<typeof messageSchema>['content'], index: number): string {
-  if (content === null) return '';
-  if (typeof content === 'string') return content;
-  return content
-    .map((part, j) => {
-      if (part.type !== 'text' || part.text === undefined) throw ApiError.badRequest(`Only text content parts are supported (got "${part.type}").`, `messages[${index}].content[${j}]`, 'unsupported_content');
-      return part.text;
-    })
-    .join('');
-}
-
 export function toMessages(messages: z.infer<typeof messageSchema>[]): ChatMessage[] {
-  return messages.map((m, i) => ({ role: m.role === 'developer' ? 'system' : m.role, content: textOf(m.content, i) }));
+  return messages.map((m, i) => chatMessage(m.role, contentText(m.content, ['text'], `messages[${i}]`)));
 }
 
 export const chatCompletionRoutes: FastifyPluginAsyncZod<{ generation: GenerationService }> = async (app, { generation }) => {

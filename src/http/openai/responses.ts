@@ -1,0 +1,227 @@
+/**
+ * OpenAI-compatible Responses API: POST /v1/responses (plain or typed SSE events), GET/DELETE
+ * /v1/responses/{id}, GET /v1/responses/{id}/input_items. Generation goes through the same
+ * GenerationService, message mapping and parameter mapping (json_schema → grammar) as chat
+ * completions; stored responses live in the session store (see services/responses.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
+import type { ChatMessage, GenerationResult } from '../../engines/llm/types.ts';
+import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
+import type { GenerationService } from '../../services/generation.ts';
+import { pageOfItems, type ResponseStore } from '../../services/responses.ts';
+import { toApiError } from '../error-handling.ts';
+import { chatMessage, contentText, type responseFormatSchema, toParams } from '../generation-params.ts';
+import { ownerOf } from '../owner.ts';
+import { clientSignal } from '../request-signal.ts';
+import { sendSse, type SseEvent } from '../streaming.ts';
+import {
+  deletedSchema,
+  inputItemListSchema,
+  inputItemsQuerySchema,
+  responseIdParams,
+  responseObjectSchema,
+  responseRequestSchema,
+  type OutputMessage,
+  type ResponseObject,
+  type ResponseRequest,
+  type StoredItem,
+} from './responses-schema.ts';
+
+const id = (prefix: string, bytes: number) => `${prefix}_${randomBytes(bytes).toString('hex')}`;
+
+/** The request's input as stored message items; anything but text messages is a 400 naming it. */
+function toItems(input: ResponseRequest['input']): StoredItem[] {
+  if (typeof input === 'string') return [{ type: 'message', id: id('msg', 16), status: 'completed', role: 'user', content: [{ type: 'input_text', text: input }] }];
+  return input.map((item, i) => {
+    if (item.type !== undefined && item.type !== 'message') {
+      throw ApiError.badRequest(`Input items of type "${item.type}" are not supported (only messages: tools and reasoning are not).`, `input[${i}].type`, 'unsupported_value');
+    }
+    if (!item.role) throw ApiError.badRequest('A message item needs a role (system, developer, user or assistant).', `input[${i}].role`);
+    const text = contentText(item.content, ['input_text', 'output_text'], `input[${i}]`);
+    return { type: 'message', id: id('msg', 16), status: 'completed', role: item.role, content: [{ type: item.role === 'assistant' ? 'output_text' : 'input_text', text }] };
+  });
+}
+
+/** `text.format` in the Chat Completions `response_format` shape, so both routes share one grammar path. */
+function responseFormat(format: NonNullable<NonNullable<ResponseRequest['text']>['format']> | undefined): z.infer<typeof responseFormatSchema> {
+  if (format?.type !== 'json_schema') return format;
+  return { type: 'json_schema', json_schema: { name: format.name, description: format.description, schema: format.schema, strict: format.strict } };
+}
+
+export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationService; responses: ResponseStore; keys: { enabled: boolean; headerName: string } }> = async (
+  app,
+  { generation, responses, keys },
+) => {
+  app.post(
+    '/v1/responses',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'Create a response (OpenAI Responses API)',
+        description:
+          'The OpenAI Responses API over the loaded Gemma 3 model (the official SDKs, the Vercel AI SDK and LangChain work against it). `input` is a string or message items; `instructions` is a system message for this response only. `text.format` `json_object`/`json_schema` is enforced with a llama.cpp grammar. Responses are stored (unless `store: false`) for SESSION_TTL_SECONDS — in Redis when REDIS_URL is set, so every replica sees them — and belong to the API key that created them. `previous_response_id` continues a stored conversation (within SESSION_HISTORY_TURNS / SESSION_HISTORY_TOKENS). `stream: true` sends OpenAI\'s typed events, each with a `sequence_number`: `response.created`, `response.in_progress`, `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then `response.completed` (or `response.incomplete` when `max_output_tokens` is reached, `response.failed` with an `error`). Not supported (400 naming the parameter): tools, reasoning effort/summaries, images/files/audio, `background: true`, logprobs.',
+        body: responseRequestSchema,
+        response: { 200: responseObjectSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const owner = ownerOf(request, keys);
+      const store = body.store ?? true;
+      if (store) responses.assertWritable();
+      const previous = body.previous_response_id ? await responses.get(body.previous_response_id, owner, 'previous_response_id') : undefined;
+      const items = toItems(body.input);
+      const input: ChatMessage[] = items.map((item) => chatMessage(item.role, item.content[0]!.text));
+      if (!input.some((m) => m.role === 'user')) throw ApiError.badRequest('The input needs at least one user message.', 'input');
+      const context = previous ? responses.context(previous.history) : [];
+      const messages = [...(body.instructions ? [{ role: 'system' as const, content: body.instructions }] : []), ...context, ...input];
+      const format = body.text?.format;
+      const params = toParams({ maxTokens: body.max_output_tokens ?? Number.MAX_SAFE_INTEGER, temperature: body.temperature ?? undefined, top_p: body.top_p ?? undefined, response_format: responseFormat(format) });
+      // everything that can fail with a status (unknown previous id, 429, context overflow) fails before the first byte
+      const run = await generation.start({ kind: 'chat', messages }, params, clientSignal(reply), body.stream ? 'stream' : 'generate');
+
+      const base: ResponseObject = {
+        id: id('resp', 24),
+        object: 'response',
+        created_at: Math.floor(Date.now() / 1000),
+        status: 'in_progress',
+        background: false,
+        error: null,
+        incomplete_details: null,
+        instructions: body.instructions ?? null,
+        max_output_tokens: body.max_output_tokens ?? null,
+        model: run.model,
+        output: [],
+        output_text: '',
+        parallel_tool_calls: false,
+        previous_response_id: body.previous_response_id ?? null,
+        reasoning: { effort: null, summary: null },
+        store,
+        temperature: body.temperature ?? null,
+        text: { format: format ?? { type: 'text' } },
+        tool_choice: body.tool_choice ?? 'none',
+        tools: [],
+        top_p: body.top_p ?? null,
+        truncation: body.truncation ?? 'disabled',
+        usage: null,
+        user: body.user ?? null,
+        metadata: body.metadata ?? {},
+      };
+      const messageId = id('msg', 16);
+      const message = (text: string, status: OutputMessage['status']): OutputMessage => ({
+        type: 'message',
+        id: messageId,
+        status,
+        role: 'assistant',
+        content: status === 'in_progress' ? [] : [{ type: 'output_text', text, annotations: [], logprobs: [] }],
+      });
+      /** The finished response object; stored (when asked) before the client hears it is done. */
+      const finish = async (result: GenerationResult): Promise<ResponseObject> => {
+        const incomplete = result.finishReason === 'length';
+        const response: ResponseObject = {
+          ...base,
+          status: incomplete ? 'incomplete' : 'completed',
+          incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
+          output: [message(result.text, incomplete ? 'incomplete' : 'completed')],
+          output_text: result.text,
+          usage: {
+            input_tokens: result.usage.promptTokens,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens: result.usage.completionTokens,
+            output_tokens_details: { reasoning_tokens: 0 },
+            total_tokens: result.usage.promptTokens + result.usage.completionTokens,
+          },
+        };
+        if (store) await responses.put({ owner, response, items, history: [...context, ...input, { role: 'assistant', content: result.text }] });
+        return response;
+      };
+
+      if (!body.stream) {
+        for await (const event of run.events) if (event.type === 'done') return finish(event.result);
+        throw new Error('generation ended without a result');
+      }
+
+      let sequence = 0;
+      const event = (type: string, fields: Record<string, unknown>): SseEvent => ({ event: type, data: { type, sequence_number: sequence++, ...fields } });
+      const at = { item_id: messageId, output_index: 0, content_index: 0 };
+      return sendSse(
+        request,
+        reply,
+        (async function* () {
+          yield event('response.created', { response: base });
+          yield event('response.in_progress', { response: base });
+          yield event('response.output_item.added', { output_index: 0, item: message('', 'in_progress') });
+          yield event('response.content_part.added', { ...at, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
+          let response: ResponseObject | undefined;
+          try {
+            for await (const e of run.events) {
+              if (e.type === 'delta') yield event('response.output_text.delta', { ...at, delta: e.text, logprobs: [] });
+              else response = await finish(e.result);
+            }
+            if (!response) throw new Error('generation ended without a result');
+          } catch (error) {
+            const apiError = toApiError(error as Error);
+            if (apiError.statusCode >= 500) request.log.error({ err: error }, 'response stream failed');
+            yield event('response.failed', { response: { ...base, status: 'failed', error: { code: apiError.code ?? apiError.type, message: apiError.message } } });
+            return;
+          }
+          const item = response.output[0]!;
+          const text = response.output_text;
+          yield event('response.output_text.done', { ...at, text, logprobs: [] });
+          yield event('response.content_part.done', { ...at, part: item.content[0] });
+          yield event('response.output_item.done', { output_index: 0, item });
+          yield event(response.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response });
+        })(),
+      );
+    },
+  );
+
+  app.get(
+    '/v1/responses/:id',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'Retrieve a stored response',
+        description: 'A response stored by POST /v1/responses (within SESSION_TTL_SECONDS). Another API key\'s response, an expired, deleted or unknown id: 404.',
+        params: responseIdParams,
+        response: { 200: responseObjectSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+      },
+    },
+    async (request) => (await responses.get(request.params.id, ownerOf(request, keys))).response,
+  );
+
+  app.delete(
+    '/v1/responses/:id',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'Delete a stored response',
+        description: 'Forgets a stored response (it can no longer be retrieved or continued). Unknown or another API key\'s id: 404.',
+        params: responseIdParams,
+        response: { 200: deletedSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+      },
+    },
+    async (request) => {
+      await responses.delete(request.params.id, ownerOf(request, keys));
+      return { id: request.params.id, object: 'response.deleted' as const, deleted: true as const };
+    },
+  );
+
+  app.get(
+    '/v1/responses/:id/input_items',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'List the input items of a stored response',
+        description:
+          'The message items the response was created from (its own `input`, not the earlier turns a `previous_response_id` brought in), paginated as OpenAI: `limit` (1-100, default 20), `order` (`desc` default), `after`/`before` item ids; `has_more`, `first_id`, `last_id`.',
+        params: responseIdParams,
+        querystring: inputItemsQuerySchema,
+        response: { 200: inputItemListSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+      },
+    },
+    async (request) => pageOfItems((await responses.get(request.params.id, ownerOf(request, keys))).items, request.query),
+  );
+};

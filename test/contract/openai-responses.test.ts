@@ -1,0 +1,366 @@
+/**
+ * The OpenAI Responses API (/v1/responses) on the real app and the real llama.cpp engine (tiny
+ * models), through the clients people use: the official `openai` SDK, the Vercel AI SDK
+ * (`openai(model)` speaks Responses) and LangChain (`useResponsesApi: true`).
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { createOpenAI } from '@ai-sdk/openai';
+import { ChatOpenAI } from '@langchain/openai';
+import { generateText, streamText } from 'ai';
+import OpenAI from 'openai';
+import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
+import { startApp, type TestApp } from '../helpers/app.ts';
+import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
+
+const LLM_ENV = { LLM_DEVICE: 'cpu', LLM_CONTEXT_SIZE: '1024' };
+const KEY_A = 'sk-responses-a';
+const KEY_B = 'sk-responses-b';
+
+async function post(url: string, body: unknown, key = KEY_A) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+interface Sse {
+  event?: string;
+  data: Record<string, unknown> & { type: string; sequence_number: number };
+}
+function sseEvents(text: string): Sse[] {
+  return text
+    .split('\n\n')
+    .filter(Boolean)
+    .map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1], data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') }));
+}
+
+/**
+ * OpenAI's published event list for a response with one message output: created, in_progress,
+ * output_item.added, content_part.added, output_text.delta (one or more), output_text.done,
+ * content_part.done, output_item.done, then completed or incomplete.
+ */
+function assertOpenAiEventOrder(events: Sse[], terminal: 'response.completed' | 'response.incomplete') {
+  const types = events.map((e) => e.data.type);
+  const deltas = types.filter((t) => t === 'response.output_text.delta').length;
+  assert.ok(deltas >= 1, 'at least one text delta');
+  const expected = [
+    'response.created',
+    'response.in_progress',
+    'response.output_item.added',
+    'response.content_part.added',
+    ...Array<string>(deltas).fill('response.output_text.delta'),
+    'response.output_text.done',
+    'response.content_part.done',
+    'response.output_item.done',
+    terminal,
+  ];
+  assert.deepEqual(types, expected);
+  events.forEach((e, i) => {
+    assert.equal(e.event, e.data.type, 'the SSE event name is the data type');
+    assert.equal(e.data.sequence_number, i, 'sequence_number counts every event from 0');
+  });
+  const created = events[0]!.data.response as { id: string; status: string; output: unknown[] };
+  assert.equal(created.status, 'in_progress');
+  assert.deepEqual(created.output, []);
+  const added = events[2]!.data as unknown as { output_index: number; item: { id: string; type: string; status: string; role: string; content: unknown[] } };
+  assert.deepEqual({ ...added.item, id: undefined }, { id: undefined, type: 'message', status: 'in_progress', role: 'assistant', content: [] });
+  assert.equal(added.output_index, 0);
+  const itemId = added.item.id;
+  for (const e of events.slice(3, -2)) assert.deepEqual([e.data.item_id, e.data.output_index, e.data.content_index], [itemId, 0, 0], e.data.type);
+  const text = events.filter((e) => e.data.type === 'response.output_text.delta').map((e) => e.data.delta as string).join('');
+  assert.equal(events.at(-4)!.data.text, text);
+  assert.deepEqual(events.at(-3)!.data.part, { type: 'output_text', text, annotations: [], logprobs: [] });
+  const done = events.at(-2)!.data as unknown as { item: { id: string; status: string; content: { text: string }[] } };
+  assert.equal(done.item.id, itemId);
+  assert.equal(done.item.status, terminal === 'response.completed' ? 'completed' : 'incomplete');
+  const final = events.at(-1)!.data.response as { id: string; status: string; output_text: string; usage: { output_tokens: number } };
+  assert.equal(final.id, created.id);
+  assert.equal(final.output_text, text);
+  assert.equal(final.status, terminal === 'response.completed' ? 'completed' : 'incomplete');
+  assert.ok(final.usage.output_tokens > 0);
+  return text;
+}
+
+describe('/v1/responses', () => {
+  let t: TestApp;
+  let client: OpenAI;
+  let other: OpenAI;
+  before(async () => {
+    t = await startApp({ env: { ...LLM_ENV, GEMMA_MODEL: tinyGemmaPath(), API_KEY_ENABLED: 'true', API_KEYS: `${KEY_A},${KEY_B}` } });
+    client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
+    other = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: KEY_B, maxRetries: 0 });
+  });
+  after(() => t.close());
+
+  it('the OpenAI SDK: responses.create answers a response object', async () => {
+    const response = await client.responses.create({ model: 'gemma-3', instructions: 'Be brief.', input: 'Hello?', metadata: { case: 'plain' } });
+    assert.match(response.id, /^resp_[0-9a-f]+$/);
+    assert.equal(response.object, 'response');
+    assert.equal(response.status, 'completed');
+    assert.equal(response.model, 'tiny-gemma3');
+    assert.equal(response.output_text, TINY_GEMMA_REPLY);
+    assert.equal(response.output.length, 1);
+    const item = response.output[0]!;
+    assert.equal(item.type, 'message');
+    assert.ok(item.type === 'message' && item.role === 'assistant' && item.status === 'completed');
+    assert.deepEqual(item.content, [{ type: 'output_text', text: TINY_GEMMA_REPLY, annotations: [], logprobs: [] }]);
+    assert.equal(response.usage?.output_tokens, 7);
+    assert.equal(response.usage?.total_tokens, (response.usage?.input_tokens ?? 0) + 7);
+    assert.equal(response.instructions, 'Be brief.');
+    assert.deepEqual(response.metadata, { case: 'plain' });
+    assert.equal(response.incomplete_details, null);
+  });
+
+  it('max_output_tokens reached: status incomplete, reason max_output_tokens', async () => {
+    const response = await client.responses.create({ model: 'g', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }], max_output_tokens: 2 });
+    assert.equal(response.status, 'incomplete');
+    assert.deepEqual(response.incomplete_details, { reason: 'max_output_tokens' });
+    assert.equal(response.output_text, 'Hello from');
+  });
+
+  it("streamed: every event in OpenAI's order, sequence_number from 0, and the SDK's stream helper agrees", async () => {
+    const res = await post(`${t.url}/v1/responses`, { model: 'g', input: 'Hi', stream: true });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.equal(assertOpenAiEventOrder(sseEvents(res.text), 'response.completed'), TINY_GEMMA_REPLY);
+
+    const short = await post(`${t.url}/v1/responses`, { model: 'g', input: 'Hi', stream: true, max_output_tokens: 2 });
+    assert.equal(assertOpenAiEventOrder(sseEvents(short.text), 'response.incomplete'), 'Hello from');
+
+    // the SDK's ResponseStream rebuilds the response from the events and throws on any out of place
+    const stream = client.responses.stream({ model: 'g', input: 'Hi' });
+    const types: string[] = [];
+    for await (const event of stream) types.push(event.type);
+    const final = await stream.finalResponse();
+    assert.equal(final.output_text, TINY_GEMMA_REPLY);
+    assert.equal(types.at(-1), 'response.completed');
+    // and create({stream: true}) hands back the typed events
+    const created = await client.responses.create({ model: 'g', input: 'Hi', stream: true });
+    let text = '';
+    for await (const event of created) if (event.type === 'response.output_text.delta') text += event.delta;
+    assert.equal(text, TINY_GEMMA_REPLY);
+  });
+
+  it('retrieve, input_items (paginated like OpenAI) and delete', async () => {
+    const input = [
+      { role: 'developer' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'First.' },
+      { role: 'assistant' as const, content: 'Noted.' },
+      { role: 'user' as const, content: [{ type: 'input_text' as const, text: 'Second.' }] },
+    ];
+    const created = await client.responses.create({ model: 'g', input });
+    const retrieved = await client.responses.retrieve(created.id);
+    assert.equal(retrieved.id, created.id);
+    assert.equal(retrieved.output_text, TINY_GEMMA_REPLY);
+    assert.equal(retrieved.status, 'completed');
+
+    const all = await client.responses.inputItems.list(created.id, { order: 'asc' });
+    const texts = all.data.map((item) => (item.type === 'message' ? [item.role, (item.content[0] as { text: string }).text] : []));
+    assert.deepEqual(texts, [
+      ['developer', 'Be brief.'],
+      ['user', 'First.'],
+      ['assistant', 'Noted.'],
+      ['user', 'Second.'],
+    ]);
+    assert.equal(all.has_more, false);
+    // default order is newest first; pages of 3 then 1 through `after`
+    const page1 = await client.responses.inputItems.list(created.id, { limit: 3 });
+    assert.deepEqual(
+      page1.data.map((i) => i.id),
+      [...all.data].reverse().slice(0, 3).map((i) => i.id),
+    );
+    assert.equal(page1.has_more, true);
+    const raw = (await (await fetch(`${t.url}/v1/responses/${created.id}/input_items?limit=3`, { headers: { authorization: `Bearer ${KEY_A}` } })).json()) as { first_id: string; last_id: string; object: string };
+    assert.equal(raw.object, 'list');
+    assert.equal(raw.first_id, page1.data[0]!.id);
+    assert.equal(raw.last_id, page1.data[2]!.id);
+    const page2 = await client.responses.inputItems.list(created.id, { limit: 3, after: raw.last_id });
+    assert.deepEqual(page2.data.map((i) => i.id), [all.data[0]!.id]);
+    assert.equal(page2.has_more, false);
+    // the SDK's auto-pagination walks every page
+    const walked: string[] = [];
+    for await (const item of client.responses.inputItems.list(created.id, { limit: 1, order: 'asc' })) walked.push(item.id!);
+    assert.deepEqual(walked, all.data.map((i) => i.id));
+
+    await client.responses.delete(created.id);
+    await assert.rejects(client.responses.retrieve(created.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(client.responses.delete(created.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+  });
+
+  it('previous_response_id continues the stored conversation; store: false keeps nothing', async () => {
+    const first = await client.responses.create({ model: 'g', input: 'My name is Ada and I like long, detailed answers about mountains.' });
+    const second = await client.responses.create({ model: 'g', input: 'What is my name?', previous_response_id: first.id });
+    const fresh = await client.responses.create({ model: 'g', input: 'What is my name?' });
+    assert.equal(second.previous_response_id, first.id);
+    assert.ok(second.usage!.input_tokens > fresh.usage!.input_tokens + 10, `the first turn is in the prompt (${second.usage!.input_tokens} vs ${fresh.usage!.input_tokens})`);
+    // a third turn carries both earlier exchanges
+    const third = await client.responses.create({ model: 'g', input: 'What is my name?', previous_response_id: second.id });
+    assert.ok(third.usage!.input_tokens > second.usage!.input_tokens + 5);
+    // input_items lists this response's own input only
+    const items = await client.responses.inputItems.list(second.id);
+    assert.equal(items.data.length, 1);
+
+    const unstored = await client.responses.create({ model: 'g', input: 'Hi', store: false });
+    assert.equal((unstored as unknown as { store: boolean }).store, false);
+    await assert.rejects(client.responses.retrieve(unstored.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(client.responses.create({ model: 'g', input: 'Hi', previous_response_id: unstored.id }), (e: unknown) => e instanceof OpenAI.NotFoundError);
+  });
+
+  it('text.format json_schema: the output parses and matches the schema', async () => {
+    const response = await client.responses.create({
+      model: 'g',
+      input: 'Mood?',
+      max_output_tokens: 64,
+      text: { format: { type: 'json_schema', name: 'mood', strict: true, schema: { type: 'object', properties: { mood: { type: 'string', enum: ['happy', 'sad'] } }, required: ['mood'], additionalProperties: false } } },
+    });
+    const parsed = JSON.parse(response.output_text) as { mood: string };
+    assert.ok(['happy', 'sad'].includes(parsed.mood), response.output_text);
+    assert.equal((response.text?.format as { type: string }).type, 'json_schema');
+  });
+
+  it("another key's response is a 404, as is an unknown id (in the error envelope)", async () => {
+    const mine = await client.responses.create({ model: 'g', input: 'Secret.' });
+    await assert.rejects(other.responses.retrieve(mine.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(other.responses.inputItems.list(mine.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(other.responses.delete(mine.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(other.responses.create({ model: 'g', input: 'Hi', previous_response_id: mine.id }), (e: unknown) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id');
+    assert.equal((await client.responses.retrieve(mine.id)).id, mine.id, 'still there for its owner');
+
+    for (const id of ['resp_0123456789abcdef', 'not-an-id', 'x'.repeat(900)]) {
+      const res = await fetch(`${t.url}/v1/responses/${id}`, { headers: { authorization: `Bearer ${KEY_A}` } });
+      assert.equal(res.status, 404);
+      const body = (await res.json()) as { error: { type: string; code: string; param: string }; request_id: string };
+      assert.equal(body.error.type, 'not_found_error');
+      assert.equal(body.error.code, 'response_not_found');
+      assert.ok(body.request_id);
+    }
+  });
+
+  it('what cannot be honoured is a 400 naming the parameter', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ input: 'Hi', tools: [{ type: 'function', name: 'f', parameters: {} }] }, 'tools'],
+      [{ input: 'Hi', tool_choice: 'required' }, 'tool_choice'],
+      [{ input: 'Hi', reasoning: { effort: 'high' } }, 'reasoning.effort'],
+      [{ input: 'Hi', reasoning: { summary: 'auto' } }, 'reasoning.summary'],
+      [{ input: 'Hi', background: true }, 'background'],
+      [{ input: [{ role: 'user', content: [{ type: 'input_text', text: 'What is this?' }, { type: 'input_image', image_url: 'https://example.com/a.png' }] }] }, 'input[0].content[1]'],
+      [{ input: [{ type: 'function_call_output', call_id: 'c', output: '{}' }] }, 'input[0].type'],
+      [{ input: [{ role: 'assistant', content: 'Only me.' }] }, 'input'],
+      [{ input: 'Hi', include: ['message.output_text.logprobs'] }, 'include'],
+      [{ input: 'Hi', temperature: 7 }, 'temperature'],
+      [{ input: 'Hi', conversation: 'conv_1' }, 'conversation'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await post(`${t.url}/v1/responses`, { model: 'g', ...body });
+      assert.equal(res.status, 400, `${param}: ${res.text}`);
+      const error = JSON.parse(res.text) as { error: { param: string; type: string; message: string } };
+      assert.equal(error.error.type, 'invalid_request_error');
+      assert.equal(error.error.param, param, res.text);
+    }
+    // the SDK raises them typed
+    await assert.rejects(client.responses.create({ model: 'g', input: 'Hi', background: true }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'background');
+  });
+
+  it('validation errors on stream: true stay plain JSON (as OpenAI), on /v1/responses and /v1/chat/completions', async () => {
+    for (const [path, body] of [
+      ['/v1/responses', { model: 'g', input: 'Hi', stream: true, temperature: 9 }],
+      ['/v1/chat/completions', { model: 'g', messages: [{ role: 'user', content: 'Hi' }], stream: true, temperature: 9 }],
+      ['/v1/responses', { model: 'g', input: 'Hi', stream: true, previous_response_id: 'resp_unknown' }],
+    ] as const) {
+      const res = await post(`${t.url}${path}`, body);
+      assert.ok(res.status === 400 || res.status === 404, `${path}: ${res.status}`);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/json/, path);
+      assert.ok((JSON.parse(res.text) as { error: { message: string } }).error.message);
+    }
+  });
+
+  it('hostile input: too many items, deep nesting and a huge body are fast 4xx', async () => {
+    const many = await post(`${t.url}/v1/responses`, { model: 'g', input: Array.from({ length: 1025 }, () => ({ role: 'user', content: 'x' })) });
+    assert.equal(many.status, 400);
+    assert.equal(JSON.parse(many.text).error.param, 'input');
+    const deep = await post(`${t.url}/v1/responses`, `{"model":"g","input":${'['.repeat(50_000)}${']'.repeat(50_000)}}`);
+    assert.equal(deep.status, 400, deep.text);
+    const deepParts = await post(`${t.url}/v1/responses`, { model: 'g', input: [{ role: 'user', content: [{ type: 'input_text', text: { nested: [[[['x']]]] } }] }] });
+    assert.equal(deepParts.status, 400);
+    const huge = await post(`${t.url}/v1/responses`, { model: 'g', input: 'x'.repeat(2 * 1024 * 1024) });
+    assert.equal(huge.status, 413);
+    const prompt = await post(`${t.url}/v1/responses`, { model: 'g', input: 'word '.repeat(3000) });
+    assert.equal(prompt.status, 400, 'a prompt beyond the context is a 400 before any byte');
+    assert.equal((await fetch(`${t.url}/health`)).status, 200);
+  });
+
+  /** Requests the app has answered on POST /v1/responses (so a client test proves which API it used). */
+  const responsesCalls = () => t.logs.filter((line) => line.includes('"route":"/v1/responses"') && line.includes('"method":"POST"')).length;
+
+  it('the Vercel AI SDK: generateText and streamText with openai(model)', async () => {
+    const calls = responsesCalls();
+    const openai = createOpenAI({ baseURL: `${t.url}/v1`, apiKey: KEY_A });
+    const { text, finishReason, usage } = await generateText({ model: openai('gemma-3'), system: 'Be brief.', prompt: 'Hello?', maxRetries: 0 });
+    assert.equal(text, TINY_GEMMA_REPLY);
+    assert.equal(finishReason, 'stop');
+    assert.equal(usage.outputTokens, 7);
+    const result = streamText({ model: openai('gemma-3'), messages: [{ role: 'user', content: 'Hi' }], maxRetries: 0 });
+    let streamed = '';
+    for await (const delta of result.textStream) streamed += delta;
+    assert.equal(streamed, TINY_GEMMA_REPLY);
+    assert.equal(await result.finishReason, 'stop');
+    assert.equal(responsesCalls(), calls + 2, 'both went through /v1/responses');
+  });
+
+  it('LangChain ChatOpenAI with useResponsesApi: true', async () => {
+    const calls = responsesCalls();
+    const model = new ChatOpenAI({ model: 'gemma-3', apiKey: KEY_A, configuration: { baseURL: `${t.url}/v1` }, useResponsesApi: true, maxRetries: 0 });
+    const message = await model.invoke([
+      ['system', 'Be brief.'],
+      ['human', 'Hello?'],
+    ]);
+    assert.equal(message.text, TINY_GEMMA_REPLY);
+    let streamed = '';
+    for await (const chunk of await model.stream('Hi')) streamed += chunk.text;
+    assert.equal(streamed, TINY_GEMMA_REPLY);
+    assert.equal(responsesCalls(), calls + 2, 'both went through /v1/responses');
+  });
+});
+
+describe('/v1/responses: a client that vanishes mid-stream', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startApp({ env: { ...LLM_ENV, LLM_CONTEXT_SIZE: '8192', LLM_MAX_TOKENS: '8000', GEMMA_MODEL: loopingGemmaPath(), LLM_PARALLEL: '1', LLM_QUEUE_SIZE: '0' } });
+  });
+  after(() => t.close());
+
+  it('stops the generation and frees its slot; nothing is stored', async () => {
+    const req = http.request(`${t.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, agent: false });
+    req.on('error', () => undefined);
+    const firstDelta = new Promise<string>((resolve) => {
+      req.on('response', (res) => {
+        let seen = '';
+        res.on('data', (d: Buffer) => {
+          seen += d.toString();
+          if (seen.includes('response.output_text.delta')) resolve(seen);
+        });
+        res.on('end', () => resolve(seen)); // ended without a delta: fails below instead of hanging
+        res.on('error', () => undefined);
+      });
+    });
+    req.end(JSON.stringify({ model: 'g', input: 'go', stream: true }));
+    const seen = await firstDelta;
+    assert.match(seen, /response\.output_text\.delta/);
+    const id = /"id":"(resp_[0-9a-f]+)"/.exec(seen)![1]!;
+    const busy = await fetch(`${t.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'one too many' }) });
+    assert.equal(busy.status, 429, 'the one slot is taken while it streams');
+    req.destroy();
+    const deadline = Date.now() + 20_000;
+    let metrics = '';
+    while (Date.now() < deadline) {
+      metrics = await (await fetch(`${t.url}/metrics`)).text();
+      if (/llm_active_generations 0/.test(metrics) && /operation="stream",outcome="aborted"\} [1-9]/.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(metrics, /llm_active_generations 0/);
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="gemma",operation="stream",outcome="aborted"\} 1/);
+    const after = await fetch(`${t.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'hi', max_output_tokens: 3 }) });
+    assert.equal(after.status, 200, 'the slot is free again');
+    assert.equal((await fetch(`${t.url}/v1/responses/${id}`)).status, 404, 'an interrupted response is not stored');
+  });
+});

@@ -188,7 +188,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(chatCompletionRoutes, { generation });
   await app.register(completionRoutes, { generation });
   const responses = new ResponseStore(deps.sessions, config);
-  await app.register(responseRoutes, { generation, responses, keys: { enabled: config.API_KEY_ENABLED, headerName: config.API_KEY_HEADER_NAME } });
+  await app.register(responseRoutes, { generation, responses });
   await app.register(modelRoutes, { engines: deps.engines });
   configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
   const transcription = new TranscriptionService(config, deps.engines, deps.metrics);

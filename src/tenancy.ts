@@ -16,6 +16,9 @@ declare module 'fastify' {
   }
 }
 
+/** Who owns a stored record (a /v1/responses answer): a tenant id, or null with keys off. */
+export type Owner = string | null;
+
 /** The tenant id of a key's SHA-256 digest. */
 export function tenantFromDigest(digest: Buffer): string {
   return digest.toString('hex', 0, 16);

@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import type { ChatMessage } from '../engines/llm/types.ts';
 import { ApiError } from '../errors.ts';
 import type { ResponseObject, StoredItem } from '../http/openai/responses-schema.ts';
-import type { Owner } from '../http/owner.ts';
+import type { Owner } from '../tenancy.ts';
 import { historyWindow } from '../sessions/index.ts';
 import type { SessionStore } from '../sessions/types.ts';
 

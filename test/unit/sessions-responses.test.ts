@@ -79,8 +79,8 @@ describe('stored responses', () => {
     assert.equal(await memory.deleteRecord('r4'), true);
     assert.equal(await memory.deleteRecord('r4'), false);
     // records and session lists are separate namespaces
-    await memory.append('same', [{ role: 'user', content: 'hi', at: new Date().toISOString() }]);
+    await memory.append({ owner: undefined, id: 'same' }, [{ role: 'user', content: 'hi', at: new Date().toISOString() }]);
     await memory.putRecord('same', '{}');
-    assert.equal((await memory.history('same')).length, 1);
+    assert.equal((await memory.history({ owner: undefined, id: 'same' })).length, 1);
   });
 });

@@ -13,7 +13,8 @@ import type { GenerationService } from '../../services/generation.ts';
 import { pageOfItems, type ResponseStore } from '../../services/responses.ts';
 import { toApiError } from '../error-handling.ts';
 import { chatMessage, contentText, type responseFormatSchema, toParams } from '../generation-params.ts';
-import { ownerOf } from '../owner.ts';
+import type { FastifyRequest } from 'fastify';
+import { tenantOf, type Owner } from '../../tenancy.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse, type SseEvent } from '../streaming.ts';
 import {
@@ -50,9 +51,12 @@ function responseFormat(format: NonNullable<NonNullable<ResponseRequest['text']>
   return { type: 'json_schema', json_schema: { name: format.name, description: format.description, schema: format.schema, strict: format.strict } };
 }
 
-export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationService; responses: ResponseStore; keys: { enabled: boolean; headerName: string } }> = async (
+/** A stored response's owner: the tenant of the request's key (src/tenancy.ts); null with keys off. */
+const ownerOf = (request: FastifyRequest): Owner => tenantOf(request) ?? null;
+
+export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationService; responses: ResponseStore }> = async (
   app,
-  { generation, responses, keys },
+  { generation, responses },
 ) => {
   app.post(
     '/v1/responses',
@@ -68,7 +72,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
     },
     async (request, reply) => {
       const body = request.body;
-      const owner = ownerOf(request, keys);
+      const owner = ownerOf(request);
       const store = body.store ?? true;
       if (store) responses.assertWritable();
       const previous = body.previous_response_id ? await responses.get(body.previous_response_id, owner, 'previous_response_id') : undefined;
@@ -189,7 +193,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         response: { 200: responseObjectSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
     },
-    async (request) => (await responses.get(request.params.id, ownerOf(request, keys))).response,
+    async (request) => (await responses.get(request.params.id, ownerOf(request))).response,
   );
 
   app.delete(
@@ -204,7 +208,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       },
     },
     async (request) => {
-      await responses.delete(request.params.id, ownerOf(request, keys));
+      await responses.delete(request.params.id, ownerOf(request));
       return { id: request.params.id, object: 'response.deleted' as const, deleted: true as const };
     },
   );
@@ -222,6 +226,6 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         response: { 200: inputItemListSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
     },
-    async (request) => pageOfItems((await responses.get(request.params.id, ownerOf(request, keys))).items, request.query),
+    async (request) => pageOfItems((await responses.get(request.params.id, ownerOf(request))).items, request.query),
   );
 };

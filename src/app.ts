@@ -79,6 +79,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return503OnClosing: true,
     // receiving a request (slow uploads, slowloris) is bounded by the same deadline as answering it
     requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    // avvio's plugin timeout also bounds app.close()'s preClose hooks, where WebSockets finish their
+    // accepted work: at its default (10 s) a longer drain failed with AVV_ERR_READY_TIMEOUT and
+    // exit 1. Draining is bounded by SHUTDOWN_GRACE_SECONDS (main.ts), so this outlasts it.
+    pluginTimeout: Math.max(10, config.SHUTDOWN_GRACE_SECONDS + 10) * 1000,
   }).withTypeProvider<ZodTypeProvider>();
   app.decorate('requestTimeoutMs', config.REQUEST_TIMEOUT_SECONDS * 1000);
 

@@ -2,6 +2,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { toApiError } from './error-handling.ts';
+import { abortedByClient, logClientAbort } from './request-signal.ts';
 
 export interface SseEvent {
   event?: string;
@@ -22,6 +23,7 @@ export function sendSse(request: FastifyRequest, reply: FastifyReply, events: As
     try {
       for await (const e of events) yield frame(e);
     } catch (error) {
+      if (abortedByClient(request, error)) return logClientAbort(request, error);
       const apiError = toApiError(error as Error);
       if (apiError.statusCode >= 500) request.log.error({ err: error }, 'stream failed');
       yield frame({ event: errorEvent, data: apiError.envelope(request.id) });

@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { ApiError } from '../../errors.ts';
 import { toApiError } from '../error-handling.ts';
+import { isAbortError } from '../request-signal.ts';
 
 export class JsonSocket {
   constructor(
@@ -28,6 +29,8 @@ export class JsonSocket {
 
   /** The error event (the envelope's `error`), with any extra fields such as `turn_id`. */
   error(error: unknown, extra: object = {}): void {
+    // work cancelled because the client closed the socket: nobody to tell, and not a server error
+    if (!this.open && isAbortError(error)) return void this.request.log.info({ reason: (error as Error).message }, `${this.route}: work cancelled, the client closed the socket`);
     const apiError = toApiError(error as Error);
     if (apiError.statusCode >= 500) this.request.log.error({ err: error }, `${this.route} failed`);
     this.send({ type: 'error', ...extra, error: apiError.envelope(this.request.id).error, request_id: this.request.id });

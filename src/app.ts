@@ -83,6 +83,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return503OnClosing: true,
     // receiving a request (slow uploads, slowloris) is bounded by the same deadline as answering it
     requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    // Node ignores a request timeout shorter than the headers timeout (60 s) when it is set after the
+    // server is built (as Fastify does), and checks it only every 30 s by default
+    http: { headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_SECONDS * 1000 || 60_000), connectionsCheckingInterval: 1000 },
     // avvio's plugin timeout also bounds app.close()'s preClose hooks, where WebSockets finish their
     // accepted work: at its default (10 s) a longer drain failed with AVV_ERR_READY_TIMEOUT and
     // exit 1. Draining is bounded by SHUTDOWN_GRACE_SECONDS (main.ts), so this outlasts it.

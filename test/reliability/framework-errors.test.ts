@@ -24,7 +24,7 @@ function raw(port: number, request: string): Promise<RawAnswer> {
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no complete answer; got ${JSON.stringify(data.toString('latin1'))}`));
-    }, 15_000);
+    }, 20_000);
     const tryParse = (final: boolean) => {
       const text = data.toString('utf8');
       const end = text.indexOf('\r\n\r\n');
@@ -97,6 +97,24 @@ describe('refusals before any route runs: the envelope, a request id, the securi
       assert.equal(line.code, c.code);
     });
   }
+
+  // Node ignores a request timeout shorter than its headers timeout (60 s) when it is set after the
+  // server is built (as Fastify sets it): a slow upload was not bounded by a short REQUEST_TIMEOUT_SECONDS.
+  it('a body not received within REQUEST_TIMEOUT_SECONDS (2 s): 408 request_timeout in the envelope, connection closed', async () => {
+    const shortPort = await freePort();
+    const short = spawnService({ LOG_LEVEL: 'info', TTS_BACKEND: 'embedded', REQUEST_TIMEOUT_SECONDS: '2' }, shortPort);
+    try {
+      await waitForHealth(short.url);
+      const answer = await raw(shortPort, 'POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pro');
+      assert.equal(answer.status, 408);
+      assert.equal(answer.body.error.code, 'request_timeout');
+      assert.equal(answer.body.request_id, answer.headers['x-request-id']);
+      assert.equal(answer.headers['x-content-type-options'], 'nosniff');
+      assert.equal(answer.headers.connection, 'close');
+    } finally {
+      short.child.kill('SIGKILL');
+    }
+  });
 
   it('the service answers normally afterwards, and nothing was logged as an error', async () => {
     assert.equal((await fetch(`${service.url}/health`)).status, 200);

@@ -18,6 +18,7 @@ import { SocketDrain } from './http/ws/shutdown.ts';
 import type { WebSocket } from 'ws';
 import { checkWebSocketOrigin, registerProtection, webSocketOriginPolicy } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
+import { clientErrorHandler, frameworkErrorHandler } from './http/framework-errors.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
 import { generateRoutes } from './http/generate.ts';
@@ -72,6 +73,9 @@ function selectProtocol(protocols: Set<string>): string | false {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  // set once protection is registered, before the server listens
+  let securityHeaders: Record<string, string> = {};
+  let playgroundHeaders: Record<string, string> = {};
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
@@ -83,6 +87,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return503OnClosing: true,
     // receiving a request (slow uploads, slowloris) is bounded by the same deadline as answering it
     requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    // Node ignores a request timeout shorter than the headers timeout (60 s) when it is set after the
+    // server is built (as Fastify does), and checks it only every 30 s by default
+    http: { headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_SECONDS * 1000 || 60_000), connectionsCheckingInterval: 1000 },
+    // avvio's plugin timeout also bounds app.close()'s preClose hooks, where WebSockets finish their
+    // accepted work: at its default (10 s) a longer drain failed with AVV_ERR_READY_TIMEOUT and
+    // exit 1. Draining is bounded by SHUTDOWN_GRACE_SECONDS (main.ts), so this outlasts it.
+    pluginTimeout: Math.max(10, config.SHUTDOWN_GRACE_SECONDS + 10) * 1000,
+    // refusals before any hook runs (router, Node's HTTP parser) still answer in the envelope
+    frameworkErrors: frameworkErrorHandler(config.REQUEST_ID_HEADER, () => securityHeaders),
+    clientErrorHandler: clientErrorHandler(config.REQUEST_ID_HEADER, () => securityHeaders, deps.logger as FastifyBaseLogger),
   }).withTypeProvider<ZodTypeProvider>();
   app.decorate('requestTimeoutMs', config.REQUEST_TIMEOUT_SECONDS * 1000);
 
@@ -105,8 +119,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const drain = new SocketDrain();
   const httpInFlight = deps.metrics.httpInFlight;
   const sockets = new SocketLimits(config.WS_MAX_STREAMS_PER_KEY, config.WS_MAX_MESSAGES_PER_SECOND, keyHeader);
-  let securityHeaders: Record<string, string> = {};
-  let playgroundHeaders: Record<string, string> = {};
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header(requestIdHeader, request.id).headers(request.url.startsWith(PLAYGROUND_PREFIX) ? playgroundHeaders : securityHeaders);
     const upgrade = request.headers.upgrade !== undefined;

@@ -54,6 +54,13 @@ export const dialogueFormSchema = z
   })
   .meta({ id: 'DialogueForm' });
 
+/**
+ * The body schema by content type: one union of both would let the JSON branch (every field
+ * optional) match a form first and silently drop its `file`.
+ */
+const BODY_BY_TYPE = { 'application/json': dialogueJsonSchema, 'multipart/form-data': dialogueFormSchema } as const;
+type DialogueBody = z.output<typeof dialogueJsonSchema> | z.output<typeof dialogueFormSchema>;
+
 const transcriptSchema = z.object({
   text: z.string(),
   language: z.string(),
@@ -133,8 +140,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
         summary: 'One voice dialogue turn (STT → Gemma → TTS)',
         description:
           'The user turn as `text`, `audio_base64` (JSON) or `file` (multipart); the reply as text and/or speech with the conversation remembered under `session_id` (returned, and in `X-Session-ID`). Speech is synthesized sentence by sentence while the model writes. With `stream: true`, Server-Sent Events: `transcript` (audio turns), then `text.delta` `{"text"}` and `audio.delta` `{"audio","format","sample_rate"}` (base64 chunks of one continuous stream) interleaved as produced, then `done` with the metadata (as the JSON answer, without `audio_base64`); an error after the first byte is an `error` event. If TTS fails the turn still answers with text (`audio_base64: null`, `degraded: [{"stage":"tts",...}]`); audio with no speech answers `no_speech: true` without asking the model. 400 bad input, 413/415 audio, 429 queue full, 503 engine or session store unavailable.',
-        consumes: ['application/json', 'multipart/form-data'],
-        body: z.union([dialogueJsonSchema, dialogueFormSchema]),
+        body: { content: Object.fromEntries(Object.entries(BODY_BY_TYPE).map(([type, schema]) => [type, { schema }])) },
         bodyLimit: Math.ceil((maxUploadBytes * 4) / 3) + 65_536,
         response: {
           200: dialogueResponseSchema,
@@ -145,10 +151,14 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
           503: errorEnvelopeSchema,
         },
       },
+      // a body of another type would reach the handler unvalidated (Fastify validates by content type)
+      preValidation: (request, _reply, done) => {
+        done(request.mediaType !== undefined && request.mediaType in BODY_BY_TYPE ? undefined : new ApiError(415, 'invalid_request_error', 'Send the turn as application/json or multipart/form-data.', { code: 'unsupported_media_type' }));
+      },
     },
     async (request, reply) => {
       const receivedAt = performance.now();
-      const body = request.body;
+      const body = request.body as DialogueBody;
       const file = 'file' in body ? body.file : body.audio_base64 !== undefined ? Buffer.from(body.audio_base64, 'base64') : undefined;
       if (file && file.length > maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
       const audio = file ? await decodeToWhisperInput(file, { maxSeconds: maxAudioSeconds }, 'file' in body ? 'file' : 'audio_base64') : undefined;

@@ -23,6 +23,22 @@ open; \`/metrics\` and \`/docs\` are open unless \`METRICS_REQUIRE_API_KEY\` / \
 \`{"error":{"message","type","param","code"},"request_id"}\`, the OpenAI shape, so the OpenAI SDKs
 raise typed errors. Every response carries the request id in the \`X-Request-ID\` header.`;
 
+type TransformInput = Parameters<typeof jsonSchemaTransform>[0];
+
+/**
+ * jsonSchemaTransform, plus bodies given per content type (`body: {content: {type: {schema}}}`,
+ * which Fastify validates by the request's content type but the zod transform does not convert).
+ */
+function transformWithBodyContent(document: TransformInput): ReturnType<typeof jsonSchemaTransform> {
+  const body = (document.schema as { body?: unknown } | undefined)?.body as { content?: Record<string, { schema: unknown }> } | undefined;
+  if (!body?.content) return jsonSchemaTransform(document);
+  const rest = jsonSchemaTransform({ ...document, schema: { ...document.schema, body: undefined } });
+  const content = Object.fromEntries(
+    Object.entries(body.content).map(([type, { schema }]) => [type, { schema: (jsonSchemaTransform({ ...document, schema: { body: schema } }).schema as { body: unknown }).body }]),
+  );
+  return { ...rest, schema: { ...rest.schema, body: { content } } };
+}
+
 export async function registerOpenApi(app: FastifyInstance, version: string, wsDocs: WsDocs): Promise<void> {
   await app.register(swagger, {
     openapi: {
@@ -45,7 +61,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string, wsD
       },
       security: [{ apiKeyHeader: [] }, { bearer: [] }],
     },
-    transform: jsonSchemaTransform,
+    transform: transformWithBodyContent,
     transformObject: (input) => {
       const document = jsonSchemaTransformObject(input) as { paths?: Record<string, unknown> };
       return { ...document, paths: { ...document.paths, ...wsOperations(wsDocs) } } as ReturnType<typeof jsonSchemaTransformObject>;

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ApiError, typeForStatus } from '../errors.ts';
 import { isUpgrade } from './auth.ts';
-import { deadlineError } from './request-signal.ts';
+import { abortedByClient, deadlineError, logClientAbort } from './request-signal.ts';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'body_too_large' },
@@ -107,6 +107,11 @@ function hasUnreadBody(raw: IncomingMessage): boolean {
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    if (abortedByClient(request, error)) {
+      // nobody reads this answer; 499 (nginx's "client closed request") is what any metric sees
+      logClientAbort(request, error);
+      return reply.code(499).send(new ApiError(499, 'invalid_request_error', 'The client disconnected.', { code: 'client_disconnected' }).envelope(request.id));
+    }
     const apiError = deadlineError(request) ?? toApiError(error);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError) && apiError.code !== 'request_timeout') request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');

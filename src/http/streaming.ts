@@ -1,7 +1,9 @@
 /** Server-Sent Events shared by every streaming route. */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.ts';
 import { toApiError } from './error-handling.ts';
+import { abortedByClient, logClientAbort } from './request-signal.ts';
 
 export interface SseEvent {
   event?: string;
@@ -22,8 +24,11 @@ export function sendSse(request: FastifyRequest, reply: FastifyReply, events: As
     try {
       for await (const e of events) yield frame(e);
     } catch (error) {
+      if (abortedByClient(request, error)) return logClientAbort(request, error);
       const apiError = toApiError(error as Error);
-      if (apiError.statusCode >= 500) request.log.error({ err: error }, 'stream failed');
+      // as outside streams: a stack for the unexpected; our own 5xx (an upstream failure) is a warning
+      if (apiError.statusCode >= 500 && !(error instanceof ApiError)) request.log.error({ err: error }, 'stream failed');
+      else if (apiError.statusCode >= 500) request.log.warn({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'stream failed');
       yield frame({ event: errorEvent, data: apiError.envelope(request.id) });
     }
   }

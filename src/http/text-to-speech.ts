@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { AUDIO_FORMATS, type AudioFormat } from '../audio/formats.ts';
 import { errorEnvelopeSchema } from '../errors.ts';
 import type { Speech, SynthesisService } from '../services/synthesis.ts';
-import { clientSignal } from './request-signal.ts';
+import { abortedByClient, clientSignal, logClientAbort } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
 
 /**
@@ -87,6 +87,7 @@ function sendAudio(request: FastifyRequest, reply: FastifyReply, speech: Speech)
     try {
       yield* speech.bytes;
     } catch (error) {
+      if (abortedByClient(request, error)) return logClientAbort(request, error);
       request.log.error({ err: error }, 'audio stream failed after the first byte');
       throw error;
     }

@@ -87,6 +87,30 @@ describe('voice dialogue on the real engines', () => {
     assert.equal(decodeWithFfmpeg(Buffer.from(body.audio_base64!, 'base64')).codec, 'mp3');
   });
 
+  // The body used to be one zod union whose JSON branch (every field optional) matched a form
+  // first and dropped its `file`: a form with only `file` answered 400 empty_turn.
+  it('a multipart turn with only `file` (or with session_id and language) is heard; other body types get 415', async () => {
+    const post = async (fields: Record<string, string>) => {
+      const form = new FormData();
+      form.set('file', new Blob([wav(2)], { type: 'audio/wav' }), 'turn.wav');
+      for (const [k, v] of Object.entries(fields)) form.set(k, v);
+      const res = await fetch(`${t.url}/v1/dialogue`, { method: 'POST', body: form });
+      return { status: res.status, body: (await res.json()) as Turn };
+    };
+    const variants: Record<string, string>[] = [{}, { session_id: 'form-only-file', language: 'en' }, { stream: 'false', max_tokens: '16' }];
+    for (const fields of variants) {
+      const { status, body } = await post(fields);
+      assert.equal(status, 200, `${JSON.stringify(fields)}: ${JSON.stringify(body)}`);
+      assert.equal(body.transcript?.text, WHISPER_TEXT);
+      assert.equal(body.reply_text, GEMMA_REPLY);
+      assert.equal(typeof body.audio_base64, 'string', 'both modalities by default');
+      if ('session_id' in fields) assert.equal(body.session_id, 'form-only-file');
+    }
+    const plain = await fetch(`${t.url}/v1/dialogue`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"text":"hi"}' });
+    assert.equal(plain.status, 415);
+    assert.equal(((await plain.json()) as Turn).error!.code, 'unsupported_media_type');
+  });
+
   it('remembers: the second turn carries the first (and only within its session); GET and DELETE the session', async () => {
     const first = await turn(t, { text: 'Remember me.', session_id: 'memory-test', response_modalities: ['text'] });
     const second = await turn(t, { text: 'Remember me.', session_id: 'memory-test', response_modalities: ['text'] });

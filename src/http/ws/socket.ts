@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { ApiError } from '../../errors.ts';
 import { toApiError } from '../error-handling.ts';
+import { isAbortError } from '../request-signal.ts';
 
 export class JsonSocket {
   constructor(
@@ -28,8 +29,12 @@ export class JsonSocket {
 
   /** The error event (the envelope's `error`), with any extra fields such as `turn_id`. */
   error(error: unknown, extra: object = {}): void {
+    // work cancelled because the client closed the socket: nobody to tell, and not a server error
+    if (!this.open && isAbortError(error)) return void this.request.log.info({ reason: (error as Error).message }, `${this.route}: work cancelled, the client closed the socket`);
     const apiError = toApiError(error as Error);
-    if (apiError.statusCode >= 500) this.request.log.error({ err: error }, `${this.route} failed`);
+    // as over HTTP: a stack for the unexpected; our own 5xx answers (shutting_down, engine unavailable) are told, not failures
+    if (apiError.statusCode >= 500 && !(error instanceof ApiError)) this.request.log.error({ err: error }, `${this.route} failed`);
+    else if (apiError.statusCode >= 500) this.request.log.warn({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, `${this.route}: error event sent`);
     this.send({ type: 'error', ...extra, error: apiError.envelope(this.request.id).error, request_id: this.request.id });
   }
 

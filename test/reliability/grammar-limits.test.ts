@@ -41,11 +41,13 @@ function chat(schema: unknown, extra: Record<string, unknown> = {}) {
   return { model: 'g', messages: [{ role: 'user', content: 'Pick one.' }], max_tokens: 200, temperature: 0, response_format: { type: 'json_schema', json_schema: { name: 'pick', schema } }, ...extra };
 }
 
-async function post(url: string, body: unknown): Promise<{ status: number; body: string; ms: number }> {
+async function postText(url: string, body: string): Promise<{ status: number; body: string; ms: number }> {
   const started = performance.now();
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
   return { status: res.status, body: await res.text(), ms: performance.now() - started };
 }
+
+const post = (url: string, body: unknown) => postText(url, JSON.stringify(body));
 
 function assertLimit(res: { status: number; body: string }, variable: string) {
   assert.equal(res.status, 400, res.body.slice(0, 300));
@@ -86,12 +88,12 @@ describe('response_format JSON schema bounds (GRAMMAR_*) on a real process', () 
     assert.equal(service.child.exitCode, null);
   });
 
-  it('a schema nested 3,000 levels deep gets 400 naming GRAMMAR_MAX_DEPTH (not a 500) on both routes that take response_format', async () => {
-    let deep: unknown = { type: 'string' };
-    for (let i = 0; i < 3000; i++) deep = { type: 'array', items: deep };
-    const format = { type: 'json_schema', json_schema: { name: 'deep', schema: deep } };
-    assertLimit(await post(`${service.url}/v1/chat/completions`, chat(deep)), 'GRAMMAR_MAX_DEPTH');
-    assertLimit(await post(`${service.url}/v1/generate`, { prompt: 'x', response_format: format }), 'GRAMMAR_MAX_DEPTH');
+  it('a schema nested 3,000 object levels deep gets 400 naming GRAMMAR_MAX_DEPTH (not a 500) on both routes that take response_format', async () => {
+    // written as text: JSON.stringify itself overflows the stack on 6,000 levels
+    const deep = `${'{"type":"object","properties":{"a":'.repeat(3000)}{"type":"string"}${'}}'.repeat(3000)}`;
+    const format = `{"type":"json_schema","json_schema":{"name":"deep","schema":${deep}}}`;
+    assertLimit(await postText(`${service.url}/v1/chat/completions`, `{"model":"g","messages":[{"role":"user","content":"x"}],"response_format":${format}}`), 'GRAMMAR_MAX_DEPTH');
+    assertLimit(await postText(`${service.url}/v1/generate`, `{"prompt":"x","response_format":${format}}`), 'GRAMMAR_MAX_DEPTH');
   });
 
   it('a 2,000-long $ref chain (small, shallow as JSON) gets 400 naming GRAMMAR_MAX_DEPTH', async () => {

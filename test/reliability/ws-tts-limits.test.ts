@@ -2,12 +2,14 @@
  * /ws/tts per-utterance bounds on a real service process with the embedded voice: a huge text
  * message gets `text_too_long` at once (MAX_TTS_TEXT_CHARS holds per utterance, not per sentence)
  * while another socket and /health carry on; an utterance whose speech runs past
- * MAX_TTS_AUDIO_SECONDS stops there and ends with `truncated: true`.
+ * MAX_TTS_AUDIO_SECONDS stops there and ends with `truncated: true`. The dialogue speaks its reply
+ * through the same sentence stream: its audio has the same cap.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { loopingGemmaPath } from '../helpers/models.ts';
 import { eventLog, type WsEvent } from '../helpers/ws.ts';
 
 const AUDIO_CAP_SECONDS = 3;
@@ -111,5 +113,32 @@ describe('/ws/tts per-utterance limits on a real process', () => {
     assert.equal(next.text, 'Short one.');
     assert.ok(c.pcmSeconds(mark) > 0.2);
     c.ws.close();
+  });
+});
+
+describe('the dialogue reply speech on a real process', () => {
+  let service: ServiceProcess;
+  before(async () => {
+    service = spawnService(
+      { GEMMA_MODEL: loopingGemmaPath(), LLM_DEVICE: 'cpu', LLM_CONTEXT_SIZE: '1024', ENABLE_LOCAL_WHISPER: 'false', TTS_BACKEND: 'embedded', MAX_TTS_AUDIO_SECONDS: '2', LOG_LEVEL: 'info' },
+      await freePort(),
+    );
+    await waitForHealth(service.url, 120_000);
+    const deadline = Date.now() + 120_000;
+    while ((await fetch(`${service.url}/health/ready`)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  });
+  after(async () => {
+    service.child.kill('SIGTERM');
+    await service.exited;
+  });
+
+  it('a long reply is spoken up to MAX_TTS_AUDIO_SECONDS over all its sentences; its text is whole', async () => {
+    const res = await fetch(`${service.url}/v1/dialogue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'Talk a lot.', format: 'wav', max_tokens: 120 }) });
+    const body = (await res.json()) as { reply_text: string; duration_seconds: number | null };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    const sentences = body.reply_text.split('.').length - 1;
+    console.log(`dialogue reply: ${body.reply_text.length} characters (${sentences} sentences), ${body.duration_seconds} s of speech`);
+    assert.ok(sentences >= 4, body.reply_text);
+    assert.ok(body.duration_seconds !== null && Math.abs(body.duration_seconds - 2) < 0.05, `duration ${String(body.duration_seconds)}`);
   });
 });

@@ -196,6 +196,7 @@ export class LlamaCppEngine implements LlmEngine {
           return built;
         },
         (error: Error) => {
+          this.logger.debug({ engine: this.id, schema_bytes: key.length, grammar_ms: Math.round(performance.now() - started), err: error.message }, 'grammar not built');
           throw ApiError.badRequest(`response_format.json_schema is not supported: ${error.message}`, 'response_format');
         },
       );

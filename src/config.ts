@@ -166,6 +166,15 @@ export const configSchema = z.object({
   LLM_PARALLEL: int(2, 1, 64).describe('Generations run at once on the loaded model (llama.cpp batches them).'),
   LLM_QUEUE_SIZE: int(32, 0, 10_000).describe('Generations that may wait for a free slot; beyond that 429 with Retry-After.'),
   LLM_MAX_TOKENS: int(2048, 1, 1_048_576).describe('Upper bound for max_tokens on every generation route.'),
+  GRAMMAR_MAX_SCHEMA_BYTES: int(65_536, 256, 16_777_216).describe(
+    'Largest `response_format` JSON schema accepted (bytes, serialized); larger gets 400. Its grammar is built and parsed on the event loop, in time that grows with the schema.',
+  ),
+  GRAMMAR_MAX_DEPTH: int(64, 2, 1000).describe(
+    'Deepest `response_format` JSON schema accepted: nesting of its objects and arrays, `$ref`s followed; deeper gets 400.',
+  ),
+  GRAMMAR_MAX_ENUM_VALUES: int(1000, 1, 1_000_000).describe(
+    '`enum` values accepted in one `response_format` JSON schema, all enums together; more gets 400 (llama.cpp parses a large alternation in time that grows faster than its size).',
+  ),
   LLM_TEMPERATURE: num(1, 0, 2).describe(
     'Sampling temperature of the embedded model when a request sets none (Gemma 3\'s recommended 1.0; 0 = greedy). A remote server (LLM_BACKEND=openai) applies its own defaults.',
   ),

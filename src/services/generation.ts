@@ -9,6 +9,7 @@ import type { GenerationParams, GenerationResult, LlmEvent, LlmInput } from '../
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
+import { checkJsonSchema, schemaLimits, type SchemaLimits } from '../engines/llm/schema-limits.ts';
 import { Admission } from './admission.ts';
 
 export interface Generation {
@@ -21,6 +22,7 @@ export class GenerationService {
   private readonly admission: Admission;
   private readonly tokens;
   private readonly ttft;
+  private readonly schemaLimits: SchemaLimits;
 
   constructor(
     private readonly config: Config,
@@ -29,6 +31,7 @@ export class GenerationService {
   ) {
     const queueDepth = metrics.gauge('llm_queue_depth', 'Generations waiting for a free slot.');
     const active = metrics.gauge('llm_active_generations', 'Generations running now.');
+    this.schemaLimits = schemaLimits(config);
     this.admission = new Admission(config.LLM_PARALLEL, config.LLM_QUEUE_SIZE, 'generation', (running, queued) => {
       active.set(running);
       queueDepth.set(queued);
@@ -48,6 +51,8 @@ export class GenerationService {
   }
 
   async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream'): Promise<Generation> {
+    // a JSON schema's bounds (GRAMMAR_*) hold for every backend, and are checked before queueing
+    if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
     const [engine] = this.engines.ready('llm');
     const release = await this.admission.acquire(signal);
     const startedAt = performance.now();

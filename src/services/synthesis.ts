@@ -89,6 +89,8 @@ export interface SpokenSentences {
   /** The sentences whose synthesis has started, in order. */
   spoken(): string[];
   durationSeconds(): number;
+  /** Whether MAX_TTS_AUDIO_SECONDS (over the whole stream) cut the speech short. */
+  truncated(): boolean;
 }
 
 const DEPENDENCY: Record<string, string> = { openaudio: 'openaudio', espeak: 'espeak' };
@@ -118,6 +120,11 @@ export class SynthesisService {
   /** Throws the 503 envelope before any work when no TTS engine is ready. */
   assertAvailable(): void {
     this.engines.ready('tts');
+  }
+
+  /** MAX_TTS_TEXT_CHARS: the longest text one synthesis (one /ws/tts utterance) may have. */
+  get maxTextChars(): number {
+    return this.config.MAX_TTS_TEXT_CHARS;
   }
 
   /** Text checks shared by every surface (empty → 400, too long → 400 naming the limit). */
@@ -304,6 +311,8 @@ export class SynthesisService {
    * all of them, so an Ogg/MP3 stream stays one stream). Each sentence is synthesized when the
    * previous one has been delivered; the first starts as soon as it arrives. Used by /ws/tts and
    * the dialogue pipeline. `speed` applies where the engine can speak at it (no tempo change here).
+   * MAX_TTS_AUDIO_SECONDS bounds the whole stream, not only each sentence: past it the speech
+   * stops, no further sentence is read, and `truncated()` says so.
    */
   speakSentences(sentences: AsyncIterable<string>, settings: SentenceSettings, signal: AbortSignal): SpokenSentences {
     let engine: string | null = null;
@@ -319,12 +328,26 @@ export class SynthesisService {
     } catch {
       tempo = 1; // no engine ready (the first sentence reports it), or no ffmpeg to change the tempo: the voice's own speed
     }
+    const maxSeconds = this.config.MAX_TTS_AUDIO_SECONDS * tempo; // the cap applies to what the client hears
+    let produced = 0;
+    let cut = false;
     async function* pcm(): AsyncGenerator<PcmChunk> {
       for await (const sentence of sentences) {
         const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: tempo === 1 ? speed : 1, format: settings.format }, signal);
         engine ??= speech.engine;
         spoken.push(sentence);
-        yield* speech.chunks;
+        for await (const chunk of speech.chunks) {
+          const room = Math.floor((maxSeconds - produced) * chunk.sampleRate);
+          if (chunk.samples.length > room) {
+            if (room > 0) yield { samples: chunk.samples.subarray(0, room), sampleRate: chunk.sampleRate };
+            produced = maxSeconds;
+            cut = true;
+            return; // leaving the loops stops this sentence's synthesis and reads no further sentence
+          }
+          produced += chunk.samples.length / chunk.sampleRate;
+          yield chunk;
+        }
+        if (speech.truncated()) cut = true;
       }
     }
     const encoded = encodeSpeech(pcm(), { format: settings.format, sampleRate: settings.sampleRate ?? this.config.DEFAULT_AUDIO_SAMPLE_RATE, tempo, ffmpeg: this.ffmpeg }, signal);
@@ -336,6 +359,7 @@ export class SynthesisService {
       engine: () => engine,
       spoken: () => spoken,
       durationSeconds: () => encoded.samples() / encoded.sampleRate / tempo,
+      truncated: () => cut,
     };
   }
 

@@ -123,6 +123,28 @@ describe('text generation routes', () => {
     assert.ok(['happy', 'sad'].includes(parsed.mood));
   });
 
+  it('a JSON schema grammar is built once and reused by later requests, on any route', async () => {
+    const schema = { type: 'object', properties: { colour: { type: 'string', enum: ['red', 'green', 'blue'] } }, required: ['colour'] };
+    const built = () => t.logs.filter((l) => l.includes('"grammar built"') && l.includes(`"schema_bytes":${JSON.stringify(schema).length}`)).length;
+    const format = { type: 'json_schema', json_schema: { name: 'colour', schema } };
+    for (let i = 0; i < 2; i++) {
+      const chat = await post(`${t.url}/v1/chat/completions`, { model: 'g', messages: [{ role: 'user', content: 'Colour?' }], max_tokens: 32, response_format: format }, { 'X-API-Key': 'sk-test-key' });
+      assert.equal(chat.status, 200, chat.text);
+      const generate = await post(`${t.url}/v1/generate`, { prompt: 'Colour?', max_tokens: 32, response_format: format }, { 'X-API-Key': 'sk-test-key' });
+      assert.equal(generate.status, 200, generate.text);
+      assert.ok(['red', 'green', 'blue'].includes((JSON.parse((JSON.parse(generate.text) as { generated_text: string }).generated_text) as { colour: string }).colour));
+    }
+    assert.equal(built(), 1, 'four requests, one grammar build');
+    // a schema the grammar builder rejects keeps its 400 without being rebuilt
+    const unsupported = { type: 'object', properties: { x: { const: { nested: true } } } };
+    const tried = () => t.logs.filter((l) => l.includes('"grammar not built"') && l.includes(`"schema_bytes":${JSON.stringify(unsupported).length}`)).length;
+    for (let i = 0; i < 2; i++) {
+      const res = await post(`${t.url}/v1/chat/completions`, { model: 'g', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'x', schema: unsupported } } }, { 'X-API-Key': 'sk-test-key' });
+      assert.equal(res.status, 400, res.text);
+    }
+    assert.equal(tried(), 1);
+  });
+
   it('the OpenAI SDK: completions.create (plain and streaming) and models.list', async () => {
     const completion = await client.completions.create({ model: 'g', prompt: 'Tell me', max_tokens: 3 });
     assert.equal(completion.choices[0]?.text, 'Hello from the');

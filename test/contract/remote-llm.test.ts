@@ -81,6 +81,29 @@ describe('remote OpenAI-compatible LLM backend', () => {
     assert.equal(fake.requests.length, 3);
   });
 
+  it('forwards a json_schema response_format, and refuses one past the GRAMMAR_* bounds with 400 before calling the upstream', async () => {
+    const schema = { type: 'object', properties: { mood: { type: 'string', enum: ['happy', 'sad'] } }, required: ['mood'] };
+    await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hi' }], response_format: { type: 'json_schema', json_schema: { name: 'mood', schema } } });
+    assert.deepEqual((fake.requests.at(-1)!.body.response_format as { json_schema: { schema: unknown } }).json_schema.schema, schema);
+    fake.requests.length = 0;
+    let deep: unknown = { type: 'string' };
+    for (let i = 0; i < 3000; i++) deep = { type: 'array', items: deep };
+    const tooMany = { enum: Array.from({ length: 5000 }, (_, i) => `v${i}`) };
+    for (const [bad, variable] of [[deep, 'GRAMMAR_MAX_DEPTH'], [tooMany, 'GRAMMAR_MAX_ENUM_VALUES']] as const) {
+      const res = await fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'Hi' }], response_format: { type: 'json_schema', json_schema: { name: 'bad', schema: bad } } }),
+      });
+      assert.equal(res.status, 400);
+      const envelope = (await res.json()) as { error: { code: string; param: string; message: string } };
+      assert.equal(envelope.error.code, 'invalid_value');
+      assert.equal(envelope.error.param, 'response_format');
+      assert.match(envelope.error.message, new RegExp(variable));
+    }
+    assert.equal(fake.requests.length, 0, 'nothing reached the upstream');
+  });
+
   it('passes an upstream 400 through as a 400 without retrying', async () => {
     fake.failures.push(400);
     const res = await fetch(`${t.url}/v1/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Hi' }) });

@@ -7,6 +7,7 @@
  */
 import type * as NodeLlamaCppModule from 'node-llama-cpp';
 import type { ChatHistoryItem, ChatWrapper, LlamaGrammar } from 'node-llama-cpp';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { computeThreads } from '../../config.ts';
@@ -96,7 +97,8 @@ export class LlamaCppEngine implements LlmEngine {
   private context: LlamaContext | undefined;
   private readonly free: LlamaContextSequence[] = [];
   private readonly waiters: ((s: LlamaContextSequence) => void)[] = [];
-  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+  /** Up to 4 MiB of schema text (64 schemas at the GRAMMAR_MAX_SCHEMA_BYTES default). */
+  private readonly grammars = new LRUCache<string, Promise<LlamaGrammar>>({ max: 1000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_grammar, key) => Math.max(1, key.length) });
   /** Resolved once at load: resolving it per request cost ~25-60 ms of time-to-first-token. */
   private chatWrapper: ChatWrapper | undefined;
 
@@ -148,6 +150,7 @@ export class LlamaCppEngine implements LlmEngine {
   }
 
   private async acquire(signal: AbortSignal): Promise<LlamaContextSequence> {
+    signal.throwIfAborted();
     const sequence = this.free.pop();
     if (sequence) return sequence;
     return new Promise((resolve, reject) => {
@@ -170,22 +173,37 @@ export class LlamaCppEngine implements LlmEngine {
     else this.free.push(sequence);
   }
 
-  private grammarFor(format: ResponseFormat | undefined) {
+  /**
+   * The grammar for a response format, built once per schema (an LRU keyed by its serialization:
+   * repeats and retries of a schema reuse it; one that cannot be built keeps its 400). Building
+   * is synchronous on the event loop (node-llama-cpp's JS conversion, then llama.cpp's parser):
+   * the schema's bounds (GRAMMAR_*, checked by the generation service) keep it short.
+   */
+  private grammarFor(format: ResponseFormat | undefined): Promise<LlamaGrammar> | undefined {
     if (!format || format.type === 'text' || !this.llama) return undefined;
     const key = format.type === 'json_object' ? 'json' : JSON.stringify(format.schema);
     let grammar = this.grammars.get(key);
     if (!grammar) {
       const llama = this.llama;
-      grammar =
+      const started = performance.now();
+      grammar = (
         format.type === 'json_object'
           ? llama.getGrammarFor('json')
-          : Promise.resolve().then(() => llama.createGrammarForJsonSchema(format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0]));
-      grammar.catch(() => this.grammars.delete(key));
-      if (this.grammars.size < 100) this.grammars.set(key, grammar);
+          : Promise.resolve().then(() => llama.createGrammarForJsonSchema(format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0]))
+      ).then(
+        (built) => {
+          this.logger.debug({ engine: this.id, schema_bytes: key.length, grammar_ms: Math.round(performance.now() - started) }, 'grammar built');
+          return built;
+        },
+        (error: Error) => {
+          this.logger.debug({ engine: this.id, schema_bytes: key.length, grammar_ms: Math.round(performance.now() - started), err: error.message }, 'grammar not built');
+          throw ApiError.badRequest(`response_format.json_schema is not supported: ${error.message}`, 'response_format');
+        },
+      );
+      grammar.catch(() => undefined); // awaited by each request that uses it
+      this.grammars.set(key, grammar);
     }
-    return grammar.catch((error: Error) => {
-      throw ApiError.badRequest(`response_format.json_schema is not supported: ${error.message}`, 'response_format');
-    });
+    return grammar;
   }
 
   private history(messages: { role: string; content: string }[]): ChatHistoryItem[] {
@@ -211,6 +229,7 @@ export class LlamaCppEngine implements LlmEngine {
     }
     const maxTokens = Math.min(params.maxTokens, perSequence - promptTokens);
     const grammar = await this.grammarFor(params.responseFormat);
+    signal.throwIfAborted(); // the client left while the grammar was built: generate nothing
     const sequence = await this.acquire(signal);
     // Stopping early — the caller's signal, or the consumer leaving the loop — cancels llama.cpp.
     const stop = new AbortController();

@@ -12,6 +12,7 @@ import { AUDIO_FORMATS, type AudioFormat } from '../../audio/formats.ts';
 import type { SynthesisService } from '../../services/synthesis.ts';
 import { SentenceSplitter } from '../../text/sentences.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
+import { ApiError } from '../../errors.ts';
 import { badMessage, JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain, type SocketGate } from './shutdown.ts';
 import type { WsDocs } from '../ws-docs.ts';
@@ -49,9 +50,9 @@ export const TTS_WS_DOC = {
 - \`{"type":"ready","format","sample_rate","voice","request_id"}\` on connect.
 - \`{"type":"start","utterance_id","format","sample_rate","engine"}\` before an utterance's first audio.
 - Binary frames: the audio, one continuous stream per utterance (\`pcm\`: raw 16-bit little-endian mono at \`sample_rate\`; \`opus\`: Ogg Opus pages at 48 kHz; \`wav\` starts with a header).
-- \`{"type":"end","utterance_id","duration_seconds","engine","text"}\` after the utterance's last audio.
+- \`{"type":"end","utterance_id","duration_seconds","engine","text","truncated"}\` after the utterance's last audio; \`truncated: true\` when MAX_TTS_AUDIO_SECONDS cut it short (text sent for it afterwards, until its flush, is dropped).
 - \`{"type":"cancelled","utterance_id"}\` after a cancel.
-- \`{"type":"error","error":{message,type,param,code},"request_id"}\` — a bad message or a failed synthesis; the socket stays open. Messages over WS_MAX_MESSAGE_BYTES close it with 1009.
+- \`{"type":"error","error":{message,type,param,code},"request_id"}\` — a bad message or a failed synthesis; the socket stays open. An utterance holds at most MAX_TTS_TEXT_CHARS characters of text: a \`text\` message past that gets \`text_too_long\` and is not added. Messages over WS_MAX_MESSAGE_BYTES close it with 1009.
 
 \`speed\` (0.25-4): the embedded voice speaks at that rate itself; fish-speech's audio gets its tempo changed by ffmpeg (without ffmpeg it keeps its own speed). Engines: TTS_BACKEND (fish-speech, then the embedded voice).`,
 };
@@ -72,6 +73,8 @@ class TtsSocket {
   private readonly active = new Set<Utterance>();
   private readonly out: JsonSocket;
   private gate: SocketGate | undefined;
+  /** Characters of `text` received for the utterance being written (since the last flush/cancel). */
+  private received = 0;
 
   constructor(
     private readonly socket: WebSocket,
@@ -128,13 +131,28 @@ class TtsSocket {
         this.settings = { ...this.settings, ...settings };
         return;
       }
-      case 'text':
+      case 'text': {
+        // MAX_TTS_TEXT_CHARS holds per utterance: a message that would pass it is refused whole
+        // (the utterance keeps what it had; flush or cancel starts the next one)
+        const limit = this.synthesis.maxTextChars;
+        if (this.received + parsed.text.length > limit) {
+          return this.sendError(
+            ApiError.badRequest(
+              `This utterance would hold ${this.received + parsed.text.length} characters; the limit is ${limit} (MAX_TTS_TEXT_CHARS). The message was not added: send flush (or cancel) to start a new utterance.`,
+              'text',
+              'text_too_long',
+            ),
+          );
+        }
+        this.received += parsed.text.length;
         for (const sentence of this.splitter.push(parsed.text)) this.utterance().sentences.push(sentence);
         return;
+      }
       case 'flush':
         return this.flush();
       case 'cancel': {
         this.splitter.flush();
+        this.received = 0;
         const u = this.current;
         this.current = undefined;
         for (const open of this.active) this.stop(open, 'cancelled by the client');
@@ -149,6 +167,7 @@ class TtsSocket {
     for (const sentence of this.splitter.flush()) this.utterance().sentences.push(sentence);
     this.utterance().sentences.end();
     this.current = undefined;
+    this.received = 0;
   }
 
   /** The utterance collecting sentences now; started (queued behind the previous one) on first use. */
@@ -185,7 +204,10 @@ class TtsSocket {
         await this.out.sendBinary(bytes);
       }
       if (signal.aborted) return;
-      this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round(encoded.durationSeconds() * 1000) / 1000, engine: encoded.engine(), text: u.text.join(' ') });
+      const truncated = encoded.truncated();
+      this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round(encoded.durationSeconds() * 1000) / 1000, engine: encoded.engine(), text: u.text.join(' '), truncated });
+      // cut at MAX_TTS_AUDIO_SECONDS: the rest of this utterance's text, until its flush, is dropped
+      if (truncated) for await (const rest of u.sentences) void rest;
     } catch (error) {
       if (signal.aborted || this.socket.readyState !== this.socket.OPEN) return;
       this.sendError(error);

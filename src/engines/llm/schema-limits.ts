@@ -1,0 +1,114 @@
+/**
+ * Bounds on a `response_format` JSON schema, checked before any grammar is built, for every LLM
+ * backend. The embedded engine turns the schema into a GBNF grammar (node-llama-cpp, in JS) that
+ * llama.cpp then parses natively — both synchronously on the event loop, and the native parse
+ * again for every generation (`llama_sampler_init_grammar`), so neither can be moved to a worker
+ * or given a deadline. Their cost grows faster than the schema: measured on 2 cores, a 60,000-value
+ * enum at the root takes ~5 s of native parsing, a chain of 2,000 `$ref`s ~2 s of JS (and 3,000
+ * overflow the stack). Within the default bounds the worst case stays at tens of milliseconds.
+ *
+ * Both walks are iterative: a schema nested thousands of levels deep must get its 400, not a
+ * stack overflow.
+ */
+import type { Config } from '../../config.ts';
+import { ApiError } from '../../errors.ts';
+
+export interface SchemaLimits {
+  maxBytes: number;
+  maxDepth: number;
+  maxEnumValues: number;
+}
+
+export function schemaLimits(config: Pick<Config, 'GRAMMAR_MAX_SCHEMA_BYTES' | 'GRAMMAR_MAX_DEPTH' | 'GRAMMAR_MAX_ENUM_VALUES'>): SchemaLimits {
+  return { maxBytes: config.GRAMMAR_MAX_SCHEMA_BYTES, maxDepth: config.GRAMMAR_MAX_DEPTH, maxEnumValues: config.GRAMMAR_MAX_ENUM_VALUES };
+}
+
+const DEFS_PREFIX = '#/$defs/'; // the only references node-llama-cpp resolves
+
+const isNode = (value: unknown): value is object => typeof value === 'object' && value !== null;
+
+/**
+ * Throws a 400 `invalid_value` naming the limit and its variable when `schema` is too large, too
+ * deep or has too many enum values; returns its serialization (the grammar cache key) otherwise.
+ */
+export function checkJsonSchema(schema: unknown, limits: SchemaLimits, param = 'response_format'): string {
+  const what = 'response_format.json_schema.schema';
+  const tooDeep = () => ApiError.badRequest(`${what} is nested more than ${limits.maxDepth} levels deep (objects and arrays, $refs followed); the limit is GRAMMAR_MAX_DEPTH.`, param);
+
+  // 1. structure: depth and enum values, stopping at the first limit passed; collects $defs
+  const defs = new Map<string, object[]>();
+  let enumValues = 0;
+  let refs = false;
+  const stack: { node: object; depth: number }[] = isNode(schema) ? [{ node: schema, depth: 1 }] : [];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (depth > limits.maxDepth) throw tooDeep();
+    if (Array.isArray(node)) {
+      for (const item of node) if (isNode(item)) stack.push({ node: item, depth: depth + 1 });
+      continue;
+    }
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'enum' && Array.isArray(value)) {
+        enumValues += value.length;
+        if (enumValues > limits.maxEnumValues) {
+          throw ApiError.badRequest(`${what} has more than ${limits.maxEnumValues} enum values (all enums together); the limit is GRAMMAR_MAX_ENUM_VALUES.`, param);
+        }
+      }
+      if (key === '$ref' && typeof value === 'string') refs = true;
+      if (key === '$defs' && isNode(value) && !Array.isArray(value)) {
+        for (const [name, def] of Object.entries(value)) if (isNode(def)) defs.set(name, [...(defs.get(name) ?? []), def]);
+      }
+      if (isNode(value)) stack.push({ node: value, depth: depth + 1 });
+    }
+  }
+
+  // 2. size (safe to serialize now: the depth is bounded)
+  const serialized = JSON.stringify(schema);
+  const bytes = Buffer.byteLength(serialized);
+  if (bytes > limits.maxBytes) throw ApiError.badRequest(`${what} is ${bytes} bytes; the limit is ${limits.maxBytes} (GRAMMAR_MAX_SCHEMA_BYTES).`, param);
+
+  // 3. depth with $refs followed: a chain of definitions nests as deep as its length
+  if (refs && isNode(schema) && refDepthExceeds(schema, defs, limits.maxDepth)) throw tooDeep();
+  return serialized;
+}
+
+/**
+ * Whether the longest path through the schema, following `$ref`s into their definitions, is
+ * longer than `max` nodes. A depth-first walk with an explicit stack, each node's depth memoized;
+ * a reference back into the current path (a recursive schema) adds nothing — node-llama-cpp
+ * turns it into a grammar rule that refers to itself.
+ */
+function refDepthExceeds(root: object, defs: Map<string, object[]>, max: number): boolean {
+  const children = (node: object): object[] => {
+    const values: unknown[] = Array.isArray(node) ? node : Object.values(node);
+    const out = values.filter(isNode);
+    const ref = Array.isArray(node) ? undefined : (node as { $ref?: unknown }).$ref;
+    if (typeof ref === 'string' && ref.startsWith(DEFS_PREFIX)) out.push(...(defs.get(ref.slice(DEFS_PREFIX.length)) ?? []));
+    return out;
+  };
+  const depthOf = new Map<object, number>();
+  const onPath = new Set<object>([root]);
+  const path: { node: object; next: object[]; i: number; deepest: number }[] = [{ node: root, next: children(root), i: 0, deepest: 0 }];
+  while (path.length > 0) {
+    const top = path.at(-1)!;
+    if (top.i < top.next.length) {
+      const child = top.next[top.i++]!;
+      const known = depthOf.get(child);
+      if (known !== undefined) top.deepest = Math.max(top.deepest, known);
+      else if (!onPath.has(child)) {
+        if (path.length >= max) return true;
+        onPath.add(child);
+        path.push({ node: child, next: children(child), i: 0, deepest: 0 });
+      }
+      continue;
+    }
+    path.pop();
+    onPath.delete(top.node);
+    const depth = top.deepest + 1;
+    if (depth > max) return true;
+    depthOf.set(top.node, depth);
+    const parent = path.at(-1);
+    if (parent) parent.deepest = Math.max(parent.deepest, depth);
+  }
+  return false;
+}

@@ -18,6 +18,8 @@ import { resolveGguf } from '../../models/gguf.ts';
 import type { EngineState } from '../types.ts';
 import type { GenerationParams, GenerationResult, LlmEngine, LlmEvent, LlmInput, ResponseFormat } from './types.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
+import { GbnfBuilder } from './gbnf-builder.ts';
+import { JSON_SCHEMA_GRAMMAR_STOP } from './gbnf-convert.ts';
 
 type NodeLlamaCpp = typeof NodeLlamaCppModule;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
@@ -98,6 +100,7 @@ export class LlamaCppEngine implements LlmEngine {
   private readonly free: LlamaContextSequence[] = [];
   private readonly waiters: ((s: LlamaContextSequence) => void)[] = [];
   /** Up to 4 MiB of schema text (64 schemas at the GRAMMAR_MAX_SCHEMA_BYTES default). */
+  private gbnf: GbnfBuilder | undefined;
   private readonly grammars = new LRUCache<string, Promise<LlamaGrammar>>({ max: 1000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_grammar, key) => Math.max(1, key.length) });
   /** Resolved once at load: resolving it per request cost ~25-60 ms of time-to-first-token. */
   private chatWrapper: ChatWrapper | undefined;
@@ -137,6 +140,9 @@ export class LlamaCppEngine implements LlmEngine {
       });
       for (let i = 0; i < this.options.parallel; i++) this.free.push(this.context.getSequence());
       this.chatWrapper = this.lib.resolveChatWrapper(this.model) ?? new this.lib.GeneralChatWrapper();
+      // its worker starts with the first JSON schema (~1-2.5 s once, off the event loop), so a
+      // service that never sees one never pays for it
+      this.gbnf = new GbnfBuilder(this.lib, this.logger);
       this.current = { status: 'ready' };
       this.logger.info(
         { engine: this.id, model: file, gpu: this.llama.gpu, threads: this.options.threads, parallel: this.options.parallel, context_size: this.context.contextSize, load_ms: Date.now() - started },
@@ -175,9 +181,10 @@ export class LlamaCppEngine implements LlmEngine {
 
   /**
    * The grammar for a response format, built once per schema (an LRU keyed by its serialization:
-   * repeats and retries of a schema reuse it; one that cannot be built keeps its 400). Building
-   * is synchronous on the event loop (node-llama-cpp's JS conversion, then llama.cpp's parser):
-   * the schema's bounds (GRAMMAR_*, checked by the generation service) keep it short.
+   * repeats and retries of a schema reuse it; one that cannot be built keeps its 400). The schema
+   * becomes GBNF text in a worker thread (node-llama-cpp's JS converter); llama.cpp's parser then
+   * runs synchronously here (a native constructor node-llama-cpp offers no other way to call) —
+   * the schema's bounds (GRAMMAR_*, checked by the generation service) keep that part short.
    */
   private grammarFor(format: ResponseFormat | undefined): Promise<LlamaGrammar> | undefined {
     if (!format || format.type === 'text' || !this.llama) return undefined;
@@ -185,11 +192,14 @@ export class LlamaCppEngine implements LlmEngine {
     let grammar = this.grammars.get(key);
     if (!grammar) {
       const llama = this.llama;
+      const lib = this.lib!;
       const started = performance.now();
       grammar = (
         format.type === 'json_object'
           ? llama.getGrammarFor('json')
-          : Promise.resolve().then(() => llama.createGrammarForJsonSchema(format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0]))
+          : this.gbnf!.build(format.schema).then((text) =>
+              llama.createGrammar({ grammar: text, stopGenerationTriggers: [new lib.LlamaText(JSON_SCHEMA_GRAMMAR_STOP)], trimWhitespaceSuffix: true }),
+            )
       ).then(
         (built) => {
           this.logger.debug({ engine: this.id, schema_bytes: key.length, grammar_ms: Math.round(performance.now() - started) }, 'grammar built');
@@ -292,6 +302,7 @@ export class LlamaCppEngine implements LlmEngine {
 
   async close(): Promise<void> {
     this.current = { status: 'disabled', detail: 'closed' };
+    await this.gbnf?.close();
     await this.context?.dispose();
     await this.model?.dispose();
     await this.llama?.dispose();

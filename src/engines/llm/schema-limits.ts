@@ -1,11 +1,11 @@
 /**
  * Bounds on a `response_format` JSON schema, checked before any grammar is built, for every LLM
- * backend. The embedded engine turns the schema into a GBNF grammar (node-llama-cpp, in JS) that
- * llama.cpp then parses natively — both synchronously on the event loop, and the native parse
- * again for every generation (`llama_sampler_init_grammar`), so neither can be moved to a worker
- * or given a deadline. Their cost grows faster than the schema: measured on 2 cores, a 60,000-value
+ * backend. The embedded engine turns the schema into GBNF text (node-llama-cpp's JS converter, in
+ * a worker thread) that llama.cpp then parses natively — synchronously on the event loop, once
+ * per grammar and again for every generation (`llama_sampler_init_grammar`), with no async or
+ * cancellable variant. Both costs grow faster than the schema: measured on 2 cores, a 60,000-value
  * enum at the root takes ~5 s of native parsing, a chain of 2,000 `$ref`s ~2 s of JS (and 3,000
- * overflow the stack). Within the default bounds the worst case stays at tens of milliseconds.
+ * overflow the stack). Within the default bounds the native parse stays at tens of milliseconds.
  *
  * Both walks are iterative: a schema nested thousands of levels deep must get its 400, not a
  * stack overflow.

@@ -171,7 +171,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       task === 'transcribe' ? '/v1/audio/transcriptions' : '/v1/audio/translations',
       {
         schema: {
-          tags: ['openai'],
+          tags: ['speech-to-text'],
           summary: task === 'transcribe' ? 'Transcribe audio (OpenAI-compatible)' : 'Translate audio to English (OpenAI-compatible)',
           description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
           consumes: ['multipart/form-data'],
@@ -197,7 +197,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
     '/v1/speech-to-text',
     {
       schema: {
-        tags: ['speech'],
+        tags: ['speech-to-text'],
         summary: 'Transcribe audio (speech-to-text)',
         description:
           'multipart/form-data with `file` (or JSON with `audio_base64`) and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',

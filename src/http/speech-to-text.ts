@@ -212,7 +212,9 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       const format = body.response_format ?? 'json';
       const file = 'file' in body ? body.file : Buffer.from(body.audio_base64, 'base64');
       if (file.length > options.maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${options.maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
-      const { transcript, engine } = await run(file, body, 'transcribe', format === 'verbose_json', clientSignal(reply), request.log);
+      // word timestamps in the plain json shape too (the playground's word view), when asked for
+      const words = format === 'verbose_json' || granularities(body).has('word');
+      const { transcript, engine } = await run(file, body, 'transcribe', words, clientSignal(reply), request.log);
       void reply.header('X-STT-Engine', engine);
       const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);
       if (out) return reply.type(out.type).send(out.body as never); // text formats bypass the JSON serializer

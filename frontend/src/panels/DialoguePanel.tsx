@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { request, socket } from '../api/client.ts';
+import { opened, request, socket } from '../api/client.ts';
 import type { Connection } from '../api/settings.ts';
 import { startMic, type Mic } from '../audio/mic.ts';
 import { PcmPlayer } from '../audio/pcm-player.ts';
@@ -16,6 +16,8 @@ interface Timings {
 }
 
 interface Bubble {
+  /** Which connection the turn belongs to: the server counts turns from 1 on every socket. */
+  conn: number;
   turn: number;
   role: 'user' | 'assistant';
   text: string;
@@ -45,39 +47,45 @@ export function LatencyBar({ timings }: { timings: Timings }) {
 export function DialoguePanel({ connection }: { connection: Connection }) {
   const [bubbles, setBubbles] = useState<Bubble[]>([]);
   const [sessionId, setSessionId] = useState<string | null>(null);
-  const [state, setState] = useState<'idle' | 'listening' | 'push-to-talk'>('idle');
+  const [state, setState] = useState<'idle' | 'connecting' | 'listening' | 'push-to-talk' | 'typed'>('idle');
   const [speaking, setSpeaking] = useState(false);
   const [typed, setTyped] = useState('');
   const [echoCancellation, setEchoCancellation] = useState(true);
   const [error, setError] = useState<unknown>(null);
-  const parts = useRef<{ ws: WebSocket; mic: Mic | null; player: PcmPlayer | null; talking: boolean } | null>(null);
+  const parts = useRef<{ conn: number; ws: WebSocket; mic: Mic | null; player: PcmPlayer | null; talking: boolean; lastTurn: number } | null>(null);
+  const connections = useRef(0);
 
   useEffect(() => () => stop(), []);
 
-  function upsert(turn: number, role: Bubble['role'], update: (b: Bubble) => Bubble) {
+  function upsert(conn: number, turn: number, role: Bubble['role'], update: (b: Bubble) => Bubble) {
     setBubbles((all) => {
-      const i = all.findIndex((b) => b.turn === turn && b.role === role);
-      if (i < 0) return [...all, update({ turn, role, text: '' })];
+      const i = all.findIndex((b) => b.conn === conn && b.turn === turn && b.role === role);
+      if (i < 0) return [...all, update({ conn, turn, role, text: '' })];
       const next = [...all];
       next[i] = update(next[i]!);
       return next;
     });
   }
 
-  async function connect(mode: 'listening' | 'push-to-talk'): Promise<void> {
+  /** Opens /ws/dialogue; the microphone only for spoken modes (a typed turn needs none). */
+  async function connect(mode: 'listening' | 'push-to-talk' | 'typed'): Promise<boolean> {
     setError(null);
+    setState('connecting');
     const query = new URLSearchParams({ sample_rate: '16000', format: 'pcm', output_sample_rate: String(OUTPUT_RATE), ...(sessionId ? { session_id: sessionId } : {}) });
     const ws = socket(connection, `/ws/dialogue?${query}`);
-    parts.current = { ws, mic: null, player: null, talking: mode === 'listening' };
+    const conn = ++connections.current;
+    const mine = { conn, ws, mic: null as Mic | null, player: null as PcmPlayer | null, talking: mode === 'listening', lastTurn: 0 };
+    parts.current = mine;
     ws.onmessage = (message) => {
       const p = parts.current;
-      if (!p) return;
+      if (p !== mine) return;
       if (typeof message.data !== 'string') {
         p.player ??= new PcmPlayer(OUTPUT_RATE);
         p.player.push(new Int16Array(message.data as ArrayBuffer));
         return;
       }
       const event = JSON.parse(message.data) as { type: string; turn_id?: number; text?: string; session_id?: string; timings?: Timings; reply_text?: string; error?: { message: string }; request_id?: string };
+      if (event.turn_id) p.lastTurn = Math.max(p.lastTurn, event.turn_id);
       switch (event.type) {
         case 'ready':
           setSessionId(event.session_id ?? null);
@@ -89,21 +97,22 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
           setSpeaking(false);
           break;
         case 'transcript.final':
-          upsert(event.turn_id!, 'user', (b) => ({ ...b, text: event.text ?? '' }));
+          upsert(conn, event.turn_id!, 'user', (b) => ({ ...b, text: event.text ?? '' }));
           break;
         case 'reply.text.delta':
-          upsert(event.turn_id!, 'assistant', (b) => ({ ...b, text: b.text + (event.text ?? '') }));
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: b.text + (event.text ?? '') }));
           break;
         case 'reply.audio.start':
-          p.player?.stop();
+          // one player per reply; the previous one's AudioContext is released, not left open
+          p.player?.close();
           p.player = new PcmPlayer(OUTPUT_RATE);
           break;
         case 'reply.done':
-          upsert(event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings }));
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings }));
           break;
         case 'reply.cancelled':
           p.player?.stop(); // barge-in: stop playback at once
-          upsert(event.turn_id!, 'assistant', (b) => ({ ...b, cancelled: true }));
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, cancelled: true }));
           break;
         case 'error':
           setError(Object.assign(new Error(event.error?.message ?? 'error'), { requestId: event.request_id }));
@@ -111,30 +120,38 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
       }
     };
     ws.onclose = () => {
-      parts.current?.mic?.stop();
-      parts.current = null;
-      setState('idle');
+      if (parts.current === mine) stop();
     };
-    ws.onerror = () => setError(new Error('The /ws/dialogue connection failed (check the base URL and API key).'));
-    await new Promise((resolve) => (ws.onopen = resolve));
     try {
-      const mic = await startMic((pcm) => {
-        const p = parts.current;
-        if (p?.talking && ws.readyState === WebSocket.OPEN) ws.send(pcm.buffer as ArrayBuffer);
-      }, { echoCancellation });
-      if (parts.current) parts.current.mic = mic;
+      await opened(ws, '/ws/dialogue');
+      if (mode !== 'typed') {
+        const mic = await startMic((pcm) => {
+          if (mine.talking && ws.readyState === WebSocket.OPEN) ws.send(pcm.buffer as ArrayBuffer);
+        }, { echoCancellation });
+        if (parts.current !== mine) {
+          mic.stop(); // ended while the microphone was opening
+          return false;
+        }
+        mine.mic = mic;
+      }
+      if (parts.current !== mine) return false;
       setState(mode);
+      return true;
     } catch (e) {
-      setError(e);
-      setState('idle');
+      if (parts.current === mine) {
+        stop();
+        setError(e);
+      }
+      return false;
     }
   }
 
   function stop() {
-    parts.current?.mic?.stop();
-    parts.current?.player?.stop();
-    parts.current?.ws.close();
+    const p = parts.current;
     parts.current = null;
+    p?.mic?.stop();
+    p?.player?.close();
+    p?.ws.close();
     setState('idle');
     setSpeaking(false);
   }
@@ -146,39 +163,76 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
     setBubbles([]);
   }
 
-  function sendTyped() {
+  async function sendTyped() {
     const text = typed.trim();
     if (!text) return;
-    const p = parts.current;
-    const send = (ws: WebSocket) => ws.send(JSON.stringify({ type: 'text', text }));
-    const turn = Math.max(0, ...bubbles.map((b) => b.turn)) + 1;
-    upsert(turn, 'user', (b) => ({ ...b, text }));
     setTyped('');
-    if (p) send(p.ws);
-    else void connect('push-to-talk').then(() => parts.current && send(parts.current.ws));
+    if (!parts.current && !(await connect('typed'))) return;
+    const p = parts.current!;
+    try {
+      await opened(p.ws, '/ws/dialogue'); // still connecting (a spoken mode just started)
+    } catch (e) {
+      setError(e);
+      return;
+    }
+    // the server numbers this turn next on this socket
+    p.lastTurn += 1;
+    upsert(p.conn, p.lastTurn, 'user', (b) => ({ ...b, text }));
+    p.ws.send(JSON.stringify({ type: 'text', text }));
   }
 
+  /** Hold to talk: the pointer is captured, so releasing it anywhere (or the browser cancelling it) ends the turn. */
   const pushToTalk = (down: boolean) => {
     const p = parts.current;
-    if (!p) return;
+    if (!p || p.talking === down) return;
     p.talking = down;
-    if (!down) p.ws.send(JSON.stringify({ type: 'commit' }));
+    if (!down) {
+      setSpeaking(false);
+      if (p.ws.readyState === WebSocket.OPEN) p.ws.send(JSON.stringify({ type: 'commit' }));
+    }
   };
 
   return (
     <section aria-labelledby="dialogue-title">
       <h2 id="dialogue-title">Dialogue</h2>
       <div className="row">
-        {state === 'idle' ? (
+        {state === 'idle' || state === 'typed' ? (
           <>
-            <button onClick={() => void connect('listening')}>Start conversation</button>
-            <button onClick={() => void connect('push-to-talk')}>Push-to-talk mode</button>
+            <button
+              onClick={() => {
+                stop();
+                void connect('listening');
+              }}
+            >
+              Start conversation
+            </button>
+            <button
+              onClick={() => {
+                stop();
+                void connect('push-to-talk');
+              }}
+            >
+              Push-to-talk mode
+            </button>
           </>
         ) : (
           <button onClick={stop}>End conversation</button>
         )}
         {state === 'push-to-talk' && (
-          <button onPointerDown={() => pushToTalk(true)} onPointerUp={() => pushToTalk(false)} onKeyDown={(e) => e.key === ' ' && pushToTalk(true)} onKeyUp={(e) => e.key === ' ' && pushToTalk(false)}>
+          <button
+            className="hold-to-talk"
+            onPointerDown={(e) => {
+              e.currentTarget.setPointerCapture(e.pointerId);
+              pushToTalk(true);
+            }}
+            onPointerUp={() => pushToTalk(false)}
+            onPointerCancel={() => pushToTalk(false)}
+            onLostPointerCapture={() => pushToTalk(false)}
+            onBlur={() => pushToTalk(false)}
+            onContextMenu={(e) => e.preventDefault()}
+            onKeyDown={(e) => e.key === ' ' && pushToTalk(true)}
+            onKeyUp={(e) => e.key === ' ' && pushToTalk(false)}
+          >
             Hold to talk
           </button>
         )}
@@ -190,13 +244,13 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
         </label>
       </div>
       <p className="meta" data-testid="dialogue-state">
-        {state === 'idle' ? 'not connected' : speaking ? 'hearing you…' : state === 'listening' ? 'listening (speak any time; talking over a reply interrupts it)' : 'push-to-talk'}
+        {state === 'idle' ? 'not connected' : state === 'connecting' ? 'connecting…' : state === 'typed' ? 'connected for typed turns (start a conversation to talk)' : speaking ? 'hearing you…' : state === 'listening' ? 'listening (speak any time; talking over a reply interrupts it)' : 'push-to-talk'}
         {sessionId && <> · session <code>{sessionId}</code></>}
       </p>
       <ErrorBox error={error} />
       <ol className="chat" aria-live="polite" data-testid="dialogue-chat">
         {bubbles.map((b) => (
-          <li key={`${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}`}>
+          <li key={`${b.conn}-${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}`}>
             <span className="who">{b.role === 'user' ? 'You' : 'Gemma'}</span> {b.text}
             {b.cancelled && <em> (interrupted)</em>}
             {b.timings && <LatencyBar timings={b.timings} />}
@@ -207,7 +261,7 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
         className="row"
         onSubmit={(e) => {
           e.preventDefault();
-          sendTyped();
+          void sendTyped();
         }}
       >
         <label className="grow">

@@ -42,7 +42,13 @@ export const openAiTranscriptionForm = z
   })
   .meta({ id: 'TranscriptionForm' });
 
-export const speechToTextForm = z.object({ ...commonFields, response_format: z.enum(RESPONSE_FORMATS).optional() }).meta({ id: 'SpeechToTextForm' });
+/** Word timestamps in this route's own json shape too (the OpenAI routes fill them in verbose_json only). */
+const wordsFields = {
+  'timestamp_granularities[]': z.union([granularity, z.array(granularity)]).optional().describe('`word` adds `words` (word timestamps) to the answer.'),
+  timestamp_granularities: z.union([granularity, z.array(granularity)]).optional(),
+};
+
+export const speechToTextForm = z.object({ ...commonFields, response_format: z.enum(RESPONSE_FORMATS).optional(), ...wordsFields }).meta({ id: 'SpeechToTextForm' });
 
 /** The same request as JSON, with the audio base64-encoded (for clients that cannot send multipart). */
 export const speechToTextJson = z
@@ -57,6 +63,7 @@ export const speechToTextJson = z
     prompt: commonFields.prompt,
     temperature: z.number().min(0).max(1).optional(),
     response_format: z.enum(RESPONSE_FORMATS).optional(),
+    ...wordsFields,
   })
   .meta({ id: 'SpeechToTextJson', example: { audio_base64: 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA=', format: 'wav', language: 'en' } });
 

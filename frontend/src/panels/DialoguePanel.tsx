@@ -74,7 +74,7 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
     const query = new URLSearchParams({ sample_rate: '16000', format: 'pcm', output_sample_rate: String(OUTPUT_RATE), ...(sessionId ? { session_id: sessionId } : {}) });
     const ws = socket(connection, `/ws/dialogue?${query}`);
     const conn = ++connections.current;
-    const mine = { conn, ws, mic: null as Mic | null, player: null as PcmPlayer | null, talking: mode === 'listening', lastTurn: 0 };
+    const mine = { conn, ws, mic: null as Mic | null, player: null as PcmPlayer | null, talking: mode === 'listening', lastTurn: 0, open: false };
     parts.current = mine;
     ws.onmessage = (message) => {
       const p = parts.current;
@@ -120,10 +120,12 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
       }
     };
     ws.onclose = () => {
-      if (parts.current === mine) stop();
+      // before it opened, `opened()` rejects and the catch below reports it
+      if (parts.current === mine && mine.open) stop();
     };
     try {
       await opened(ws, '/ws/dialogue');
+      mine.open = true;
       if (mode !== 'typed') {
         const mic = await startMic((pcm) => {
           if (mine.talking && ws.readyState === WebSocket.OPEN) ws.send(pcm.buffer as ArrayBuffer);
@@ -166,7 +168,6 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
   async function sendTyped() {
     const text = typed.trim();
     if (!text) return;
-    setTyped('');
     if (!parts.current && !(await connect('typed'))) return;
     const p = parts.current!;
     try {
@@ -179,6 +180,7 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
     p.lastTurn += 1;
     upsert(p.conn, p.lastTurn, 'user', (b) => ({ ...b, text }));
     p.ws.send(JSON.stringify({ type: 'text', text }));
+    setTyped(''); // only once sent: a failed connection keeps what was typed
   }
 
   /** Hold to talk: the pointer is captured, so releasing it anywhere (or the browser cancelling it) ends the turn. */
@@ -215,9 +217,8 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
               Push-to-talk mode
             </button>
           </>
-        ) : (
-          <button onClick={stop}>End conversation</button>
-        )}
+        ) : null}
+        {state !== 'idle' && <button onClick={stop}>End conversation</button>}
         {state === 'push-to-talk' && (
           <button
             className="hold-to-talk"

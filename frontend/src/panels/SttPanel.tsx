@@ -115,11 +115,14 @@ export function SttPanel({ connection }: { connection: Connection }) {
       else if (event.type === 'transcript.final') setLive((l) => ({ finals: [...(l?.finals ?? []), event.text ?? ''], partial: '' }));
       else if (event.type === 'error') setError(new Error(event.error?.message));
     };
+    let open = false;
     ws.onclose = () => {
-      if (liveParts.current === parts) stopLive();
+      // before it opened, `opened()` rejects and the catch below reports it
+      if (open && liveParts.current === parts) stopLive();
     };
     try {
       await opened(ws, '/ws/stt');
+      open = true;
       const mic = await startMic((pcm) => ws.readyState === WebSocket.OPEN && ws.send(pcm.buffer as ArrayBuffer), { echoCancellation: false });
       // stopped (or the tab left) while the microphone was opening: release it at once
       if (liveParts.current !== parts) mic.stop();

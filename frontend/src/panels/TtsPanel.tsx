@@ -19,6 +19,7 @@ export function TtsPanel({ connection }: { connection: Connection }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const player = useRef<PcmPlayer | null>(null);
+  useEffect(() => () => player.current?.close(), []);
 
   useEffect(() => {
     getJson<{ voices: { id: string; name: string; engine: string }[] }>(connection, '/v1/audio/voices')
@@ -30,7 +31,8 @@ export function TtsPanel({ connection }: { connection: Connection }) {
     setError(null);
     setBusy(true);
     setMeta('');
-    player.current?.stop();
+    player.current?.close(); // release the previous reply's AudioContext
+    player.current = null;
     if (audioUrl) URL.revokeObjectURL(audioUrl);
     setAudioUrl(null);
     const started = performance.now();

@@ -182,6 +182,28 @@ describe('playground in headless Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'text-to-speech.png'), fullPage: true });
   });
 
+  it('Text to speech: a FLAC reply has its length and can seek', async () => {
+    await page.getByRole('tab', { name: 'Text to speech' }).click();
+    await page.getByRole('tabpanel').locator('textarea').fill('A reply in FLAC has a length.');
+    await page.getByLabel('Format').selectOption('flac');
+    await page.getByRole('button', { name: 'Speak' }).click();
+    await page.getByText(/espeak · ready in/).waitFor({ timeout: 20_000 });
+    type AudioElement = { readyState: number; duration: number; seekable: { length: number; end(i: number): number }; addEventListener(type: string, listener: () => void): void };
+    const { duration, seekableEnd } = await page.getByTestId('tts-audio').evaluate((node) => {
+      // no named helpers in here: tsx would wrap them in a __name() the page does not have
+      const el = node as unknown as AudioElement;
+      return new Promise<{ duration: number; seekableEnd: number }>((resolve) =>
+        el.readyState >= 1
+          ? resolve({ duration: el.duration, seekableEnd: el.seekable.length ? el.seekable.end(0) : 0 })
+          : el.addEventListener('loadedmetadata', () => resolve({ duration: el.duration, seekableEnd: el.seekable.length ? el.seekable.end(0) : 0 })),
+      );
+    });
+    assert.ok(Number.isFinite(duration) && duration > 0.5 && duration < 10, `FLAC duration ${duration}`);
+    assert.ok(seekableEnd > 0.5, `FLAC seekable to ${seekableEnd} s`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'text-to-speech-flac.png'), fullPage: true });
+    await page.getByLabel('Format').selectOption('wav');
+  });
+
   it('Dialogue: a spoken turn through the fake microphone gets a transcript, a reply and a latency bar', async () => {
     await page.getByRole('tab', { name: 'Dialogue' }).click();
     await page.getByLabel(/echo cancellation/).uncheck(); // keep the fake microphone's level

@@ -37,6 +37,16 @@ export function TtsPanel({ connection }: { connection: Connection }) {
     setAudioUrl(null);
     const started = performance.now();
     try {
+      if (format === 'flac') {
+        // a streamed FLAC cannot carry its length (STREAMINFO precedes the audio): it would show
+        // 0:00 and not seek, so it comes whole, with the length the server writes in
+        const res = await request(connection, '/v1/text-to-speech', { method: 'POST', json: { text, voice: voice || undefined, speed, format, sample_rate: PCM_RATE } });
+        const body = (await res.json()) as { audio_base64: string; engine: string; duration_seconds: number };
+        const bytes = Uint8Array.from(atob(body.audio_base64), (c) => c.charCodeAt(0));
+        setAudioUrl(URL.createObjectURL(new Blob([bytes], { type: 'audio/flac' })));
+        setMeta(`${body.engine} · ready in ${(performance.now() - started).toFixed(0)} ms · ${body.duration_seconds.toFixed(1)} s · ${(bytes.length / 1024).toFixed(0)} KiB`);
+        return;
+      }
       const live = format === 'wav' || format === 'pcm';
       // wav and pcm play as they stream: ask for raw PCM and schedule it in Web Audio
       const res = await request(connection, '/v1/text-to-speech', { method: 'POST', json: { text, voice: voice || undefined, speed, format: live ? 'pcm' : format, sample_rate: PCM_RATE, stream: true } });

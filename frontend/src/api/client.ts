@@ -17,6 +17,12 @@ export class ApiProblem extends Error {
   }
 }
 
+/**
+ * Told when the server refuses a request for want of a valid API key, so the page can open the
+ * connection settings with "this server needs an API key" instead of leaving a bare 401.
+ */
+export const unauthorized = new EventTarget();
+
 export function headers(connection: Connection, extra: Record<string, string> = {}): Record<string, string> {
   return { ...(connection.apiKey ? { [connection.keyHeader]: connection.apiKey } : {}), ...extra };
 }
@@ -44,7 +50,11 @@ export async function request(connection: Connection, path: string, init: Reques
     if ((error as Error).name === 'AbortError') throw error;
     throw new ApiProblem(`Cannot reach ${connection.baseUrl} (${(error as Error).message}). Check the base URL in Connection settings.`, 0, null, 'network');
   }
-  if (!response.ok) throw await problem(response);
+  if (!response.ok) {
+    const failure = await problem(response);
+    if (response.status === 401) unauthorized.dispatchEvent(new Event('unauthorized'));
+    throw failure;
+  }
   return response;
 }
 

@@ -2,11 +2,16 @@ import { useState } from 'react';
 import type { Connection } from '../api/settings.ts';
 
 /** Base URL and API key (kept in localStorage by the caller). */
-export function ConnectionDrawer({ connection, onSave, onClose }: { connection: Connection; onSave: (c: Connection) => void; onClose: () => void }) {
+export function ConnectionDrawer({ connection, onSave, onClose, notice }: { connection: Connection; onSave: (c: Connection) => void; onClose: () => void; notice?: string }) {
   const [draft, setDraft] = useState(connection);
   return (
     <div className="drawer" role="dialog" aria-modal="true" aria-labelledby="connection-title">
       <h2 id="connection-title">Connection settings</h2>
+      {notice && (
+        <p className="notice" role="alert">
+          {notice}
+        </p>
+      )}
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -19,7 +24,7 @@ export function ConnectionDrawer({ connection, onSave, onClose }: { connection: 
         </label>
         <label>
           API key
-          <input value={draft.apiKey} onChange={(e) => setDraft({ ...draft, apiKey: e.target.value })} type="password" autoComplete="off" placeholder="(none)" />
+          <input value={draft.apiKey} onChange={(e) => setDraft({ ...draft, apiKey: e.target.value })} type="password" autoComplete="off" placeholder="(none)" autoFocus={notice !== undefined} />
         </label>
         <label>
           API key header

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
 import { opened, request, socket } from '../api/client.ts';
+import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
+import { Unavailable } from '../components/Unavailable.tsx';
 import { startMic, type Mic } from '../audio/mic.ts';
 import { PcmPlayer } from '../audio/pcm-player.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
@@ -44,7 +46,10 @@ export function LatencyBar({ timings }: { timings: Timings }) {
 }
 
 /** Hands-free conversation over /ws/dialogue (VAD end of turn, barge-in), push-to-talk, or typed turns. */
-export function DialoguePanel({ connection }: { connection: Connection }) {
+export function DialoguePanel({ connection, readiness }: { connection: Connection; readiness?: ReadinessState }) {
+  // a spoken turn needs speech to text and generation; a typed one generation (the reply is spoken when TTS is ready)
+  const typedUnavailable = readiness && notReadyReason(readiness, 'llm');
+  const spokenUnavailable = readiness && (notReadyReason(readiness, 'stt') ?? typedUnavailable);
   const [bubbles, setBubbles] = useState<Bubble[]>([]);
   const [sessionId, setSessionId] = useState<string | null>(null);
   const [state, setState] = useState<'idle' | 'connecting' | 'listening' | 'push-to-talk' | 'typed'>('idle');
@@ -201,6 +206,8 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
         {state === 'idle' || state === 'typed' ? (
           <>
             <button
+              disabled={!!spokenUnavailable}
+              aria-describedby={spokenUnavailable ? 'dialogue-unavailable' : undefined}
               onClick={() => {
                 stop();
                 void connect('listening');
@@ -209,6 +216,8 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
               Start conversation
             </button>
             <button
+              disabled={!!spokenUnavailable}
+              aria-describedby={spokenUnavailable ? 'dialogue-unavailable' : undefined}
               onClick={() => {
                 stop();
                 void connect('push-to-talk');
@@ -248,6 +257,7 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
         {state === 'idle' ? 'not connected' : state === 'connecting' ? 'connecting…' : state === 'typed' ? 'connected for typed turns (start a conversation to talk)' : speaking ? 'hearing you…' : state === 'listening' ? 'listening (speak any time; talking over a reply interrupts it)' : 'push-to-talk'}
         {sessionId && <> · session <code>{sessionId}</code></>}
       </p>
+      <Unavailable id="dialogue-unavailable" reason={typedUnavailable ?? (spokenUnavailable && `speaking: ${spokenUnavailable} (typed turns work)`)} />
       <ErrorBox error={error} />
       <ol className="chat" aria-live="polite" data-testid="dialogue-chat">
         {bubbles.map((b) => (
@@ -269,7 +279,9 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
           Type instead
           <input value={typed} onChange={(e) => setTyped(e.target.value)} />
         </label>
-        <button type="submit">Send</button>
+        <button type="submit" disabled={!!typedUnavailable}>
+          Send
+        </button>
       </form>
     </section>
   );

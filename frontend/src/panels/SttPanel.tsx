@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState } from 'react';
 import { languageLabel, opened, request, socket } from '../api/client.ts';
+import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
-import { startMic, type Mic } from '../audio/mic.ts';
+import { Unavailable } from '../components/Unavailable.tsx';
+import { openMicrophone, startMic, type Mic } from '../audio/mic.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
 
 interface Result {
@@ -14,7 +16,8 @@ interface Result {
 }
 
 /** Speech to text: upload or record a file; or live over /ws/stt with partial text. */
-export function SttPanel({ connection }: { connection: Connection }) {
+export function SttPanel({ connection, readiness }: { connection: Connection; readiness?: ReadinessState }) {
+  const unavailable = readiness && notReadyReason(readiness, 'stt');
   const [file, setFile] = useState<File | null>(null);
   const [words, setWords] = useState(false);
   const [result, setResult] = useState<Result | null>(null);
@@ -78,7 +81,7 @@ export function SttPanel({ connection }: { connection: Connection }) {
       return;
     }
     try {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const stream = await openMicrophone({ audio: true });
       const chunks: Blob[] = [];
       const rec = new MediaRecorder(stream);
       rec.ondataavailable = (e) => chunks.push(e.data);
@@ -131,6 +134,7 @@ export function SttPanel({ connection }: { connection: Connection }) {
       if (liveParts.current === parts) {
         setError(e);
         stopLive();
+        setLive(null); // nothing was transcribed: no empty box under the error
       }
     }
   }
@@ -148,16 +152,17 @@ export function SttPanel({ connection }: { connection: Connection }) {
         </label>
       </div>
       <div className="row">
-        <button onClick={() => file && void transcribe(file, file.name)} disabled={!file || busy}>
+        <button onClick={() => file && void transcribe(file, file.name)} disabled={!file || busy || !!unavailable} aria-describedby={unavailable ? 'stt-unavailable' : undefined}>
           Transcribe file
         </button>
-        <button onClick={() => void toggleRecording()} aria-pressed={recording} disabled={busy}>
+        <button onClick={() => void toggleRecording()} aria-pressed={recording} disabled={busy || (!!unavailable && !recording)}>
           {recording ? 'Stop recording' : 'Record'}
         </button>
-        <button onClick={() => void toggleLive()} aria-pressed={liveOn}>
+        <button onClick={() => void toggleLive()} aria-pressed={liveOn} disabled={!!unavailable && !liveOn}>
           {liveOn ? 'Stop live' : 'Live (WebSocket)'}
         </button>
       </div>
+      <Unavailable id="stt-unavailable" reason={unavailable} />
       <ErrorBox error={error} />
       {result && (
         <div data-testid="stt-result">

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
 import { getJson, request } from '../api/client.ts';
+import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
+import { Unavailable } from '../components/Unavailable.tsx';
 import { PcmPlayer } from '../audio/pcm-player.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
 
@@ -8,7 +10,8 @@ const FORMATS = ['wav', 'mp3', 'opus', 'flac', 'aac', 'pcm'] as const;
 const PCM_RATE = 24000;
 
 /** Text to speech: plays while streaming (wav/pcm, through Web Audio) and offers the file. */
-export function TtsPanel({ connection }: { connection: Connection }) {
+export function TtsPanel({ connection, readiness }: { connection: Connection; readiness?: ReadinessState }) {
+  const unavailable = readiness && notReadyReason(readiness, 'tts');
   const [text, setText] = useState('Hello! This is gemma-3-api speaking.');
   const [voices, setVoices] = useState<{ id: string; name: string; engine: string }[]>([]);
   const [voice, setVoice] = useState('');
@@ -113,9 +116,10 @@ export function TtsPanel({ connection }: { connection: Connection }) {
           <input type="range" min={0.25} max={4} step={0.05} value={speed} onChange={(e) => setSpeed(Number(e.target.value))} />
         </label>
       </div>
-      <button onClick={() => void speak()} disabled={busy || !text.trim()}>
+      <button onClick={() => void speak()} disabled={busy || !text.trim() || !!unavailable} aria-describedby={unavailable ? 'tts-unavailable' : undefined}>
         Speak
       </button>
+      <Unavailable id="tts-unavailable" reason={unavailable} />
       <ErrorBox error={error} />
       {audioUrl && (
         <div className="row">

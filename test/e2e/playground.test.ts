@@ -244,6 +244,30 @@ describe('playground in headless Chromium', () => {
     await until(page, (v) => v.liveTracks === 0 && v.openContexts === 0, 'End conversation releases the microphone and every AudioContext');
   });
 
+  it('Dialogue: a cancelled pointer (the browser taking the gesture over) also ends the turn, once', async () => {
+    await page.getByRole('tab', { name: 'Dialogue' }).click();
+    await page.getByRole('button', { name: 'Push-to-talk mode' }).click();
+    const hold = page.getByRole('button', { name: 'Hold to talk' });
+    await hold.waitFor({ timeout: 15_000 });
+    await until(page, (v) => v.liveTracks > 0, 'the microphone opens');
+    const commits = (v: ProbeView) => v.sent.filter((m) => m === '{"type":"commit"}').length;
+    const before = commits(await probe(page));
+    const box = (await hold.boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    const holding = await probe(page);
+    await until(page, (v) => v.binary > holding.binary + 5, 'audio is streamed while the button is held');
+    await hold.dispatchEvent('pointercancel', { pointerId: 1, isPrimary: true, pointerType: 'mouse' });
+    const cancelled = await until(page, (v) => commits(v) === before + 1, 'pointercancel commits the turn');
+    await page.mouse.up();
+    await new Promise((r) => setTimeout(r, 1000));
+    const later = await probe(page);
+    assert.equal(commits(later), before + 1, 'the release after a cancel commits nothing more');
+    assert.equal(later.binary, cancelled.binary, 'no microphone audio after the cancel');
+    await page.getByRole('button', { name: 'End conversation' }).click();
+    await until(page, (v) => v.liveTracks === 0, 'End conversation releases the microphone');
+  });
+
   it('Speech to text: leaving the tab during live transcription ends the microphone track and closes the socket', async () => {
     await page.getByRole('tab', { name: 'Speech to text' }).click();
     await page.getByRole('button', { name: 'Live (WebSocket)' }).click();
@@ -313,7 +337,8 @@ describe('playground in headless Chromium', () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
     const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
     const other = await context.newPage();
-    await other.addInitScript(`localStorage.setItem('gemma-3-api.connection', JSON.stringify({ baseUrl: ${JSON.stringify(closed)}, apiKey: '', keyHeader: 'X-API-Key' }));`);
+    // REST reaches the service, WebSockets do not (a proxy that drops upgrades): every socket goes to a closed port
+    await other.addInitScript(`{ const Native = window.WebSocket; window.WebSocket = class extends Native { constructor(url, protocols) { super(String(url).replace(/^ws:\\/\\/[^/]+/, ${JSON.stringify(closed.replace('http', 'ws'))}), protocols); } }; }`);
     await other.addInitScript(PROBES);
     await other.goto(`${t.url}/playground/#dialogue`);
     await other.getByLabel('Type instead').fill('Anyone there?');

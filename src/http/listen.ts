@@ -33,17 +33,17 @@ export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' |
     browser.on('request', (req, res) => main.emit('request', req, res));
     browser.on('upgrade', (req, socket, head) => main.emit('upgrade', req, socket, head));
     browser.on('clientError', (error, socket) => main.emit('clientError', error, socket));
-    // stop accepting on both ports as soon as closing begins; in-flight requests finish (503 for new ones)
+    // stop accepting on both ports as soon as closing begins; in-flight requests finish (503 for
+    // new ones), and the app is closed once the browser port's last connection has ended too
+    let closed: Promise<void> = Promise.resolve();
     app.addHook('preClose', (done) => {
       if (browser.listening) {
-        browser.close();
+        closed = new Promise((resolve) => browser.close(() => resolve()));
         browser.closeIdleConnections();
       }
       done();
     });
-    app.addHook('onClose', async () => {
-      if (browser.listening) await new Promise((resolve) => browser.once('close', resolve));
-    });
+    app.addHook('onClose', async () => closed);
   }
   await app.listen({ port: config.PORT, host: config.HOST });
   const apiPort = (app.server.address() as AddressInfo).port;

@@ -4,6 +4,7 @@
  * on SIGTERM.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config.ts';
@@ -61,6 +62,32 @@ describe('BROWSER_PORT', () => {
     assert.equal(await service.exited, 0);
     await assert.rejects(fetch(`${browserUrl}/health`), 'the browser port is closed');
     await assert.rejects(fetch(`${service.url}/health`), 'the API port is closed');
+  });
+
+  it('on SIGTERM a request in flight on the browser port is answered before the process exits', async () => {
+    const browserPort = await freePort();
+    const service = spawnService({ LOG_LEVEL: 'info', BROWSER_PORT: String(browserPort), SHUTDOWN_GRACE_SECONDS: '60' }, await freePort());
+    try {
+      await waitForHealth(`http://127.0.0.1:${browserPort}`);
+      // a request whose body is still arriving when the shutdown begins
+      const answer = new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: browserPort, path: '/v1/generate', method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.write('{"prompt":');
+        setTimeout(() => {
+          service.child.kill('SIGTERM');
+          setTimeout(() => req.end('"hi"}'), 1500);
+        }, 300);
+      });
+      // answered (503: no model here) rather than cut off by the exit
+      assert.equal(await answer, 503);
+    } finally {
+      service.child.kill('SIGTERM');
+    }
+    assert.equal(await service.exited, 0);
   });
 
   it('a busy BROWSER_PORT stops the start-up with a clear message', async () => {

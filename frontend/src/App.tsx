@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type KeyboardEvent } from 'react';
 import { unauthorized } from './api/client.ts';
 import { useReadiness } from './api/readiness.ts';
 import { loadConnection, saveConnection, type Connection } from './api/settings.ts';
@@ -29,6 +29,25 @@ export function App() {
     setTab(id);
     history.replaceState(null, '', `#${id}`);
   };
+  /** Arrow keys, Home and End move between tabs (one tab stop for the whole list). */
+  const onTabKey = (e: KeyboardEvent<HTMLElement>) => {
+    const at = TABS.findIndex(([id]) => id === tab);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: TABS.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const [id] = TABS[(to + TABS.length) % TABS.length]!;
+    select(id);
+    document.getElementById(`tab-${id}`)?.focus();
+  };
+  // a link or the address bar changing #text / #stt / #tts / #dialogue switches the tab
+  useEffect(() => {
+    const follow = () => {
+      const id = window.location.hash.slice(1);
+      if (TABS.some(([t]) => t === id)) setTab(id as Tab);
+    };
+    window.addEventListener('hashchange', follow);
+    return () => window.removeEventListener('hashchange', follow);
+  }, []);
   useEffect(() => {
     const open = () => setDrawer({ notice: NEEDS_KEY });
     unauthorized.addEventListener('unauthorized', open);
@@ -63,18 +82,20 @@ export function App() {
         />
       )}
       <Remedies state={readiness} />
-      <nav role="tablist" aria-label="Capabilities">
+      <nav role="tablist" aria-label="Capabilities" onKeyDown={onTabKey}>
         {TABS.map(([id, label]) => (
-          <button key={id} role="tab" id={`tab-${id}`} aria-selected={tab === id} aria-controls={`panel-${id}`} onClick={() => select(id)}>
+          <button key={id} role="tab" id={`tab-${id}`} aria-selected={tab === id} aria-controls={`panel-${id}`} tabIndex={tab === id ? 0 : -1} onClick={() => select(id)}>
             {label}
           </button>
         ))}
       </nav>
-      <main role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
-        {tab === 'text' && <TextPanel connection={connection} readiness={readiness} />}
-        {tab === 'stt' && <SttPanel connection={connection} readiness={readiness} />}
-        {tab === 'tts' && <TtsPanel connection={connection} readiness={readiness} />}
-        {tab === 'dialogue' && <DialoguePanel connection={connection} readiness={readiness} />}
+      <main>
+        <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
+          {tab === 'text' && <TextPanel connection={connection} readiness={readiness} />}
+          {tab === 'stt' && <SttPanel connection={connection} readiness={readiness} />}
+          {tab === 'tts' && <TtsPanel connection={connection} readiness={readiness} />}
+          {tab === 'dialogue' && <DialoguePanel connection={connection} readiness={readiness} />}
+        </div>
       </main>
     </div>
   );

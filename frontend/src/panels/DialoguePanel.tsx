@@ -57,6 +57,8 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
   const [typed, setTyped] = useState('');
   const [echoCancellation, setEchoCancellation] = useState(true);
   const [error, setError] = useState<unknown>(null);
+  // a finished reply, announced once (the bubbles grow delta by delta and are not a live region)
+  const [announcement, setAnnouncement] = useState('');
   const parts = useRef<{ conn: number; ws: WebSocket; mic: Mic | null; player: PcmPlayer | null; talking: boolean; lastTurn: number } | null>(null);
   const connections = useRef(0);
 
@@ -113,6 +115,7 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
           p.player = new PcmPlayer(OUTPUT_RATE);
           break;
         case 'reply.done':
+          setAnnouncement(`Gemma: ${event.reply_text ?? ''}`);
           upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings }));
           break;
         case 'reply.cancelled':
@@ -259,7 +262,10 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
       </p>
       <Unavailable id="dialogue-unavailable" reason={typedUnavailable ?? (spokenUnavailable && `speaking: ${spokenUnavailable} (typed turns work)`)} />
       <ErrorBox error={error} />
-      <ol className="chat" aria-live="polite" data-testid="dialogue-chat">
+      <p className="visually-hidden" aria-live="polite" data-testid="dialogue-announcement">
+        {announcement}
+      </p>
+      <ol className="chat" data-testid="dialogue-chat">
         {bubbles.map((b) => (
           <li key={`${b.conn}-${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}`}>
             <span className="who">{b.role === 'user' ? 'You' : 'Gemma'}</span> {b.text}

@@ -70,9 +70,14 @@ export function TextPanel({ connection, readiness }: { connection: Connection; r
       </div>
       <Unavailable id="text-unavailable" reason={unavailable} />
       <ErrorBox error={error} />
-      <pre className="output" data-testid="text-output" aria-live="polite">
+      {/* the output grows token by token, which a live region would read out word by word; the
+          finished reply is announced once instead */}
+      <pre className="output" data-testid="text-output">
         {output}
       </pre>
+      <p className="visually-hidden" aria-live="polite" data-testid="text-announcement">
+        {running ? '' : output && `Reply: ${output}`}
+      </p>
       {meta && <p className="meta">{meta}</p>}
     </section>
   );

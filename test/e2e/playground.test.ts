@@ -182,6 +182,26 @@ describe('playground in headless Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'text-to-speech.png'), fullPage: true });
   });
 
+  it('Text to speech: voices are grouped, searchable, labelled once, and can be previewed', async () => {
+    await page.getByRole('tab', { name: 'Text to speech' }).click();
+    const select = page.getByRole('combobox', { name: /^Voice/ });
+    await select.locator('optgroup').first().waitFor({ state: 'attached', timeout: 15_000 });
+    assert.deepEqual(await select.locator('optgroup').evaluateAll((gs) => gs.map((g) => (g as unknown as { label: string }).label)), ['OpenAI voice names', 'Languages (eSpeak)']);
+    const labels = await select.locator('option').allInnerTexts();
+    assert.ok(labels.length > 100, `${labels.length} voices`);
+    assert.deepEqual(labels.filter((l) => /\((espeak|openaudio)\)$/.test(l)), [], 'no engine suffix doubling the label');
+    await page.getByLabel('Find a voice').fill('vietnam');
+    assert.deepEqual(await select.locator('option').allInnerTexts(), ['default', 'Vietnamese (Central)', 'Vietnamese (Northern)', 'Vietnamese (Southern)']);
+    await select.selectOption({ label: 'Vietnamese (Central)' });
+    const sent = page.waitForRequest((r) => r.url().endsWith('/v1/text-to-speech') && r.method() === 'POST');
+    await page.getByRole('button', { name: 'Preview voice' }).click();
+    assert.equal((JSON.parse((await sent).postData() ?? '{}') as { voice?: string }).voice, 'vi-vn-x-central');
+    assert.match(await page.getByTestId('voice-preview').innerText({ timeout: 20_000 }), /^Preview: Vietnamese \(Central\) · [\d.]+ s$/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'text-to-speech-voices.png'), fullPage: true });
+    await page.getByLabel('Find a voice').fill('');
+    await select.selectOption('');
+  });
+
   it('Text to speech: a FLAC reply has its length and can seek', async () => {
     await page.getByRole('tab', { name: 'Text to speech' }).click();
     await page.getByRole('tabpanel').locator('textarea').fill('A reply in FLAC has a length.');

@@ -228,9 +228,34 @@ describe('playground in headless Chromium', () => {
     await page.getByRole('tab', { name: 'Dialogue' }).click();
     await page.getByLabel(/echo cancellation/).uncheck(); // keep the fake microphone's level
     await page.getByRole('button', { name: 'Start conversation' }).click();
+    // recording feedback while the microphone is open: a level meter that moves, and a timer
+    const recording = page.getByTestId('dialogue-recording');
+    await recording.waitFor({ timeout: 15_000 });
+    const meter = page.getByRole('meter', { name: 'Microphone level' });
+    const deadline = Date.now() + 15_000;
+    while (Number(await meter.getAttribute('value')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(Number(await meter.getAttribute('value')) > 0, 'the level meter shows the fake microphone');
+    assert.match(await recording.innerText(), /\d:\d\d/);
     const chat = page.getByTestId('dialogue-chat');
     await chat.locator('.bubble.assistant').filter({ hasText: GEMMA_REPLY }).first().waitFor({ timeout: 30_000 });
     await chat.locator('.latency').first().waitFor({ timeout: 10_000 });
+    // the latency bar has a legend and the total; the spoken reply can be replayed and downloaded
+    assert.match(await chat.getByTestId('latency-legend').first().innerText(), /stt \d+ ms[\s\S]*llm → first sentence \d+ ms[\s\S]*tts → first audio \d+ ms[\s\S]*total \d+ ms/);
+    const reply = chat.locator('.bubble.assistant').first();
+    await reply.getByRole('button', { name: 'Replay' }).waitFor();
+    const download = reply.getByRole('link', { name: 'Download' });
+    assert.match((await download.getAttribute('href')) ?? '', /^blob:/);
+    // loaded as media (the page's CSP lets media, not fetch, read blob: URLs)
+    const seconds = await download.evaluate(
+      (a) =>
+        new Promise<number>((resolve) => {
+          const g = globalThis as unknown as { Audio: new (src: string) => { duration: number; addEventListener(t: string, l: () => void): void } };
+          const audio = new g.Audio((a as unknown as { href: string }).href);
+          audio.addEventListener('loadedmetadata', () => resolve(audio.duration));
+          audio.addEventListener('error', () => resolve(-1));
+        }),
+    );
+    assert.ok(seconds > 0.3 && seconds < 20, `the reply's audio is kept (${seconds} s)`);
     assert.match(await chat.locator('.bubble.user').first().innerText(), /Hello from the tiny whisper model/);
     assert.match(await page.getByTestId('dialogue-state').innerText(), /session/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dialogue.png'), fullPage: true });

@@ -25,9 +25,11 @@ interface Bubble {
   text: string;
   cancelled?: boolean;
   timings?: Timings;
+  /** The spoken reply as a WAV (object URL), for replay and download. */
+  audioUrl?: string;
 }
 
-/** A latency bar for one turn: the models' stages and what remained. */
+/** A latency bar for one turn: the models' stages, a legend and the total. */
 export function LatencyBar({ timings }: { timings: Timings }) {
   const stages = [
     ['stt', timings.stt_ms],
@@ -36,13 +38,34 @@ export function LatencyBar({ timings }: { timings: Timings }) {
   ] as const;
   const total = Math.max(timings.total_ms, 1);
   return (
-    <div className="latency" aria-label={`Latency: ${stages.map(([name, ms]) => `${name} ${ms ?? 0} ms`).join(', ')}, total ${timings.total_ms} ms`}>
-      {stages.map(([name, ms]) => (ms ? <span key={name} className={`stage stage-${name.split(' ')[0]}`} style={{ width: `${(ms / total) * 100}%` }} title={`${name}: ${ms} ms`} /> : null))}
-      <span className="latency-label">
-        {stages.map(([name, ms]) => `${name.split(' ')[0]} ${Math.round(ms ?? 0)}`).join(' · ')} · first audio {Math.round(timings.first_audio_ms ?? 0)} ms
-      </span>
+    <div className="latency-block">
+      <div className="latency" aria-label={`Latency: ${stages.map(([name, ms]) => `${name} ${ms ?? 0} ms`).join(', ')}, total ${timings.total_ms} ms`}>
+        {stages.map(([name, ms]) => (ms ? <span key={name} className={`stage stage-${name.split(' ')[0]}`} style={{ width: `${(ms / total) * 100}%` }} title={`${name}: ${ms} ms`} /> : null))}
+      </div>
+      <p className="legend" data-testid="latency-legend">
+        {stages.map(([name, ms]) => (
+          <span key={name}>
+            <span className={`swatch stage-${name.split(' ')[0]}`} aria-hidden="true" /> {name} {Math.round(ms ?? 0)} ms
+          </span>
+        ))}
+        <span>first audio {Math.round(timings.first_audio_ms ?? 0)} ms</span>
+        <strong>total {Math.round(timings.total_ms)} ms</strong>
+      </p>
     </div>
   );
+}
+
+/** The frame's loudness, 0-1 (root mean square, scaled up so speech fills the meter). */
+function rms(pcm: Int16Array): number {
+  let sum = 0;
+  for (const s of pcm) sum += (s / 32768) ** 2;
+  return Math.min(1, Math.sqrt(sum / Math.max(1, pcm.length)) * 4);
+}
+
+/** m:ss */
+function clock(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
 /** Hands-free conversation over /ws/dialogue (VAD end of turn, barge-in), push-to-talk, or typed turns. */
@@ -59,6 +82,15 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
   const [error, setError] = useState<unknown>(null);
   // a finished reply, announced once (the bubbles grow delta by delta and are not a live region)
   const [announcement, setAnnouncement] = useState('');
+  // recording feedback: the microphone's level (0-1) and how long it has been open
+  const [level, setLevel] = useState(0);
+  const [micSince, setMicSince] = useState<number | null>(null);
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (micSince === null) return;
+    const timer = setInterval(() => setNow(Date.now()), 250);
+    return () => clearInterval(timer);
+  }, [micSince]);
   const parts = useRef<{ conn: number; ws: WebSocket; mic: Mic | null; player: PcmPlayer | null; talking: boolean; lastTurn: number } | null>(null);
   const connections = useRef(0);
 
@@ -114,10 +146,13 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
           p.player?.close();
           p.player = new PcmPlayer(OUTPUT_RATE);
           break;
-        case 'reply.done':
+        case 'reply.done': {
           setAnnouncement(`Gemma: ${event.reply_text ?? ''}`);
-          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings }));
+          // the reply's audio, kept for replay and download
+          const audioUrl = p.player && p.player.chunks.length > 0 ? URL.createObjectURL(p.player.wav()) : undefined;
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings, audioUrl: audioUrl ?? b.audioUrl }));
           break;
+        }
         case 'reply.cancelled':
           p.player?.stop(); // barge-in: stop playback at once
           upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, cancelled: true }));
@@ -136,6 +171,7 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
       mine.open = true;
       if (mode !== 'typed') {
         const mic = await startMic((pcm) => {
+          setLevel(rms(pcm));
           if (mine.talking && ws.readyState === WebSocket.OPEN) ws.send(pcm.buffer as ArrayBuffer);
         }, { echoCancellation });
         if (parts.current !== mine) {
@@ -143,6 +179,7 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
           return false;
         }
         mine.mic = mic;
+        setMicSince(Date.now());
       }
       if (parts.current !== mine) return false;
       setState(mode);
@@ -164,12 +201,15 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
     p?.ws.close();
     setState('idle');
     setSpeaking(false);
+    setMicSince(null);
+    setLevel(0);
   }
 
   async function reset() {
     stop();
     if (sessionId) await request(connection, `/v1/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' }).catch(() => undefined);
     setSessionId(null);
+    for (const b of bubbles) if (b.audioUrl) URL.revokeObjectURL(b.audioUrl);
     setBubbles([]);
   }
 
@@ -260,6 +300,11 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
         {state === 'idle' ? 'not connected' : state === 'connecting' ? 'connecting…' : state === 'typed' ? 'connected for typed turns (start a conversation to talk)' : speaking ? 'hearing you…' : state === 'listening' ? 'listening (speak any time; talking over a reply interrupts it)' : 'push-to-talk'}
         {sessionId && <> · session <code>{sessionId}</code></>}
       </p>
+      {micSince !== null && (
+        <p className="recording" data-testid="dialogue-recording">
+          <meter min={0} max={1} low={0.02} value={level} aria-label="Microphone level" /> <span aria-label="Microphone open for">{clock(now - micSince)}</span>
+        </p>
+      )}
       <Unavailable id="dialogue-unavailable" reason={typedUnavailable ?? (spokenUnavailable && `speaking: ${spokenUnavailable} (typed turns work)`)} />
       <ErrorBox error={error} />
       <p className="visually-hidden" aria-live="polite" data-testid="dialogue-announcement">
@@ -271,6 +316,16 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
             <span className="who">{b.role === 'user' ? 'You' : 'Gemma'}</span> {b.text}
             {b.cancelled && <em> (interrupted)</em>}
             {b.timings && <LatencyBar timings={b.timings} />}
+            {b.audioUrl && (
+              <span className="reply-audio">
+                <button type="button" onClick={() => void new Audio(b.audioUrl).play().catch(() => undefined)}>
+                  Replay
+                </button>
+                <a href={b.audioUrl} download={`reply-${b.turn}.wav`}>
+                  Download
+                </a>
+              </span>
+            )}
           </li>
         ))}
       </ol>

@@ -49,11 +49,13 @@ COPY --from=build --chown=appuser:appuser /app/frontend/dist ./frontend/dist
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=6666 \
+    BROWSER_PORT=6680 \
     HF_HOME=/home/appuser/.cache/huggingface \
     PLAYGROUND_DIR=/app/frontend/dist
 # HUGGING_FACE_HUB_TOKEN (or HF_TOKEN) is read at run time: pass it with -e, never bake it in
 USER appuser
-EXPOSE 6666
+# 6666 for API clients; 6680 for browsers (they refuse 6666): the playground and /docs
+EXPOSE 6666 6680
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||6666)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "dist/main.js"]
@@ -83,12 +85,14 @@ COPY --from=build --chown=appuser:appuser /app/frontend/dist ./frontend/dist
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=6666 \
+    BROWSER_PORT=6680 \
     HF_HOME=/home/appuser/.cache/huggingface \
     PLAYGROUND_DIR=/app/frontend/dist \
     LLM_DEVICE=cuda \
     LLM_GPU_LAYERS=max
 USER appuser
-EXPOSE 6666
+# 6666 for API clients; 6680 for browsers (they refuse 6666): the playground and /docs
+EXPOSE 6666 6680
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||6666)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "dist/main.js"]

@@ -28,7 +28,7 @@ const pinned = taskset !== undefined && os.availableParallelism() >= 2;
 function start(file: string, port: number, env: Record<string, string>): ChildProcess {
   const args = ['--import', 'tsx', file];
   const [cmd, argv] = pinned ? [taskset!, ['-c', '1', process.execPath, ...args]] : [process.execPath, args];
-  return spawn(cmd, argv, { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env }, stdio: 'ignore' });
+  return spawn(cmd, argv, { env: { ...process.env, PORT: String(port), BROWSER_PORT: 'off', HOST: '127.0.0.1', ...env }, stdio: 'ignore' });
 }
 
 function cpuTicks(pid: number): number {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
 import { AUDIO_FORMATS } from './audio/formats.ts';
+import { BROWSER_BLOCKED_PORTS } from './util/browser-ports.ts';
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
@@ -107,6 +108,24 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export const configSchema = z.object({
   // --- server
   PORT: int(6666, 0, 65535).describe('TCP port the HTTP + WebSocket server listens on.'),
+  BROWSER_PORT: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .prefault('6680')
+    .refine((v) => v === 'off' || /^\d+$/.test(v), 'must be a port number, or 0/off to disable')
+    .transform((v) => (v === 'off' ? 0 : Number(v)))
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(65535)
+        .refine((p) => !BROWSER_BLOCKED_PORTS.has(p), 'browsers refuse this port (ERR_UNSAFE_PORT); pick another, e.g. 6680 or 8080'),
+    )
+    .describe(
+      'A second port for people: the same app (routes, keys, limits) also listens here, because browsers refuse 6666 (`ERR_UNSAFE_PORT`). Open the playground and /docs on it. `0`/`off` = only PORT; equal to PORT = one listener.',
+    ),
   HOST: text('0.0.0.0').describe('Interface to bind (`127.0.0.1` for loopback only).'),
   LOG_LEVEL: oneOf(LOG_LEVELS, 'info').describe('Log level, any case: trace, debug, info, warn, error, fatal, silent.'),
   REQUEST_ID_HEADER: headerName('X-Request-ID').describe(

@@ -10,6 +10,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createEngines } from './engines/index.ts';
 import { ApiKeyStore } from './http/auth.ts';
+import { listen, type Listening } from './http/listen.ts';
 import { apiKeySource } from './keys.ts';
 import { findOnPath, GpuSampler } from './observability/gpu.ts';
 import { createLogger } from './observability/logger.ts';
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
   const gpu = nvidiaSmi ? new GpuSampler(nvidiaSmi, metrics, logger) : undefined;
   gpu?.start(config.GPU_METRICS_INTERVAL_SECONDS);
 
+  // set once both ports listen; a signal may come before that
+  const listeners: { current?: Listening } = {};
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
     deadline.unref();
     // Connections busy when closing began become idle as their responses finish; close those too
     // instead of waiting for the keep-alive timeout.
-    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+    const reaper = setInterval(() => (listeners.current ? listeners.current.closeIdleConnections() : app.server.closeIdleConnections()), 100);
     try {
       await app.close();
       clearInterval(reaper);
@@ -86,7 +89,16 @@ async function main(): Promise<void> {
     reloadKeys('SIGHUP');
   });
 
-  await app.listen({ port: config.PORT, host: config.HOST });
+  const listening = await listen(app, config);
+  listeners.current = listening;
+  // the first thing a newcomer needs: where to click (browsers refuse 6666, hence the second port)
+  const people = listening.browserUrl;
+  logger.info(
+    { api: listening.apiUrl, playground: people && `${people}/playground/`, docs: people && `${people}/docs` },
+    people
+      ? `ready for browsers at ${people}/playground/ (API reference: ${people}/docs); API clients: ${listening.apiUrl}`
+      : `API clients: ${listening.apiUrl}; BROWSER_PORT is off (browsers refuse port 6666: set BROWSER_PORT to open the playground and /docs)`,
+  );
   void engines.start().then(() => logger.info({ readiness: engines.readiness() }, 'engines loaded'));
 }
 

@@ -6,7 +6,7 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import { wsOperations, type WsDocs } from './ws-docs.ts';
+import { wsIntroduction, wsOperations, type WsDocs } from './ws-docs.ts';
 
 export const DOCS_PREFIX = '/docs';
 
@@ -44,13 +44,19 @@ export async function registerOpenApi(app: FastifyInstance, version: string, wsD
     openapi: {
       openapi: '3.1.0',
       info: { title: 'gemma-3-api', version, description: DESCRIPTION, license: { name: 'MIT', identifier: 'MIT' } },
-      servers: [{ url: 'http://localhost:6666', description: 'Local service (default port)' }],
+      // A relative server resolves against the page that shows the document, so /docs' "Test Request"
+      // calls the service that served it, on whichever port (BROWSER_PORT) or proxy it was opened.
+      servers: [
+        { url: '/', description: 'This service (the origin this document was loaded from)' },
+        { url: 'http://localhost:6666', description: 'Local service, API port (for clients other than browsers)' },
+      ],
       tags: [
-        { name: 'health', description: 'Liveness and readiness' },
+        { name: 'health', description: 'Liveness and readiness (no API key needed)' },
         { name: 'generation', description: 'Text generation with Gemma 3' },
-        { name: 'openai', description: 'OpenAI-compatible routes (official SDKs work unchanged)' },
-        { name: 'speech', description: 'Speech-to-text' },
-        { name: 'pending', description: 'Routes whose engines are not in this build yet (503)' },
+        { name: 'openai', description: 'OpenAI-compatible text routes (official SDKs work unchanged)' },
+        { name: 'speech-to-text', description: 'Whisper transcription and translation (also the OpenAI-compatible `/v1/audio/transcriptions`, `/v1/audio/translations`)' },
+        { name: 'text-to-speech', description: 'Speech synthesis and voices (also the OpenAI-compatible `/v1/audio/speech`)' },
+        { name: 'dialogue', description: 'Voice dialogue: speech in, spoken reply out, with session memory' },
         { name: 'operations', description: 'Metrics' },
       ],
       components: {
@@ -61,19 +67,42 @@ export async function registerOpenApi(app: FastifyInstance, version: string, wsD
       },
       security: [{ apiKeyHeader: [] }, { bearer: [] }],
     },
-    transform: transformWithBodyContent,
+    transform: (input) => {
+      const output = transformWithBodyContent(input);
+      // routes served without a key (health, and /metrics unless METRICS_REQUIRE_API_KEY) say so
+      if (input.route.config?.public === true) return { ...output, schema: { ...output.schema, security: [] } };
+      return output;
+    },
     transformObject: (input) => {
-      const document = jsonSchemaTransformObject(input) as { paths?: Record<string, unknown> };
-      return { ...document, paths: { ...document.paths, ...wsOperations(wsDocs) } } as ReturnType<typeof jsonSchemaTransformObject>;
+      const document = jsonSchemaTransformObject(input) as { paths?: Record<string, unknown>; info?: { description?: string } };
+      // WebSockets cannot be tried from the reference: their protocol is prose in the introduction,
+      // and their paths stay in the document for tools, hidden from the reference's request client
+      return {
+        ...document,
+        info: { ...document.info, description: `${document.info?.description ?? ''}\n\n${wsIntroduction(wsDocs)}` },
+        paths: { ...document.paths, ...wsOperations(wsDocs) },
+      } as ReturnType<typeof jsonSchemaTransformObject>;
     },
   });
 }
 
 export async function registerDocsUi(app: FastifyInstance): Promise<void> {
+  await app.register(async (scope) => {
+    // the reference's HTML has no `lang`: screen readers and translators need it
+    scope.addHook('onSend', async (_request, reply, payload) => {
+      if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+      return payload.replace(/<html>/i, '<html lang="en">');
+    });
+    await registerScalar(scope);
+  });
+}
+
+async function registerScalar(app: FastifyInstance): Promise<void> {
   await app.register(scalar, {
     routePrefix: DOCS_PREFIX,
     configuration: {
       title: 'gemma-3-api reference',
+      pageTitle: 'gemma-3-api · API reference',
       withDefaultFonts: false,
       telemetry: false,
       agent: { disabled: true },

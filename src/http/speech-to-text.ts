@@ -42,7 +42,13 @@ export const openAiTranscriptionForm = z
   })
   .meta({ id: 'TranscriptionForm' });
 
-export const speechToTextForm = z.object({ ...commonFields, response_format: z.enum(RESPONSE_FORMATS).optional() }).meta({ id: 'SpeechToTextForm' });
+/** Word timestamps in this route's own json shape too (the OpenAI routes fill them in verbose_json only). */
+const wordsFields = {
+  'timestamp_granularities[]': z.union([granularity, z.array(granularity)]).optional().describe('`word` adds `words` (word timestamps) to the answer.'),
+  timestamp_granularities: z.union([granularity, z.array(granularity)]).optional(),
+};
+
+export const speechToTextForm = z.object({ ...commonFields, response_format: z.enum(RESPONSE_FORMATS).optional(), ...wordsFields }).meta({ id: 'SpeechToTextForm' });
 
 /** The same request as JSON, with the audio base64-encoded (for clients that cannot send multipart). */
 export const speechToTextJson = z
@@ -57,6 +63,7 @@ export const speechToTextJson = z
     prompt: commonFields.prompt,
     temperature: z.number().min(0).max(1).optional(),
     response_format: z.enum(RESPONSE_FORMATS).optional(),
+    ...wordsFields,
   })
   .meta({ id: 'SpeechToTextJson', example: { audio_base64: 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA=', format: 'wav', language: 'en' } });
 
@@ -171,7 +178,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       task === 'transcribe' ? '/v1/audio/transcriptions' : '/v1/audio/translations',
       {
         schema: {
-          tags: ['openai'],
+          tags: ['speech-to-text'],
           summary: task === 'transcribe' ? 'Transcribe audio (OpenAI-compatible)' : 'Translate audio to English (OpenAI-compatible)',
           description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy). \`X-STT-Engine\` names the engine that answered (not on \`stream=true\`).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
           consumes: ['multipart/form-data'],
@@ -198,7 +205,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
     '/v1/speech-to-text',
     {
       schema: {
-        tags: ['speech'],
+        tags: ['speech-to-text'],
         summary: 'Transcribe audio (speech-to-text)',
         description:
           'multipart/form-data with `file` (or JSON with `audio_base64`) and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
@@ -213,7 +220,9 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       const format = body.response_format ?? 'json';
       const file = 'file' in body ? body.file : Buffer.from(body.audio_base64, 'base64');
       if (file.length > options.maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${options.maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
-      const { transcript, engine } = await run(file, body, 'transcribe', format === 'verbose_json', clientSignal(reply), request.log);
+      // word timestamps in the plain json shape too (the playground's word view), when asked for
+      const words = format === 'verbose_json' || granularities(body).has('word');
+      const { transcript, engine } = await run(file, body, 'transcribe', words, clientSignal(reply), request.log);
       void reply.header('X-STT-Engine', engine);
       const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);
       if (out) return reply.type(out.type).send(out.body as never); // text formats bypass the JSON serializer

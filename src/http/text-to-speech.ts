@@ -105,7 +105,7 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
     '/v1/text-to-speech',
     {
       schema: {
-        tags: ['speech'],
+        tags: ['text-to-speech'],
         summary: 'Synthesize speech (text-to-speech)',
         description:
           'Speaks `text` with the first ready engine of TTS_BACKEND (fish-speech / OpenAudio-S1-mini, then the embedded eSpeak NG voice). JSON answer with `audio_base64`, or with `"stream": true` the audio itself (`Content-Type` of the format, chunked; `X-TTS-Engine` and `X-Sample-Rate` headers), first bytes once the first chunk is synthesized — `curl ... --output speech.wav` works. 400 empty or too-long text, bad reference audio, unknown voice; 413 reference clip too large/long; 429 `queue_full`; 501 `encoder_unavailable` when the format needs ffmpeg and it is missing; 502/504 `upstream_error` when fish-speech fails after retries and no other engine answers; 503 while no engine is ready.',
@@ -167,7 +167,7 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
     '/v1/audio/speech',
     {
       schema: {
-        tags: ['openai'],
+        tags: ['text-to-speech'],
         summary: 'Create speech (OpenAI-compatible)',
         description:
           'OpenAI\'s speech endpoint: the official SDKs work unchanged. Returns the audio bytes (default mp3), chunked as synthesized; with `stream_format: "sse"`, Server-Sent Events `speech.audio.delta` (`{"type","audio"}` base64) then `speech.audio.done` (`{"type","usage"}`: `input_tokens` estimated at 4 characters per token, `output_tokens` the audio in OpenAudio codec frames, 21.5 per second, whatever engine spoke). Errors as for /v1/text-to-speech; `X-TTS-Engine` names the engine.',

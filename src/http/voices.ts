@@ -39,7 +39,7 @@ export const voiceRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; m
     '/v1/audio/voices',
     {
       schema: {
-        tags: ['speech'],
+        tags: ['text-to-speech'],
         summary: 'List voices',
         description: 'Voices of every ready TTS engine: fish-speech reference ids (the cloned voices), the OpenAI voice names (mapped onto the embedded voice) and the embedded eSpeak NG languages.',
         response: { 200: voicesResponseSchema, 503: errorEnvelopeSchema },
@@ -52,7 +52,7 @@ export const voiceRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; m
     '/v1/audio/voices',
     {
       schema: {
-        tags: ['speech'],
+        tags: ['text-to-speech'],
         summary: 'Add a cloned voice',
         description:
           'Stores a reference clip and its transcript on the fish-speech server (its `/v1/references/add`) under `id`; afterwards `voice: "<id>"` speaks with that voice on every speech route and socket. The clip is decoded and checked here first (400 undecodable, 413 over MAX_REFERENCE_AUDIO_BYTES or MAX_REFERENCE_AUDIO_SECONDS). 409 `voice_exists` when the id is taken, 501 `voice_cloning_unavailable` without fish-speech in TTS_BACKEND, 503 while it is down.',
@@ -72,7 +72,7 @@ export const voiceRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; m
     '/v1/audio/voices/:id',
     {
       schema: {
-        tags: ['speech'],
+        tags: ['text-to-speech'],
         summary: 'Delete a cloned voice',
         description: 'Removes a voice stored with POST /v1/audio/voices (fish-speech `/v1/references/delete`). 404 `voice_not_found` when there is none.',
         params: z.object({ id: voiceId }),

@@ -17,6 +17,20 @@ const KEY_NOTE =
 const LIMITS_NOTE =
   'Limits: at most WS_MAX_STREAMS_PER_KEY sockets open per key (then 429 `too_many_streams`, no upgrade); incoming messages are paced to WS_MAX_MESSAGES_PER_SECOND (reading pauses, nothing is dropped; a flood gets an `error` event `rate_limited` and close 1008). When the server shuts down, work already sent is finished, then the socket closes with 1001; messages sent after that get one `error` event `shutting_down`.';
 
+/** The WebSocket protocols as a section of the document's introduction (markdown headings). */
+export function wsIntroduction(docs: WsDocs): string {
+  const sections = [...docs.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([path, doc]) => `### \`${path}\` — ${doc.summary}\n\n${doc.description}`);
+  return [
+    '## WebSockets',
+    'Open these with a WebSocket client (`ws://` on the same host and port; `wss://` behind TLS): they cannot be tried from this page.',
+    KEY_NOTE,
+    LIMITS_NOTE,
+    ...sections,
+  ].join('\n\n');
+}
+
 export function wsOperations(docs: WsDocs): Record<string, unknown> {
   const paths: Record<string, unknown> = {};
   for (const [path, doc] of [...docs.entries()].sort(([a], [b]) => a.localeCompare(b))) {
@@ -24,6 +38,8 @@ export function wsOperations(docs: WsDocs): Record<string, unknown> {
       get: {
         summary: doc.summary,
         tags: doc.tags,
+        // a browser's fetch cannot upgrade: the reference lists the protocol in its introduction instead
+        'x-scalar-ignore': true,
         description: `${doc.description}\n\n${KEY_NOTE}\n\n${LIMITS_NOTE}`,
         parameters: [
           { name: 'api_key', in: 'query', required: false, schema: { type: 'string' }, description: 'API key, for clients that cannot set headers.' },

@@ -14,6 +14,7 @@ import { assertEncodable, encodeSpeech } from '../audio/encode.ts';
 import type { Ffmpeg } from '../audio/ffmpeg.ts';
 import type { AudioFormat } from '../audio/formats.ts';
 import { finalizeWav } from '../audio/wav.ts';
+import { finalizeFlac } from '../audio/flac.ts';
 import { createStreamResampler } from '../audio/resample.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
 import type { PcmChunk, ReferenceAudio, SynthesisRequest, TtsEngine, Voice } from '../engines/tts/types.ts';
@@ -363,11 +364,12 @@ export class SynthesisService {
     };
   }
 
-  /** The whole speech in one buffer (for JSON answers); wav gets its real sizes. */
+  /** The whole speech in one buffer (for JSON answers); wav gets its real sizes, flac its length. */
   async collect(speech: Speech): Promise<Buffer> {
     const parts: Buffer[] = [];
     for await (const part of speech.bytes) parts.push(part);
     const all = Buffer.concat(parts);
+    if (speech.format === 'flac') return finalizeFlac(all);
     return speech.format === 'wav' ? finalizeWav(all) : all;
   }
 }

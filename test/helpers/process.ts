@@ -27,7 +27,7 @@ export function spawnService(env: Record<string, string>, port: number, options:
   recordEnvSecrets(env);
   const keep = logWriter('service');
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), MODEL_DOWNLOAD: 'false', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), BROWSER_PORT: 'off', MODEL_DOWNLOAD: 'false', ...env },
     stdio: options.quiet ? 'ignore' : ['ignore', 'pipe', 'pipe'],
   });
   const collect = (d: Buffer) => {

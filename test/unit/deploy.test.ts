@@ -49,7 +49,7 @@ describe('Dockerfile', () => {
       assert.ok(args.includes('UID') && args.includes('GID'), `${name}: UID/GID build args`);
       assert.ok(s.steps.some((x) => x.op === 'RUN' && /useradd --uid "\$\{UID\}" --gid "\$\{GID\}".*appuser/.test(x.args)), `${name}: appuser from UID/GID`);
       assert.equal(s.steps.filter((x) => x.op === 'USER').at(-1)?.args, 'appuser', `${name}: runs as appuser`);
-      assert.ok(s.steps.some((x) => x.op === 'EXPOSE' && x.args === '6666'), `${name}: exposes 6666`);
+      assert.ok(s.steps.some((x) => x.op === 'EXPOSE' && x.args === '6666 6680'), `${name}: exposes 6666 (API) and 6680 (browsers)`);
       assert.ok(s.steps.some((x) => x.op === 'HEALTHCHECK' && /\/health'/.test(x.args)), `${name}: HEALTHCHECK on /health`);
       assert.ok(s.steps.some((x) => x.op === 'RUN' && /apt-get install.*ffmpeg/.test(x.args)), `${name}: ffmpeg for the encoders`);
       assert.ok(s.steps.some((x) => x.op === 'ENV' && /HF_HOME=\/home\/appuser\/\.cache\/huggingface/.test(x.args)), `${name}: the HF cache where the volume mounts`);
@@ -113,6 +113,7 @@ describe('deploy/k8s', () => {
     assert.ok(container.resources.requests.cpu && container.resources.requests.memory);
     assert.equal(deployment.spec.template.spec.securityContext.runAsNonRoot, true);
     assert.equal(container.ports[0].containerPort, 6666);
+    assert.ok(container.ports.some((p: { name: string; containerPort: number }) => p.name === 'browser' && p.containerPort === 6680), 'the browser port (BROWSER_PORT default)');
     const hpa = find('HorizontalPodAutoscaler', 'gemma-3-api')!;
     assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'gemma-3-api' });
     assert.ok(hpa.spec.minReplicas >= 2);

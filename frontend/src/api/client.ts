@@ -17,6 +17,12 @@ export class ApiProblem extends Error {
   }
 }
 
+/**
+ * Told when the server refuses a request for want of a valid API key, so the page can open the
+ * connection settings with "this server needs an API key" instead of leaving a bare 401.
+ */
+export const unauthorized = new EventTarget();
+
 export function headers(connection: Connection, extra: Record<string, string> = {}): Record<string, string> {
   return { ...(connection.apiKey ? { [connection.keyHeader]: connection.apiKey } : {}), ...extra };
 }
@@ -44,7 +50,11 @@ export async function request(connection: Connection, path: string, init: Reques
     if ((error as Error).name === 'AbortError') throw error;
     throw new ApiProblem(`Cannot reach ${connection.baseUrl} (${(error as Error).message}). Check the base URL in Connection settings.`, 0, null, 'network');
   }
-  if (!response.ok) throw await problem(response);
+  if (!response.ok) {
+    const failure = await problem(response);
+    if (response.status === 401) unauthorized.dispatchEvent(new Event('unauthorized'));
+    throw failure;
+  }
   return response;
 }
 
@@ -93,4 +103,44 @@ export function describeError(error: unknown): { message: string; requestId: str
   if (error instanceof ApiProblem) return { message: error.message, requestId: error.requestId };
   if (error instanceof Error) return { message: error.message, requestId: null };
   return { message: String(error), requestId: null };
+}
+
+/**
+ * Resolves when the socket opens; rejects (never hangs) when it errors or closes first — a refused
+ * handshake (401, 403, 429) closes it without ever opening.
+ */
+export function opened(ws: WebSocket, what: string): Promise<void> {
+  if (ws.readyState === WebSocket.OPEN) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      ws.removeEventListener('open', onOpen);
+      ws.removeEventListener('close', onClose);
+    };
+    const onOpen = () => {
+      done();
+      resolve();
+    };
+    const onClose = (event: CloseEvent) => {
+      done();
+      reject(new Error(`The ${what} connection could not be opened${event.code && event.code !== 1006 ? ` (close ${event.code})` : ''}: check the base URL and API key in Connection settings.`));
+    };
+    ws.addEventListener('open', onOpen);
+    ws.addEventListener('close', onClose);
+  });
+}
+
+/** The spoken language as a name and its code, whichever the server sent ("en" or "english"). */
+export function languageLabel(language: string | undefined | null): string {
+  if (!language) return 'language unknown';
+  const value = language.trim().toLowerCase();
+  if (/^[a-z]{2,3}$/.test(value)) {
+    try {
+      const name = new Intl.DisplayNames(['en'], { type: 'language' }).of(value);
+      if (name && name.toLowerCase() !== value) return `${name} (${value})`;
+    } catch {
+      // not a code Intl knows
+    }
+    return value;
+  }
+  return value.charAt(0).toUpperCase() + value.slice(1);
 }

@@ -7,8 +7,28 @@ export interface Mic {
   stop(): void;
 }
 
+/** What a person can do about a microphone that would not open (the browser's own words are cryptic). */
+export function micProblem(error: unknown): Error {
+  const name = (error as { name?: string } | null)?.name ?? '';
+  if (name === 'NotAllowedError' || name === 'SecurityError')
+    return new Error('Allow microphone access for this page (the browser blocked it: use the microphone icon in the address bar or the site settings), then try again.');
+  if (name === 'NotFoundError' || name === 'OverconstrainedError') return new Error('No microphone found: connect one and try again, or type instead.');
+  if (name === 'NotReadableError' || name === 'AbortError') return new Error('The microphone could not be started: another application may be using it.');
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** getUserMedia with errors a person can act on. */
+export async function openMicrophone(constraints: MediaStreamConstraints): Promise<MediaStream> {
+  if (!navigator.mediaDevices?.getUserMedia) throw new Error('The microphone needs a secure page: open the playground over https:// or on http://localhost.');
+  try {
+    return await navigator.mediaDevices.getUserMedia(constraints);
+  } catch (error) {
+    throw micProblem(error);
+  }
+}
+
 export async function startMic(onFrame: (pcm: Int16Array) => void, options: { echoCancellation?: boolean } = {}): Promise<Mic> {
-  const stream = await navigator.mediaDevices.getUserMedia({
+  const stream = await openMicrophone({
     audio: { channelCount: 1, echoCancellation: options.echoCancellation ?? true, noiseSuppression: false, autoGainControl: false },
   });
   const context = new AudioContext();

@@ -37,6 +37,14 @@ export class PcmPlayer {
     this.playhead = 0;
   }
 
+  /** Silences and releases the audio device (an AudioContext holds one until closed). */
+  close(): void {
+    this.stop();
+    const ctx = this.context;
+    this.context = undefined;
+    if (ctx && ctx.state !== 'closed') void ctx.close().catch(() => undefined);
+  }
+
   /** Everything received, as a WAV file (for the audio element and the download link). */
   wav(): Blob {
     return wavBlob(this.chunks, this.sampleRate);

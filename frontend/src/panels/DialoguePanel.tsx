@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
-import { request, socket } from '../api/client.ts';
+import { opened, request, socket } from '../api/client.ts';
+import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
+import { Unavailable } from '../components/Unavailable.tsx';
 import { startMic, type Mic } from '../audio/mic.ts';
 import { PcmPlayer } from '../audio/pcm-player.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
@@ -16,14 +18,18 @@ interface Timings {
 }
 
 interface Bubble {
+  /** Which connection the turn belongs to: the server counts turns from 1 on every socket. */
+  conn: number;
   turn: number;
   role: 'user' | 'assistant';
   text: string;
   cancelled?: boolean;
   timings?: Timings;
+  /** The spoken reply as a WAV (object URL), for replay and download. */
+  audioUrl?: string;
 }
 
-/** A latency bar for one turn: the models' stages and what remained. */
+/** A latency bar for one turn: the models' stages, a legend and the total. */
 export function LatencyBar({ timings }: { timings: Timings }) {
   const stages = [
     ['stt', timings.stt_ms],
@@ -32,52 +38,93 @@ export function LatencyBar({ timings }: { timings: Timings }) {
   ] as const;
   const total = Math.max(timings.total_ms, 1);
   return (
-    <div className="latency" aria-label={`Latency: ${stages.map(([name, ms]) => `${name} ${ms ?? 0} ms`).join(', ')}, total ${timings.total_ms} ms`}>
-      {stages.map(([name, ms]) => (ms ? <span key={name} className={`stage stage-${name.split(' ')[0]}`} style={{ width: `${(ms / total) * 100}%` }} title={`${name}: ${ms} ms`} /> : null))}
-      <span className="latency-label">
-        {stages.map(([name, ms]) => `${name.split(' ')[0]} ${Math.round(ms ?? 0)}`).join(' · ')} · first audio {Math.round(timings.first_audio_ms ?? 0)} ms
-      </span>
+    <div className="latency-block">
+      <div className="latency" aria-label={`Latency: ${stages.map(([name, ms]) => `${name} ${ms ?? 0} ms`).join(', ')}, total ${timings.total_ms} ms`}>
+        {stages.map(([name, ms]) => (ms ? <span key={name} className={`stage stage-${name.split(' ')[0]}`} style={{ width: `${(ms / total) * 100}%` }} title={`${name}: ${ms} ms`} /> : null))}
+      </div>
+      <p className="legend" data-testid="latency-legend">
+        {stages.map(([name, ms]) => (
+          <span key={name}>
+            <span className={`swatch stage-${name.split(' ')[0]}`} aria-hidden="true" /> {name} {Math.round(ms ?? 0)} ms
+          </span>
+        ))}
+        <span>first audio {Math.round(timings.first_audio_ms ?? 0)} ms</span>
+        <strong>total {Math.round(timings.total_ms)} ms</strong>
+      </p>
     </div>
   );
 }
 
+/** The frame's loudness, 0-1 (root mean square, scaled up so speech fills the meter). */
+function rms(pcm: Int16Array): number {
+  let sum = 0;
+  for (const s of pcm) sum += (s / 32768) ** 2;
+  return Math.min(1, Math.sqrt(sum / Math.max(1, pcm.length)) * 4);
+}
+
+/** m:ss */
+function clock(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
 /** Hands-free conversation over /ws/dialogue (VAD end of turn, barge-in), push-to-talk, or typed turns. */
-export function DialoguePanel({ connection }: { connection: Connection }) {
+export function DialoguePanel({ connection, readiness }: { connection: Connection; readiness?: ReadinessState }) {
+  // a spoken turn needs speech to text and generation; a typed one generation (the reply is spoken when TTS is ready)
+  const typedUnavailable = readiness && notReadyReason(readiness, 'llm');
+  const spokenUnavailable = readiness && (notReadyReason(readiness, 'stt') ?? typedUnavailable);
   const [bubbles, setBubbles] = useState<Bubble[]>([]);
   const [sessionId, setSessionId] = useState<string | null>(null);
-  const [state, setState] = useState<'idle' | 'listening' | 'push-to-talk'>('idle');
+  const [state, setState] = useState<'idle' | 'connecting' | 'listening' | 'push-to-talk' | 'typed'>('idle');
   const [speaking, setSpeaking] = useState(false);
   const [typed, setTyped] = useState('');
   const [echoCancellation, setEchoCancellation] = useState(true);
   const [error, setError] = useState<unknown>(null);
-  const parts = useRef<{ ws: WebSocket; mic: Mic | null; player: PcmPlayer | null; talking: boolean } | null>(null);
+  // a finished reply, announced once (the bubbles grow delta by delta and are not a live region)
+  const [announcement, setAnnouncement] = useState('');
+  // recording feedback: the microphone's level (0-1) and how long it has been open
+  const [level, setLevel] = useState(0);
+  const [micSince, setMicSince] = useState<number | null>(null);
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (micSince === null) return;
+    const timer = setInterval(() => setNow(Date.now()), 250);
+    return () => clearInterval(timer);
+  }, [micSince]);
+  const parts = useRef<{ conn: number; ws: WebSocket; mic: Mic | null; player: PcmPlayer | null; talking: boolean; lastTurn: number } | null>(null);
+  const connections = useRef(0);
 
   useEffect(() => () => stop(), []);
 
-  function upsert(turn: number, role: Bubble['role'], update: (b: Bubble) => Bubble) {
+  function upsert(conn: number, turn: number, role: Bubble['role'], update: (b: Bubble) => Bubble) {
     setBubbles((all) => {
-      const i = all.findIndex((b) => b.turn === turn && b.role === role);
-      if (i < 0) return [...all, update({ turn, role, text: '' })];
+      const i = all.findIndex((b) => b.conn === conn && b.turn === turn && b.role === role);
+      if (i < 0) return [...all, update({ conn, turn, role, text: '' })];
       const next = [...all];
       next[i] = update(next[i]!);
       return next;
     });
   }
 
-  async function connect(mode: 'listening' | 'push-to-talk'): Promise<void> {
+  /** Opens /ws/dialogue; the microphone only for spoken modes (a typed turn needs none). */
+  async function connect(mode: 'listening' | 'push-to-talk' | 'typed'): Promise<boolean> {
     setError(null);
+    setState('connecting');
     const query = new URLSearchParams({ sample_rate: '16000', format: 'pcm', output_sample_rate: String(OUTPUT_RATE), ...(sessionId ? { session_id: sessionId } : {}) });
     const ws = socket(connection, `/ws/dialogue?${query}`);
-    parts.current = { ws, mic: null, player: null, talking: mode === 'listening' };
+    const conn = ++connections.current;
+    const mine = { conn, ws, mic: null as Mic | null, player: null as PcmPlayer | null, talking: mode === 'listening', lastTurn: 0, open: false };
+    parts.current = mine;
     ws.onmessage = (message) => {
       const p = parts.current;
-      if (!p) return;
+      if (p !== mine) return;
       if (typeof message.data !== 'string') {
         p.player ??= new PcmPlayer(OUTPUT_RATE);
         p.player.push(new Int16Array(message.data as ArrayBuffer));
         return;
       }
       const event = JSON.parse(message.data) as { type: string; turn_id?: number; text?: string; session_id?: string; timings?: Timings; reply_text?: string; error?: { message: string }; request_id?: string };
+      if (event.turn_id) p.lastTurn = Math.max(p.lastTurn, event.turn_id);
       switch (event.type) {
         case 'ready':
           setSessionId(event.session_id ?? null);
@@ -89,21 +136,26 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
           setSpeaking(false);
           break;
         case 'transcript.final':
-          upsert(event.turn_id!, 'user', (b) => ({ ...b, text: event.text ?? '' }));
+          upsert(conn, event.turn_id!, 'user', (b) => ({ ...b, text: event.text ?? '' }));
           break;
         case 'reply.text.delta':
-          upsert(event.turn_id!, 'assistant', (b) => ({ ...b, text: b.text + (event.text ?? '') }));
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: b.text + (event.text ?? '') }));
           break;
         case 'reply.audio.start':
-          p.player?.stop();
+          // one player per reply; the previous one's AudioContext is released, not left open
+          p.player?.close();
           p.player = new PcmPlayer(OUTPUT_RATE);
           break;
-        case 'reply.done':
-          upsert(event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings }));
+        case 'reply.done': {
+          setAnnouncement(`Gemma: ${event.reply_text ?? ''}`);
+          // the reply's audio, kept for replay and download
+          const audioUrl = p.player && p.player.chunks.length > 0 ? URL.createObjectURL(p.player.wav()) : undefined;
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: event.reply_text ?? b.text, timings: event.timings, audioUrl: audioUrl ?? b.audioUrl }));
           break;
+        }
         case 'reply.cancelled':
           p.player?.stop(); // barge-in: stop playback at once
-          upsert(event.turn_id!, 'assistant', (b) => ({ ...b, cancelled: true }));
+          upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, cancelled: true }));
           break;
         case 'error':
           setError(Object.assign(new Error(event.error?.message ?? 'error'), { requestId: event.request_id }));
@@ -111,74 +163,129 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
       }
     };
     ws.onclose = () => {
-      parts.current?.mic?.stop();
-      parts.current = null;
-      setState('idle');
+      // before it opened, `opened()` rejects and the catch below reports it
+      if (parts.current === mine && mine.open) stop();
     };
-    ws.onerror = () => setError(new Error('The /ws/dialogue connection failed (check the base URL and API key).'));
-    await new Promise((resolve) => (ws.onopen = resolve));
     try {
-      const mic = await startMic((pcm) => {
-        const p = parts.current;
-        if (p?.talking && ws.readyState === WebSocket.OPEN) ws.send(pcm.buffer as ArrayBuffer);
-      }, { echoCancellation });
-      if (parts.current) parts.current.mic = mic;
+      await opened(ws, '/ws/dialogue');
+      mine.open = true;
+      if (mode !== 'typed') {
+        const mic = await startMic((pcm) => {
+          setLevel(rms(pcm));
+          if (mine.talking && ws.readyState === WebSocket.OPEN) ws.send(pcm.buffer as ArrayBuffer);
+        }, { echoCancellation });
+        if (parts.current !== mine) {
+          mic.stop(); // ended while the microphone was opening
+          return false;
+        }
+        mine.mic = mic;
+        setMicSince(Date.now());
+      }
+      if (parts.current !== mine) return false;
       setState(mode);
+      return true;
     } catch (e) {
-      setError(e);
-      setState('idle');
+      if (parts.current === mine) {
+        stop();
+        setError(e);
+      }
+      return false;
     }
   }
 
   function stop() {
-    parts.current?.mic?.stop();
-    parts.current?.player?.stop();
-    parts.current?.ws.close();
+    const p = parts.current;
     parts.current = null;
+    p?.mic?.stop();
+    p?.player?.close();
+    p?.ws.close();
     setState('idle');
     setSpeaking(false);
+    setMicSince(null);
+    setLevel(0);
   }
 
   async function reset() {
     stop();
     if (sessionId) await request(connection, `/v1/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' }).catch(() => undefined);
     setSessionId(null);
+    for (const b of bubbles) if (b.audioUrl) URL.revokeObjectURL(b.audioUrl);
     setBubbles([]);
   }
 
-  function sendTyped() {
+  async function sendTyped() {
     const text = typed.trim();
     if (!text) return;
-    const p = parts.current;
-    const send = (ws: WebSocket) => ws.send(JSON.stringify({ type: 'text', text }));
-    const turn = Math.max(0, ...bubbles.map((b) => b.turn)) + 1;
-    upsert(turn, 'user', (b) => ({ ...b, text }));
-    setTyped('');
-    if (p) send(p.ws);
-    else void connect('push-to-talk').then(() => parts.current && send(parts.current.ws));
+    if (!parts.current && !(await connect('typed'))) return;
+    const p = parts.current!;
+    try {
+      await opened(p.ws, '/ws/dialogue'); // still connecting (a spoken mode just started)
+    } catch (e) {
+      setError(e);
+      return;
+    }
+    // the server numbers this turn next on this socket
+    p.lastTurn += 1;
+    upsert(p.conn, p.lastTurn, 'user', (b) => ({ ...b, text }));
+    p.ws.send(JSON.stringify({ type: 'text', text }));
+    setTyped(''); // only once sent: a failed connection keeps what was typed
   }
 
+  /** Hold to talk: the pointer is captured, so releasing it anywhere (or the browser cancelling it) ends the turn. */
   const pushToTalk = (down: boolean) => {
     const p = parts.current;
-    if (!p) return;
+    if (!p || p.talking === down) return;
     p.talking = down;
-    if (!down) p.ws.send(JSON.stringify({ type: 'commit' }));
+    if (!down) {
+      setSpeaking(false);
+      if (p.ws.readyState === WebSocket.OPEN) p.ws.send(JSON.stringify({ type: 'commit' }));
+    }
   };
 
   return (
     <section aria-labelledby="dialogue-title">
       <h2 id="dialogue-title">Dialogue</h2>
       <div className="row">
-        {state === 'idle' ? (
+        {state === 'idle' || state === 'typed' ? (
           <>
-            <button onClick={() => void connect('listening')}>Start conversation</button>
-            <button onClick={() => void connect('push-to-talk')}>Push-to-talk mode</button>
+            <button
+              disabled={!!spokenUnavailable}
+              aria-describedby={spokenUnavailable ? 'dialogue-unavailable' : undefined}
+              onClick={() => {
+                stop();
+                void connect('listening');
+              }}
+            >
+              Start conversation
+            </button>
+            <button
+              disabled={!!spokenUnavailable}
+              aria-describedby={spokenUnavailable ? 'dialogue-unavailable' : undefined}
+              onClick={() => {
+                stop();
+                void connect('push-to-talk');
+              }}
+            >
+              Push-to-talk mode
+            </button>
           </>
-        ) : (
-          <button onClick={stop}>End conversation</button>
-        )}
+        ) : null}
+        {state !== 'idle' && <button onClick={stop}>End conversation</button>}
         {state === 'push-to-talk' && (
-          <button onPointerDown={() => pushToTalk(true)} onPointerUp={() => pushToTalk(false)} onKeyDown={(e) => e.key === ' ' && pushToTalk(true)} onKeyUp={(e) => e.key === ' ' && pushToTalk(false)}>
+          <button
+            className="hold-to-talk"
+            onPointerDown={(e) => {
+              e.currentTarget.setPointerCapture(e.pointerId);
+              pushToTalk(true);
+            }}
+            onPointerUp={() => pushToTalk(false)}
+            onPointerCancel={() => pushToTalk(false)}
+            onLostPointerCapture={() => pushToTalk(false)}
+            onBlur={() => pushToTalk(false)}
+            onContextMenu={(e) => e.preventDefault()}
+            onKeyDown={(e) => e.key === ' ' && pushToTalk(true)}
+            onKeyUp={(e) => e.key === ' ' && pushToTalk(false)}
+          >
             Hold to talk
           </button>
         )}
@@ -190,16 +297,35 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
         </label>
       </div>
       <p className="meta" data-testid="dialogue-state">
-        {state === 'idle' ? 'not connected' : speaking ? 'hearing you…' : state === 'listening' ? 'listening (speak any time; talking over a reply interrupts it)' : 'push-to-talk'}
+        {state === 'idle' ? 'not connected' : state === 'connecting' ? 'connecting…' : state === 'typed' ? 'connected for typed turns (start a conversation to talk)' : speaking ? 'hearing you…' : state === 'listening' ? 'listening (speak any time; talking over a reply interrupts it)' : 'push-to-talk'}
         {sessionId && <> · session <code>{sessionId}</code></>}
       </p>
+      {micSince !== null && (
+        <p className="recording" data-testid="dialogue-recording">
+          <meter min={0} max={1} low={0.02} value={level} aria-label="Microphone level" /> <span aria-label="Microphone open for">{clock(now - micSince)}</span>
+        </p>
+      )}
+      <Unavailable id="dialogue-unavailable" reason={typedUnavailable ?? (spokenUnavailable && `speaking: ${spokenUnavailable} (typed turns work)`)} />
       <ErrorBox error={error} />
-      <ol className="chat" aria-live="polite" data-testid="dialogue-chat">
+      <p className="visually-hidden" aria-live="polite" data-testid="dialogue-announcement">
+        {announcement}
+      </p>
+      <ol className="chat" data-testid="dialogue-chat">
         {bubbles.map((b) => (
-          <li key={`${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}`}>
+          <li key={`${b.conn}-${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}`}>
             <span className="who">{b.role === 'user' ? 'You' : 'Gemma'}</span> {b.text}
             {b.cancelled && <em> (interrupted)</em>}
             {b.timings && <LatencyBar timings={b.timings} />}
+            {b.audioUrl && (
+              <span className="reply-audio">
+                <button type="button" onClick={() => void new Audio(b.audioUrl).play().catch(() => undefined)}>
+                  Replay
+                </button>
+                <a href={b.audioUrl} download={`reply-${b.turn}.wav`}>
+                  Download
+                </a>
+              </span>
+            )}
           </li>
         ))}
       </ol>
@@ -207,14 +333,16 @@ export function DialoguePanel({ connection }: { connection: Connection }) {
         className="row"
         onSubmit={(e) => {
           e.preventDefault();
-          sendTyped();
+          void sendTyped();
         }}
       >
         <label className="grow">
           Type instead
           <input value={typed} onChange={(e) => setTyped(e.target.value)} />
         </label>
-        <button type="submit">Send</button>
+        <button type="submit" disabled={!!typedUnavailable}>
+          Send
+        </button>
       </form>
     </section>
   );

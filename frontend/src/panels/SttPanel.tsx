@@ -1,7 +1,9 @@
-import { useRef, useState } from 'react';
-import { request, socket } from '../api/client.ts';
+import { useEffect, useRef, useState } from 'react';
+import { languageLabel, opened, request, socket } from '../api/client.ts';
+import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
-import { startMic, type Mic } from '../audio/mic.ts';
+import { Unavailable } from '../components/Unavailable.tsx';
+import { openMicrophone, startMic, type Mic } from '../audio/mic.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
 
 interface Result {
@@ -14,7 +16,8 @@ interface Result {
 }
 
 /** Speech to text: upload or record a file; or live over /ws/stt with partial text. */
-export function SttPanel({ connection }: { connection: Connection }) {
+export function SttPanel({ connection, readiness }: { connection: Connection; readiness?: ReadinessState }) {
+  const unavailable = readiness && notReadyReason(readiness, 'stt');
   const [file, setFile] = useState<File | null>(null);
   const [words, setWords] = useState(false);
   const [result, setResult] = useState<Result | null>(null);
@@ -24,20 +27,46 @@ export function SttPanel({ connection }: { connection: Connection }) {
   const [recording, setRecording] = useState(false);
   const recorder = useRef<MediaRecorder | null>(null);
   const [live, setLive] = useState<{ finals: string[]; partial: string } | null>(null);
-  const liveParts = useRef<{ ws: WebSocket; mic: Mic } | null>(null);
+  const liveParts = useRef<{ ws: WebSocket; mic: Mic | null } | null>(null);
+  const [liveOn, setLiveOn] = useState(false);
+
+  // leaving the tab (unmount) releases the microphone and the socket: nothing keeps streaming unseen
+  useEffect(
+    () => () => {
+      stopLive();
+      const rec = recorder.current;
+      recorder.current = null;
+      if (rec) {
+        rec.onstop = null;
+        if (rec.state !== 'inactive') rec.stop();
+        for (const t of rec.stream.getTracks()) t.stop();
+      }
+    },
+    [],
+  );
+
+  function stopLive() {
+    const p = liveParts.current;
+    liveParts.current = null;
+    p?.mic?.stop();
+    p?.ws.close();
+    setLiveOn(false);
+  }
 
   async function transcribe(blob: Blob, name: string) {
     setBusy(true);
     setError(null);
+    setResult(null); // an error must not sit next to the previous file's transcript
     const started = performance.now();
     try {
       const form = new FormData();
       form.set('file', blob, name);
-      form.set('response_format', words ? 'verbose_json' : 'json');
+      // one route for both views, so the language (an ISO code) and the engine read the same way
+      form.set('response_format', 'json');
       if (words) form.set('timestamp_granularities[]', 'word');
-      const res = await request(connection, words ? '/v1/audio/transcriptions' : '/v1/speech-to-text', { method: 'POST', body: form });
+      const res = await request(connection, '/v1/speech-to-text', { method: 'POST', body: form });
       const body = (await res.json()) as Result;
-      setResult({ ...body, engine: body.engine ?? res.headers.get('x-stt-engine') ?? '' });
+      setResult({ ...body, engine: body.engine || res.headers.get('x-stt-engine') || 'unknown engine' });
       setTiming(`${(performance.now() - started).toFixed(0)} ms`);
     } catch (e) {
       setError(e);
@@ -52,7 +81,7 @@ export function SttPanel({ connection }: { connection: Connection }) {
       return;
     }
     try {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const stream = await openMicrophone({ audio: true });
       const chunks: Blob[] = [];
       const rec = new MediaRecorder(stream);
       rec.ondataavailable = (e) => chunks.push(e.data);
@@ -72,15 +101,16 @@ export function SttPanel({ connection }: { connection: Connection }) {
 
   async function toggleLive() {
     if (liveParts.current) {
-      liveParts.current.mic.stop();
-      liveParts.current.ws.close();
-      liveParts.current = null;
+      stopLive();
       setLive((l) => (l ? { ...l, partial: '' } : l));
       return;
     }
     setError(null);
     setLive({ finals: [], partial: '' });
     const ws = socket(connection, '/ws/stt?sample_rate=16000');
+    const parts: { ws: WebSocket; mic: Mic | null } = { ws, mic: null };
+    liveParts.current = parts;
+    setLiveOn(true);
     ws.onmessage = (message) => {
       if (typeof message.data !== 'string') return;
       const event = JSON.parse(message.data) as { type: string; text?: string; error?: { message: string } };
@@ -88,14 +118,25 @@ export function SttPanel({ connection }: { connection: Connection }) {
       else if (event.type === 'transcript.final') setLive((l) => ({ finals: [...(l?.finals ?? []), event.text ?? ''], partial: '' }));
       else if (event.type === 'error') setError(new Error(event.error?.message));
     };
-    ws.onerror = () => setError(new Error('The /ws/stt connection failed (check the base URL and API key).'));
-    await new Promise((resolve) => (ws.onopen = resolve));
-    const mic = await startMic((pcm) => ws.readyState === WebSocket.OPEN && ws.send(pcm.buffer as ArrayBuffer), { echoCancellation: false }).catch((e: unknown) => {
-      setError(e);
-      ws.close();
-      return null;
-    });
-    if (mic) liveParts.current = { ws, mic };
+    let open = false;
+    ws.onclose = () => {
+      // before it opened, `opened()` rejects and the catch below reports it
+      if (open && liveParts.current === parts) stopLive();
+    };
+    try {
+      await opened(ws, '/ws/stt');
+      open = true;
+      const mic = await startMic((pcm) => ws.readyState === WebSocket.OPEN && ws.send(pcm.buffer as ArrayBuffer), { echoCancellation: false });
+      // stopped (or the tab left) while the microphone was opening: release it at once
+      if (liveParts.current !== parts) mic.stop();
+      else parts.mic = mic;
+    } catch (e) {
+      if (liveParts.current === parts) {
+        setError(e);
+        stopLive();
+        setLive(null); // nothing was transcribed: no empty box under the error
+      }
+    }
   }
 
   return (
@@ -111,22 +152,23 @@ export function SttPanel({ connection }: { connection: Connection }) {
         </label>
       </div>
       <div className="row">
-        <button onClick={() => file && void transcribe(file, file.name)} disabled={!file || busy}>
+        <button onClick={() => file && void transcribe(file, file.name)} disabled={!file || busy || !!unavailable} aria-describedby={unavailable ? 'stt-unavailable' : undefined}>
           Transcribe file
         </button>
-        <button onClick={() => void toggleRecording()} aria-pressed={recording} disabled={busy}>
+        <button onClick={() => void toggleRecording()} aria-pressed={recording} disabled={busy || (!!unavailable && !recording)}>
           {recording ? 'Stop recording' : 'Record'}
         </button>
-        <button onClick={() => void toggleLive()} aria-pressed={live !== null && liveParts.current !== null}>
-          {liveParts.current ? 'Stop live' : 'Live (WebSocket)'}
+        <button onClick={() => void toggleLive()} aria-pressed={liveOn} disabled={!!unavailable && !liveOn}>
+          {liveOn ? 'Stop live' : 'Live (WebSocket)'}
         </button>
       </div>
+      <Unavailable id="stt-unavailable" reason={unavailable} />
       <ErrorBox error={error} />
       {result && (
         <div data-testid="stt-result">
           <p className="transcript">{result.text}</p>
           <p className="meta">
-            {result.language} · {result.duration.toFixed(1)} s of audio · {result.engine} · {timing}
+            {languageLabel(result.language)} · {result.duration.toFixed(1)} s of audio · {result.engine} · {timing}
           </p>
           <table>
             <thead>

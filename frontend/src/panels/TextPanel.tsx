@@ -1,10 +1,13 @@
 import { useRef, useState } from 'react';
 import { readSse, request } from '../api/client.ts';
+import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
+import { Unavailable } from '../components/Unavailable.tsx';
 import { ErrorBox } from '../components/ErrorBox.tsx';
 
 /** Text generation, streamed token by token, with a stop button. */
-export function TextPanel({ connection }: { connection: Connection }) {
+export function TextPanel({ connection, readiness }: { connection: Connection; readiness?: ReadinessState }) {
+  const unavailable = readiness && notReadyReason(readiness, 'llm');
   const [prompt, setPrompt] = useState('Write a haiku about GPUs.');
   const [maxTokens, setMaxTokens] = useState(128);
   const [temperature, setTemperature] = useState(0.7);
@@ -58,17 +61,23 @@ export function TextPanel({ connection }: { connection: Connection }) {
         </label>
       </div>
       <div className="row">
-        <button onClick={() => void generate()} disabled={running || !prompt.trim()}>
+        <button onClick={() => void generate()} disabled={running || !prompt.trim() || !!unavailable} aria-describedby={unavailable ? 'text-unavailable' : undefined}>
           Generate
         </button>
         <button onClick={() => controller.current?.abort()} disabled={!running}>
           Stop
         </button>
       </div>
+      <Unavailable id="text-unavailable" reason={unavailable} />
       <ErrorBox error={error} />
-      <pre className="output" data-testid="text-output" aria-live="polite">
+      {/* the output grows token by token, which a live region would read out word by word; the
+          finished reply is announced once instead */}
+      <pre className="output" data-testid="text-output">
         {output}
       </pre>
+      <p className="visually-hidden" aria-live="polite" data-testid="text-announcement">
+        {running ? '' : output && `Reply: ${output}`}
+      </p>
       {meta && <p className="meta">{meta}</p>}
     </section>
   );

@@ -26,7 +26,7 @@ export const audioQuery = z.object({
 
 export const STT_WS_DOC = {
   summary: 'Streaming speech-to-text with voice activity detection (WebSocket)',
-  tags: ['speech'],
+  tags: ['speech-to-text'],
   description: `Stream microphone audio; receive a transcript per turn.
 
 **Client → server**: binary frames of 16-bit little-endian mono PCM at \`?sample_rate=\` (default 16000; other rates are resampled; any frame size). JSON text frames: \`{"type":"config","language":"en"}\`, \`{"type":"commit"}\` (end the current turn now).

@@ -37,7 +37,7 @@ type Settings = z.infer<typeof settingsSchema>;
 
 export const TTS_WS_DOC = {
   summary: 'Streaming text-to-speech (WebSocket)',
-  tags: ['speech'],
+  tags: ['text-to-speech'],
   description: `Send text as it is written; receive speech as soon as each sentence is complete.
 
 **Client → server** (JSON text frames):

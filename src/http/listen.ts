@@ -1,0 +1,78 @@
+/**
+ * Listening: the API port (PORT, 6666 — which browsers refuse) and a browser-safe port for people
+ * (BROWSER_PORT). The second port is a plain node:http server that hands every request, upgrade and
+ * client error to the Fastify server's own listeners — the way Fastify binds its secondary
+ * addresses — so both ports share the one app: routes, hooks, keys, limits, WebSockets, draining.
+ * Closing the app closes both.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+
+export interface Listening {
+  /** For API clients (PORT). */
+  apiUrl: string;
+  /** For browsers (BROWSER_PORT); undefined when it is off. */
+  browserUrl?: string;
+  /** Closes idle keep-alive connections on every port (shutdown reaper). */
+  closeIdleConnections(): void;
+}
+
+function shownHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' | 'BROWSER_PORT' | 'HOST'>): Promise<Listening> {
+  const wanted = config.BROWSER_PORT;
+  // one listener when the API port already is the browser port (or the second one is off)
+  const browser = wanted > 0 && wanted !== config.PORT ? http.createServer() : undefined;
+  if (browser) {
+    const main = app.server;
+    browser.on('request', (req, res) => main.emit('request', req, res));
+    browser.on('upgrade', (req, socket, head) => main.emit('upgrade', req, socket, head));
+    browser.on('clientError', (error, socket) => main.emit('clientError', error, socket));
+    // stop accepting on both ports as soon as closing begins; in-flight requests finish (503 for
+    // new ones), and the app is closed once the browser port's last connection has ended too
+    let closed: Promise<void> = Promise.resolve();
+    app.addHook('preClose', (done) => {
+      if (browser.listening) {
+        closed = new Promise((resolve) => browser.close(() => resolve()));
+        browser.closeIdleConnections();
+      }
+      done();
+    });
+    app.addHook('onClose', async () => closed);
+  }
+  await app.listen({ port: config.PORT, host: config.HOST });
+  const apiPort = (app.server.address() as AddressInfo).port;
+  const apiUrl = `http://${shownHost(config.HOST)}:${apiPort}`;
+  if (!browser) {
+    const browserUrl = wanted > 0 ? apiUrl : undefined;
+    return { apiUrl, browserUrl, closeIdleConnections: () => app.server.closeIdleConnections() };
+  }
+  // the same timeouts as the Fastify server (REQUEST_TIMEOUT_SECONDS, keep-alive)
+  browser.requestTimeout = app.server.requestTimeout;
+  browser.headersTimeout = app.server.headersTimeout;
+  browser.keepAliveTimeout = app.server.keepAliveTimeout;
+  browser.maxRequestsPerSocket = app.server.maxRequestsPerSocket;
+  browser.timeout = app.server.timeout;
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: Error) => reject(new Error(`cannot listen on BROWSER_PORT ${wanted} (${error.message}); set BROWSER_PORT to a free port, or to off`));
+    browser.once('error', failed);
+    browser.listen(wanted, config.HOST, () => {
+      browser.off('error', failed);
+      resolve();
+    });
+  });
+  browser.on('error', (error) => app.log.error({ err: error }, 'browser port server error'));
+  return {
+    apiUrl,
+    browserUrl: `http://${shownHost(config.HOST)}:${(browser.address() as AddressInfo).port}`,
+    closeIdleConnections: () => {
+      app.server.closeIdleConnections();
+      browser.closeIdleConnections();
+    },
+  };
+}

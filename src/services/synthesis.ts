@@ -20,7 +20,7 @@ import type { PcmChunk, ReferenceAudio, SynthesisRequest, TtsEngine, Voice } fro
 import { ApiError, isRetryable } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
-import { Admission } from './admission.ts';
+import { Admission } from '../util/admission.ts';
 
 export interface SpeechRequest extends SynthesisRequest {
   format: AudioFormat;

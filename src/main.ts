@@ -1,20 +1,16 @@
 /**
- * Process entry: configuration → logger/metrics → engines → app → listen. Models load after the
- * port is open (readiness says `loading` meanwhile). SIGTERM/SIGINT stop accepting, let in-flight
- * requests finish within SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the
- * API keys, as does a change of API_KEYS_FILE (checked every 5 s).
+ * Process entry: configuration → logger → the composition root (src/compose.ts: metrics, engines,
+ * keys, sessions, app) → listen. Models load after the port is open (readiness says `loading`
+ * meanwhile). SIGTERM/SIGINT stop accepting, let in-flight requests finish within
+ * SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the API keys, as does a
+ * change of API_KEYS_FILE (checked every 5 s).
  */
 import fs from 'node:fs';
-import { createSessionStore } from './sessions/index.ts';
-import { buildApp } from './app.ts';
+import { compose } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createEngines } from './engines/index.ts';
-import { ApiKeyStore } from './http/auth.ts';
 import { listen, type Listening } from './http/listen.ts';
-import { apiKeySource } from './keys.ts';
 import { findOnPath, GpuSampler } from './observability/gpu.ts';
 import { createLogger } from './observability/logger.ts';
-import { Metrics } from './observability/metrics.ts';
 
 function configOrExit(): Config {
   try {
@@ -34,11 +30,8 @@ async function main(): Promise<void> {
   // share; size it before its first use so STT_PARALLEL windows never starve them.
   process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, config.STT_PARALLEL + 4));
   const logger = createLogger(config.LOG_LEVEL);
-  const metrics = new Metrics();
-  const engines = createEngines(config, { logger, metrics });
-  const keys = new ApiKeyStore(apiKeySource(config));
-  const sessions = createSessionStore(config, metrics, logger);
-  const app = await buildApp(config, { engines, metrics, logger, keys, sessions });
+  const composed = await compose(config, { logger });
+  const { app, engines, metrics, keys } = composed;
 
   const nvidiaSmi = config.GPU_METRICS === 'auto' ? findOnPath('nvidia-smi') : undefined;
   const gpu = nvidiaSmi ? new GpuSampler(nvidiaSmi, metrics, logger) : undefined;
@@ -60,11 +53,9 @@ async function main(): Promise<void> {
     // instead of waiting for the keep-alive timeout.
     const reaper = setInterval(() => (listeners.current ? listeners.current.closeIdleConnections() : app.server.closeIdleConnections()), 100);
     try {
-      await app.close();
+      await composed.close(); // the app (in-flight requests first), then the engines and sessions
       clearInterval(reaper);
       gpu?.stop();
-      await engines.close();
-      await sessions.close();
       logger.info('stopped');
       clearTimeout(deadline);
       logger.flush();

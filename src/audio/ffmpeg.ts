@@ -43,10 +43,27 @@ export async function* ffmpegPipe(ffmpeg: Ffmpeg, args: string[], input: AsyncIt
   spawnFailed.catch(() => {});
   child.stdin.on('error', () => {}); // EPIPE when ffmpeg exits early; the exit code tells the story
   let inputError: unknown;
+  // room to write again, or no reader any more: ffmpeg may exit (done, or failed) while its stdin
+  // is full, and then `drain` never comes
+  const writable = () =>
+    new Promise<void>((resolve) => {
+      const go = () => {
+        child.stdin.off('drain', go);
+        child.stdin.off('close', go);
+        child.off('exit', go);
+        resolve();
+      };
+      child.stdin.once('drain', go);
+      child.stdin.once('close', go);
+      child.once('exit', go);
+    });
+  const reading = () => !child.stdin.destroyed && child.exitCode === null && child.signalCode === null;
   const pump = (async () => {
     try {
       for await (const chunk of input) {
-        if (!child.stdin.write(chunk)) await new Promise((r) => child.stdin.once('drain', r));
+        if (!reading()) break; // leaving the loop closes the input: nothing reads the rest
+        if (!child.stdin.write(chunk)) await writable();
+        if (!reading()) break;
       }
     } catch (error) {
       inputError = error;

@@ -22,7 +22,6 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { GenerationService } from '../services/generation.ts';
 import type { SpokenSentences, SynthesisService } from '../services/synthesis.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
-import { FallbackSessionStore } from '../sessions/fallback-store.ts';
 import { historyWindow } from '../sessions/index.ts';
 import { SESSION_ID_PATTERN, type SessionRef, type SessionStore, type Turn } from '../sessions/types.ts';
 import { SentenceSplitter } from '../text/sentences.ts';
@@ -289,7 +288,7 @@ export class DialogueService {
     ];
     try {
       await this.deps.sessions.append(session, turns);
-      if (this.deps.sessions instanceof FallbackSessionStore && this.deps.sessions.degraded()) {
+      if (this.deps.sessions.degraded()) {
         result.degraded.push({ stage: 'session', reason: 'Redis is unreachable: this turn is kept in this replica\'s memory only (SESSION_REDIS_FALLBACK).' });
       }
     } catch (error) {

@@ -7,14 +7,13 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { decodeToWhisperInput } from '../audio/decode.ts';
 import { AUDIO_FORMATS } from '../audio/formats.ts';
-import type { Transcript } from '../engines/stt/types.ts';
-import type { DialogueResult, DialogueService } from '../dialogue/pipeline.ts';
+import type { DialogueService } from '../dialogue/pipeline.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import { tenantOf } from '../tenancy.ts';
+import { resultView, transcriptView } from './dialogue-view.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
-import { segmentView } from './transcript-formats.ts';
 
 const modalities = z.array(z.enum(['text', 'audio'])).min(1);
 
@@ -102,32 +101,6 @@ const sessionSchema = z
     turns: z.array(z.object({ role: z.enum(['user', 'assistant']), content: z.string(), at: z.string(), interrupted: z.boolean().optional() })),
   })
   .meta({ id: 'Session' });
-
-export function transcriptView(t: Transcript) {
-  return {
-    text: t.text,
-    language: t.language,
-    duration: t.duration,
-    segments: t.segments.map((s) => segmentView(s)),
-  };
-}
-
-export function resultView(r: DialogueResult, withAudio: boolean) {
-  return {
-    session_id: r.session_id,
-    transcript: r.transcript ? transcriptView(r.transcript) : null,
-    reply_text: r.reply_text,
-    audio_base64: withAudio && r.audio ? r.audio.bytes.toString('base64') : null,
-    audio_format: r.audio?.format ?? null,
-    sample_rate: r.audio?.sample_rate ?? null,
-    duration_seconds: r.audio?.duration_seconds ?? null,
-    no_speech: r.no_speech,
-    degraded: r.degraded,
-    engines: r.engines,
-    usage: r.usage,
-    timings: r.timings,
-  };
-}
 
 export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; maxUploadBytes: number; maxAudioSeconds: number }> = async (app, { dialogue, maxUploadBytes, maxAudioSeconds }) => {
   await registerMultipart(app, maxUploadBytes);

@@ -11,6 +11,7 @@ import { AUDIO_FORMATS, type AudioFormat } from '../audio/formats.ts';
 import { errorEnvelopeSchema } from '../errors.ts';
 import type { Speech, SynthesisService } from '../services/synthesis.ts';
 import { abortedByClient, clientSignal, logClientAbort } from './request-signal.ts';
+import { speedSchema } from './schemas.ts';
 import { sendSse } from './streaming.ts';
 
 /**
@@ -29,8 +30,6 @@ const referenceSchema = z.object({
   audio: base64.describe('Reference clip (wav, mp3, flac, ogg, ...), base64. Checked for size (MAX_REFERENCE_AUDIO_BYTES), format and duration (MAX_REFERENCE_AUDIO_SECONDS) before any upstream call.'),
   text: z.string().min(1).describe('What is said in the clip.'),
 });
-
-export const speedSchema = z.number().min(0.25).max(4).describe('Speaking speed, 0.25–4.0 (1 = normal).');
 
 export const textToSpeechRequestSchema = z
   .object({

@@ -10,7 +10,7 @@ import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
 import { checkJsonSchema, schemaLimits, type SchemaLimits } from '../engines/llm/schema-limits.ts';
-import { Admission } from './admission.ts';
+import { Admission } from '../util/admission.ts';
 
 export interface Generation {
   model: string;

@@ -21,7 +21,7 @@ import type { PcmChunk, ReferenceAudio, SynthesisRequest, TtsEngine, Voice } fro
 import { ApiError, isRetryable } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
-import { Admission } from './admission.ts';
+import { Admission } from '../util/admission.ts';
 
 export interface SpeechRequest extends SynthesisRequest {
   format: AudioFormat;
@@ -257,6 +257,8 @@ export class SynthesisService {
     const finish = (outcome: string) => {
       if (done) return;
       done = true;
+      // the signal outlives this speech (one request speaks many sentences): leave no listener on it
+      signal.removeEventListener('abort', onAbort);
       release();
       const elapsed = (performance.now() - opened.started) / 1000;
       this.metrics.dependencyDuration.observe({ dependency: DEPENDENCY[engine.id] ?? engine.id, operation: 'synthesize', outcome }, elapsed);
@@ -266,16 +268,13 @@ export class SynthesisService {
       }
     };
     // a client that leaves before reading anything still frees the slot and stops the engine
-    signal.addEventListener(
-      'abort',
-      () => {
-        if (!consuming) {
-          void iterator.return?.();
-          finish('aborted');
-        }
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      if (!consuming) {
+        void iterator.return?.();
+        finish('aborted');
+      }
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
 
     async function* chunks(): AsyncGenerator<PcmChunk> {
       consuming = true;

@@ -10,7 +10,7 @@ import type { Transcript, TranscriptionRequest, TranscriptSegment } from '../eng
 import { ApiError, isRetryable } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
-import { Admission } from './admission.ts';
+import { Admission } from '../util/admission.ts';
 
 export interface TranscriptionResult {
   transcript: Transcript;

@@ -37,6 +37,10 @@ export class MemorySessionStore implements SessionStore {
     return this.sessions.delete(scopedId(session.owner, session.id));
   }
 
+  degraded(): boolean {
+    return false;
+  }
+
   problem(): string | null {
     return null;
   }

@@ -107,6 +107,10 @@ export class RedisSessionStore implements SessionStore {
     return (await this.timed('record_delete', () => this.redis.del(this.recordKey(key)))) > 0;
   }
 
+  degraded(): boolean {
+    return false;
+  }
+
   problem(): string | null {
     return this.redis.status === 'ready' ? null : `redis ${this.redis.status}${this.lastError ? `: ${this.lastError}` : ''}`;
   }

@@ -28,6 +28,11 @@ export interface SessionStore {
   delete(session: SessionRef): Promise<boolean>;
   /** For readiness: null when healthy, else why not. */
   problem(): string | null;
+  /**
+   * Whether the last call was served by a stand-in (process memory while Redis is unreachable,
+   * SESSION_REDIS_FALLBACK) rather than where sessions are meant to live; the dialogue reports it.
+   */
+  degraded(): boolean;
   close(): Promise<void>;
   // Records: one JSON string per key, kept apart from the session lists, expiring
   // SESSION_TTL_SECONDS after they were written (stored /v1/responses objects).

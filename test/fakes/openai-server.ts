@@ -26,7 +26,7 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
+    const respond = async () => {
       const raw = Buffer.concat(chunks).toString('latin1');
       const multipart = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
       const field = (name: string) => new RegExp(`name="${name.replace(/[[\]]/g, '\\$&')}"\r\n\r\n([^\r]*)`).exec(raw)?.[1];
@@ -110,6 +110,13 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
             : { id, object: 'text_completion', created: 0, model: body.model, choices: [{ index: 0, text: words.join(''), finish_reason: finish, logprobs: null }], usage },
         ),
       );
+    };
+    // a fault in the fake (a body it cannot parse) answers 500 instead of an unhandled rejection
+    req.on('end', () => {
+      respond().catch((error: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: `fake server: ${String(error)}`, type: 'server_error', param: null, code: null } }));
+      });
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

@@ -1,14 +1,12 @@
 /** Starts the real app on an ephemeral loopback port with captured logs. */
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.ts';
+import { compose } from '../../src/compose.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { createEngines } from '../../src/engines/index.ts';
 import type { EngineRegistry } from '../../src/engines/registry.ts';
-import { ApiKeyStore } from '../../src/http/auth.ts';
+import type { ApiKeyStore } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { Metrics } from '../../src/observability/metrics.ts';
-import { createSessionStore } from '../../src/sessions/index.ts';
+import type { Metrics } from '../../src/observability/metrics.ts';
 import { logWriter, recordEnvSecrets, recordSecrets } from './test-logs.ts';
 
 export interface TestApp {
@@ -43,20 +41,16 @@ export async function startApp(options: StartOptions = {}): Promise<TestApp> {
     },
   });
   const logger = createLogger(config.LOG_LEVEL, sink);
-  const metrics = new Metrics();
-  const engines = options.engines ? options.engines(config, metrics) : createEngines(config, { logger, metrics });
   const source = options.keySource;
-  const keys = new ApiKeyStore(
-    source
-      ? () => {
-          const list = source();
-          recordSecrets(list);
-          return list;
-        }
-      : () => config.API_KEYS,
-  );
-  const sessions = createSessionStore(config, metrics, logger);
-  const app = await buildApp(config, { engines, metrics, logger, keys, sessions });
+  // the keys of this app's own configuration (its `env`), not of the test process's environment
+  const keySource = source
+    ? () => {
+        const list = source();
+        recordSecrets(list);
+        return list;
+      }
+    : () => config.API_KEYS;
+  const { app, engines, metrics, keys, close } = await compose(config, { logger, engines: options.engines, keySource });
   await app.listen({ port: 0, host: '127.0.0.1' });
   await engines.start();
   const address = app.server.address();
@@ -70,10 +64,6 @@ export async function startApp(options: StartOptions = {}): Promise<TestApp> {
     keys,
     engines,
     metrics,
-    close: async () => {
-      await app.close();
-      await engines.close();
-      await sessions.close();
-    },
+    close,
   };
 }

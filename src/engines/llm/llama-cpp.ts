@@ -262,13 +262,13 @@ export class LlamaCppEngine implements LlmEngine {
         if (input.kind === 'prompt') {
           await sequence.clearHistory();
           const completion = new lib.LlamaCompletion({ contextSequence: sequence });
-          const { metadata } = await completion.generateCompletionWithMeta(input.prompt, { ...options, grammar: await grammar });
+          const { metadata } = await completion.generateCompletionWithMeta(input.prompt, { ...options, grammar });
           completion.dispose({ disposeSequence: false });
           return metadata.stopReason;
         }
         const chat = new lib.LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper, autoDisposeSequence: false });
         const history: ChatHistoryItem[] = [...this.history(input.messages), { type: 'model', response: [] }];
-        const result = await chat.generateResponse(history, { ...options, grammar: await grammar });
+        const result = await chat.generateResponse(history, { ...options, grammar });
         chat.dispose({ disposeSequence: false });
         return result.metadata.stopReason;
       } finally {

@@ -16,7 +16,7 @@ import { hfSettings, type HfSettings } from '../../models/hugging-face.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
-import { Admission } from '../../services/admission.ts';
+import { Admission } from '../../util/admission.ts';
 import type { EngineState } from '../types.ts';
 import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest, type TranscriptSegment, type TranscriptWord } from './types.ts';
 

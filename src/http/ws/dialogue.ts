@@ -12,7 +12,7 @@ import { AUDIO_FORMATS, type AudioFormat } from '../../audio/formats.ts';
 import type { Config } from '../../config.ts';
 import type { DialogueService, DialogueTurnInput } from '../../dialogue/pipeline.ts';
 import type { TranscriptionService } from '../../services/transcription.ts';
-import { resultView } from '../dialogue.ts';
+import { resultView } from '../dialogue-view.ts';
 import { segmentView } from '../transcript-formats.ts';
 import { tenantOf } from '../../tenancy.ts';
 import type { WsDocs } from '../ws-docs.ts';

@@ -16,7 +16,7 @@ import { ApiError } from '../../errors.ts';
 import { badMessage, JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain, type SocketGate } from './shutdown.ts';
 import type { WsDocs } from '../ws-docs.ts';
-import { speedSchema } from '../text-to-speech.ts';
+import { speedSchema } from '../schemas.ts';
 
 const settingsSchema = z.object({
   voice: z.string().max(200).optional(),

@@ -97,21 +97,43 @@ describe('components', () => {
     expect(screen.getByLabelText(/stt 120 ms, llm → first sentence 200 ms, tts → first audio 80 ms, total 900 ms/)).toBeTruthy();
   });
 
-  it('TextPanel streams tokens into the output and can stop', async () => {
-    vi.stubGlobal('fetch', async () => sseResponse(['event: delta\ndata: {"text":"Hello"}\n\n', 'event: delta\ndata: {"text":" world"}\n\n', 'event: done\ndata: {"model":"m","usage":{"completion_tokens":2},"finish_reason":"stop"}\n\n'], 5));
+  it('TextPanel streams a Responses API reply into the chat, with tokens/s, and continues from its id', async () => {
+    const frame = (data: object) => `event: ${(data as { type: string }).type}\ndata: ${JSON.stringify(data)}\n\n`;
+    const bodies: Record<string, unknown>[] = [];
+    vi.stubGlobal('fetch', async (_url: string, init: RequestInit) => {
+      bodies.push(JSON.parse(String(init.body)) as Record<string, unknown>);
+      const id = `resp_${bodies.length}`;
+      return sseResponse(
+        [
+          frame({ type: 'response.created', response: { id, status: 'in_progress' } }),
+          frame({ type: 'response.output_text.delta', delta: 'Hello' }),
+          frame({ type: 'response.output_text.delta', delta: ' world' }),
+          frame({ type: 'response.completed', response: { id, status: 'completed', usage: { output_tokens: 2 } } }),
+        ],
+        5,
+      );
+    });
     render(<TextPanel connection={connection} />);
     await act(async () => {
-      fireEvent.click(screen.getByText('Generate'));
+      fireEvent.click(screen.getByText('Send'));
     });
     await waitFor(() => expect(screen.getByTestId('text-output').textContent).toBe('Hello world'));
-    await waitFor(() => expect(screen.getByText(/m · 2 tokens/)).toBeTruthy());
+    await waitFor(() => expect(screen.getByText(/2 tokens · [\d.–]+ tokens\/s · first token \d+ ms/)).toBeTruthy());
+    expect(bodies[0]).toMatchObject({ input: 'Write a haiku about GPUs.', stream: true, temperature: 0.7, top_p: 0.95, max_output_tokens: 256 });
+    expect(bodies[0]!.previous_response_id).toBeUndefined();
+    fireEvent.change(screen.getByLabelText(/^Message/), { target: { value: 'And another?' } });
+    await act(async () => {
+      fireEvent.keyDown(screen.getByLabelText(/^Message/), { key: 'Enter', ctrlKey: true });
+    });
+    await waitFor(() => expect(bodies).toHaveLength(2));
+    expect(bodies[1]).toMatchObject({ input: 'And another?', previous_response_id: 'resp_1' });
   });
 
   it('TextPanel shows the envelope of a failed request readably', async () => {
     vi.stubGlobal('fetch', async () => new Response(JSON.stringify({ error: { message: 'The text-generation engine is not available.' }, request_id: 'r-2' }), { status: 503 }));
     render(<TextPanel connection={connection} />);
     await act(async () => {
-      fireEvent.click(screen.getByText('Generate'));
+      fireEvent.click(screen.getByText('Send'));
     });
     await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('not available'));
   });

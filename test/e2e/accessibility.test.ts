@@ -99,8 +99,8 @@ describe('playground accessibility in headless Chromium', () => {
   });
 
   it('announces a streamed reply once, when it is complete, not token by token', async () => {
-    await page.getByLabel('Prompt').fill('Say hello.');
-    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByLabel(/^Message/).fill('Say hello.');
+    await page.getByRole('button', { name: 'Send' }).click();
     const announcement = page.getByTestId('text-announcement');
     await announcement.filter({ hasText: GEMMA_REPLY }).waitFor({ timeout: 20_000 });
     assert.equal(await announcement.getAttribute('aria-live'), 'polite');
@@ -109,7 +109,7 @@ describe('playground accessibility in headless Chromium', () => {
   });
 
   it('a focus ring with at least 3:1 contrast against the page', async () => {
-    await page.getByRole('button', { name: 'Generate' }).focus();
+    await page.getByRole('tab', { name: 'Text', exact: true }).focus();
     await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Tab'); // keyboard focus, so :focus-visible applies
     const { outline, width, page: background } = await page.evaluate(() => {

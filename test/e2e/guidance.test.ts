@@ -63,7 +63,7 @@ describe('playground guidance in headless Chromium', () => {
     const remedies = page.getByRole('region', { name: 'What is not ready' });
     await remedies.waitFor({ timeout: 15_000 });
     assert.match(await remedies.innerText(), /llm · llama-cpp[\s\S]*missing model[\s\S]*GEMMA_MODEL/);
-    assert.ok(await page.getByRole('button', { name: 'Generate' }).isDisabled());
+    assert.ok(await page.getByRole('button', { name: 'Send' }).isDisabled());
     await page.getByText('Unavailable: text generation is not available (llama-cpp: missing model).').waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'missing-model-phone.png'), fullPage: true });
     await page.getByRole('tab', { name: 'Dialogue' }).click();

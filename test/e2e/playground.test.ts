@@ -146,12 +146,12 @@ describe('playground in headless Chromium', () => {
     for (const capability of ['llm: llama-cpp', 'stt: whisper-cpp', 'tts: espeak']) assert.match(status, new RegExp(capability));
   });
 
-  it('Text: streams the reply into the output', async () => {
+  it('Text: streams the reply into the chat', async () => {
     await page.getByRole('tab', { name: 'Text', exact: true }).click();
-    await page.getByLabel('Prompt').fill('Say hello.');
-    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByLabel(/^Message/).fill('Say hello.');
+    await page.getByRole('button', { name: 'Send' }).click();
     await page.getByTestId('text-output').filter({ hasText: GEMMA_REPLY }).waitFor({ timeout: 20_000 });
-    await page.getByText(/tokens · first token/).waitFor();
+    await page.getByText(/tokens\/s · first token/).waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'text.png'), fullPage: true });
   });
 
@@ -190,6 +190,7 @@ describe('playground in headless Chromium', () => {
     const labels = await select.locator('option').allInnerTexts();
     assert.ok(labels.length > 100, `${labels.length} voices`);
     assert.deepEqual(labels.filter((l) => /\((espeak|openaudio)\)$/.test(l)), [], 'no engine suffix doubling the label');
+    assert.equal(await page.getByTestId('clone-voice').count(), 0, 'no voice cloning without fish-speech');
     await page.getByLabel('Find a voice').fill('vietnam');
     assert.deepEqual(await select.locator('option').allInnerTexts(), ['default', 'Vietnamese (Central)', 'Vietnamese (Northern)', 'Vietnamese (Southern)']);
     await select.selectOption({ label: 'Vietnamese (Central)' });

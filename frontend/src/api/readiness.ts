@@ -5,6 +5,7 @@
  * console is not filled with a failed request every 5 s; while an engine is loading it stays at 5 s.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { headers } from './client.ts';
 import type { Connection } from './settings.ts';
 
 export interface EngineReport {
@@ -42,7 +43,8 @@ export function useReadiness(connection: Connection): ReadinessState {
       let steady = false;
       try {
         // 503 (not ready) still carries the report
-        const res = await fetch(`${connection.baseUrl}/health/ready`);
+        // with API keys on, the server tells the remedies (`detail`) only to a request with a valid key
+        const res = await fetch(`${connection.baseUrl}/health/ready`, { headers: headers(connection) });
         const body = (await res.json()) as Readiness;
         if (cancelled) return;
         setReadiness(body);
@@ -65,7 +67,7 @@ export function useReadiness(connection: Connection): ReadinessState {
       cancelled = true;
       clearTimeout(timer);
     };
-  }, [connection.baseUrl]);
+  }, [connection.baseUrl, connection.apiKey, connection.keyHeader]);
   const refresh = useCallback(() => poke.current(), []);
   return { readiness, unreachable, refresh };
 }

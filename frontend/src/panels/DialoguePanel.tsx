@@ -24,6 +24,8 @@ interface Bubble {
   role: 'user' | 'assistant';
   text: string;
   cancelled?: boolean;
+  /** A live partial transcript (the user still speaking), replaced by the final one. */
+  partial?: boolean;
   timings?: Timings;
   /** The spoken reply as a WAV (object URL), for replay and download. */
   audioUrl?: string;
@@ -60,6 +62,14 @@ function rms(pcm: Int16Array): number {
   let sum = 0;
   for (const s of pcm) sum += (s / 32768) ** 2;
   return Math.min(1, Math.sqrt(sum / Math.max(1, pcm.length)) * 4);
+}
+
+/**
+ * Turn by turn, each user turn before its reply: the next turn's partial transcript can arrive
+ * before this turn's reply starts (someone speaking again right away, or over the reply).
+ */
+function inTurnOrder(bubbles: Bubble[]): Bubble[] {
+  return [...bubbles].sort((a, b) => a.conn - b.conn || a.turn - b.turn || (a.role === 'user' ? 0 : 1) - (b.role === 'user' ? 0 : 1));
 }
 
 /** m:ss */
@@ -124,7 +134,8 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
         return;
       }
       const event = JSON.parse(message.data) as { type: string; turn_id?: number; text?: string; session_id?: string; timings?: Timings; reply_text?: string; error?: { message: string }; request_id?: string };
-      if (event.turn_id) p.lastTurn = Math.max(p.lastTurn, event.turn_id);
+      // a partial names the turn being spoken, not yet counted (a typed turn would take that number)
+      if (event.turn_id && event.type !== 'transcript.partial') p.lastTurn = Math.max(p.lastTurn, event.turn_id);
       switch (event.type) {
         case 'ready':
           setSessionId(event.session_id ?? null);
@@ -135,8 +146,12 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
         case 'speech_stopped':
           setSpeaking(false);
           break;
+        case 'transcript.partial':
+          // shown in the user's bubble while they speak; a late partial never overwrites the final text
+          if (event.text?.trim()) upsert(conn, event.turn_id!, 'user', (b) => (b.text && !b.partial ? b : { ...b, text: event.text ?? '', partial: true }));
+          break;
         case 'transcript.final':
-          upsert(conn, event.turn_id!, 'user', (b) => ({ ...b, text: event.text ?? '' }));
+          upsert(conn, event.turn_id!, 'user', (b) => ({ ...b, text: event.text ?? '', partial: false }));
           break;
         case 'reply.text.delta':
           upsert(conn, event.turn_id!, 'assistant', (b) => ({ ...b, text: b.text + (event.text ?? '') }));
@@ -201,6 +216,8 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
     p?.ws.close();
     setState('idle');
     setSpeaking(false);
+    // words still being spoken when the conversation ended never become a turn
+    setBubbles((all) => (all.some((b) => b.partial) ? all.filter((b) => !b.partial) : all));
     setMicSince(null);
     setLevel(0);
   }
@@ -311,9 +328,9 @@ export function DialoguePanel({ connection, readiness }: { connection: Connectio
         {announcement}
       </p>
       <ol className="chat" data-testid="dialogue-chat">
-        {bubbles.map((b) => (
-          <li key={`${b.conn}-${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}`}>
-            <span className="who">{b.role === 'user' ? 'You' : 'Gemma'}</span> {b.text}
+        {inTurnOrder(bubbles).map((b) => (
+          <li key={`${b.conn}-${b.turn}-${b.role}`} className={`bubble ${b.role}${b.cancelled ? ' cancelled' : ''}${b.partial ? ' partial' : ''}`}>
+            <span className="who">{b.role === 'user' ? 'You' : 'Gemma'}</span> {b.partial ? `${b.text.replace(/[.…]+$/, '')}…` : b.text}
             {b.cancelled && <em> (interrupted)</em>}
             {b.timings && <LatencyBar timings={b.timings} />}
             {b.audioUrl && (

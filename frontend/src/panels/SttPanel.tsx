@@ -5,6 +5,7 @@ import type { Connection } from '../api/settings.ts';
 import { Unavailable } from '../components/Unavailable.tsx';
 import { openMicrophone, startMic, type Mic } from '../audio/mic.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
+import { RecordTimer } from '../components/RecordTimer.tsx';
 
 interface Result {
   text: string;
@@ -24,7 +25,8 @@ export function SttPanel({ connection, readiness }: { connection: Connection; re
   const [timing, setTiming] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
-  const [recording, setRecording] = useState(false);
+  // when the recording started (null: not recording), for the timer
+  const [recording, setRecording] = useState<number | null>(null);
   const recorder = useRef<MediaRecorder | null>(null);
   const [live, setLive] = useState<{ finals: string[]; partial: string } | null>(null);
   const liveParts = useRef<{ ws: WebSocket; mic: Mic | null } | null>(null);
@@ -88,12 +90,12 @@ export function SttPanel({ connection, readiness }: { connection: Connection; re
       rec.onstop = () => {
         for (const t of stream.getTracks()) t.stop();
         recorder.current = null;
-        setRecording(false);
+        setRecording(null);
         void transcribe(new Blob(chunks, { type: rec.mimeType }), 'recording.webm');
       };
       rec.start();
       recorder.current = rec;
-      setRecording(true);
+      setRecording(Date.now());
     } catch (e) {
       setError(e);
     }
@@ -155,13 +157,14 @@ export function SttPanel({ connection, readiness }: { connection: Connection; re
         <button onClick={() => file && void transcribe(file, file.name)} disabled={!file || busy || !!unavailable} aria-describedby={unavailable ? 'stt-unavailable' : undefined}>
           Transcribe file
         </button>
-        <button onClick={() => void toggleRecording()} aria-pressed={recording} disabled={busy || (!!unavailable && !recording)}>
-          {recording ? 'Stop recording' : 'Record'}
+        <button onClick={() => void toggleRecording()} aria-pressed={recording !== null} disabled={busy || (!!unavailable && recording === null)}>
+          {recording !== null ? 'Stop recording' : 'Record'}
         </button>
         <button onClick={() => void toggleLive()} aria-pressed={liveOn} disabled={!!unavailable && !liveOn}>
           {liveOn ? 'Stop live' : 'Live (WebSocket)'}
         </button>
       </div>
+      {recording !== null && <RecordTimer since={recording} testId="stt-recording" />}
       <Unavailable id="stt-unavailable" reason={unavailable} />
       <ErrorBox error={error} />
       {result && (

@@ -5,6 +5,7 @@ import type { Connection } from '../api/settings.ts';
 import { Unavailable } from '../components/Unavailable.tsx';
 import { PcmPlayer } from '../audio/pcm-player.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
+import { CloneVoice } from '../components/CloneVoice.tsx';
 
 const FORMATS = ['wav', 'mp3', 'opus', 'flac', 'aac', 'pcm'] as const;
 const OPENAI_NAMES = new Set(['alloy', 'ash', 'ballad', 'coral', 'echo', 'fable', 'nova', 'onyx', 'sage', 'shimmer', 'verse']);
@@ -47,11 +48,13 @@ export function TtsPanel({ connection, readiness }: { connection: Connection; re
   const player = useRef<PcmPlayer | null>(null);
   useEffect(() => () => player.current?.close(), []);
 
-  useEffect(() => {
+  const loadVoices = () =>
     getJson<{ voices: Voice[] }>(connection, '/v1/audio/voices')
       .then((v) => setVoices(v.voices))
       .catch(() => setVoices([]));
-  }, [connection]);
+  useEffect(() => void loadVoices(), [connection]);
+  // voice cloning needs fish-speech (the openaudio engine) ready on the server
+  const cloning = readiness?.readiness?.capabilities.tts?.engines.some((e) => e.engine === 'openaudio' && e.status === 'ready') ?? false;
 
   /** A short sample in the chosen voice, played at once. */
   async function preview() {
@@ -173,6 +176,16 @@ export function TtsPanel({ connection, readiness }: { connection: Connection; re
         Speak
       </button>
       <Unavailable id="tts-unavailable" reason={unavailable} />
+      {cloning && (
+        <CloneVoice
+          connection={connection}
+          onAdded={(id) => {
+            setVoiceQuery('');
+            setVoice(id);
+            void loadVoices();
+          }}
+        />
+      )}
       <ErrorBox error={error} />
       {audioUrl && (
         <div className="row">

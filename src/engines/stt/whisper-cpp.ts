@@ -56,6 +56,8 @@ interface DetailedSegment {
   text: string;
   lang: string;
   tokens: DetailedToken[];
+  /** Added by scripts/whisper-patches.mjs: P(<|nospeech|>) at SOT of the pass that made it. */
+  no_speech_prob?: number;
 }
 
 const isSpecial = (t: DetailedToken) => t.text.startsWith('[_') || /^<\|.*\|>$/.test(t.text);
@@ -75,6 +77,15 @@ export function wordsFrom(tokens: DetailedToken[], offsetSeconds: number): Trans
     }
   }
   return words.filter((w) => w.word !== '');
+}
+
+/**
+ * The patched binding reports the model's no-speech probability. An unpatched build (the
+ * postinstall rebuild skipped or failed) has none: 0 then, the value OpenAI's schema can hold and
+ * that a client reading it as "this is speech" gets right for every segment whisper did emit.
+ */
+function noSpeechProb(r: DetailedSegment): number {
+  return typeof r.no_speech_prob === 'number' && Number.isFinite(r.no_speech_prob) ? r.no_speech_prob : 0;
 }
 
 export class WhisperCppEngine implements SttEngine {
@@ -166,7 +177,7 @@ export class WhisperCppEngine implements SttEngine {
           end: Math.min(duration, offsetSeconds + r.to / 1000),
           text: r.text,
           avgLogprob: textTokens.length ? textTokens.reduce((s, t) => s + Math.log(Math.max(t.p, 1e-10)), 0) / textTokens.length : 0,
-          noSpeechProb: null,
+          noSpeechProb: noSpeechProb(r),
           tokens: textTokens.map((t) => t.id),
         };
         segments.push(segment);

@@ -172,4 +172,29 @@ describe('whisper.cpp engine (real library, tiny model)', () => {
       await assert.rejects(run(e, { audio: audio(1) }), (err: { statusCode: number }) => err.statusCode === 503);
     }
   });
+
+  it('STT_DEVICE=cuda runs on @fugood/whisper.node (here its CPU build, as no GPU is lent): same transcript, abort between windows', async () => {
+    const gpuPath = new WhisperCppEngine(options(tinyWhisperPath(), { device: 'cuda', cudaVariant: 'default' }), logger);
+    await gpuPath.load();
+    try {
+      assert.deepEqual(gpuPath.state(), { status: 'ready' });
+      const { transcript } = await run(gpuPath, { audio: audio(40) });
+      assert.deepEqual(transcript.segments.map((s) => [s.start, s.end, s.text.trim()]), [[0, 1, TINY_WHISPER_TEXT], [30, 31, TINY_WHISPER_TEXT]]);
+      assert.ok(transcript.segments.every((s) => s.noSpeechProb === 0), 'this binding reports no probability: 0');
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new DOMException('client gone', 'AbortError')), 5);
+      await assert.rejects(run(gpuPath, { audio: audio(65) }, controller.signal), (e: Error) => e.name === 'AbortError');
+    } finally {
+      await gpuPath.close();
+    }
+  });
+
+  it('STT_DEVICE: cuda:N other than 0 is refused with the remedy; bad values fail the config', async () => {
+    const e = new WhisperCppEngine(options(tinyWhisperPath(), { device: 'cuda:1' }), logger);
+    await e.load();
+    assert.equal(e.state().status, 'error');
+    assert.match(e.state().detail ?? '', /CUDA_VISIBLE_DEVICES=1/);
+    assert.equal(loadConfig({ STT_DEVICE: 'CUDA:0' }).STT_DEVICE, 'cuda:0');
+    assert.throws(() => loadConfig({ STT_DEVICE: 'gpu' }), /STT_DEVICE/);
+  });
 });

@@ -18,7 +18,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY frontend/package.json frontend/
-COPY scripts/build-whisper.mjs scripts/
+COPY scripts/build-whisper.mjs scripts/whisper-patches.mjs scripts/
 # whisper.cpp is rebuilt for x86-64-v3 (AVX2/FMA/F16C, every server CPU since ~2015; 8x faster than
 # the generic build) when the build host has it; --build-arg SKIP_WHISPER_REBUILD=1 keeps the generic one
 ARG SKIP_WHISPER_REBUILD=
@@ -86,7 +86,8 @@ ENV NODE_ENV=production \
     HF_HOME=/home/appuser/.cache/huggingface \
     PLAYGROUND_DIR=/app/frontend/dist \
     LLM_DEVICE=cuda \
-    LLM_GPU_LAYERS=max
+    LLM_GPU_LAYERS=max \
+    STT_DEVICE=cuda
 USER appuser
 EXPOSE 6666
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

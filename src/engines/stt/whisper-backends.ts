@@ -2,7 +2,7 @@
  * The two whisper.cpp bindings behind the embedded STT engine, one window at a time:
  *  - CPU: smart-whisper 0.8.1, rebuilt at install with AVX2-class flags and current whisper.cpp's
  *    seek and no_speech_prob patched in (scripts/build-whisper.mjs). Tokens, probabilities and
- *    token timestamps; measured on par with whisper.cpp 1.9.3's CLI here (README).
+ *    token timestamps; its speed against whisper.cpp 1.9.3's CLI is in the README.
  *  - CUDA: @fugood/whisper.node 1.1.3's prebuilt CUDA 12 variant (whisper.cpp 1.9.3). Its CPU
  *    builds have no AVX (~12× slower), hence CPU stays on smart-whisper. It returns segment text
  *    and times only: no tokens, probabilities or word timestamps; it always uses the first visible

@@ -90,16 +90,21 @@ function cli(shape: Shape): number {
   return total - load;
 }
 
-async function http(url: string, shape: Shape): Promise<{ ms: number; segments: number }> {
+async function http(url: string, shape: Shape, retried = false): Promise<{ ms: number; segments: number }> {
   const form = new FormData();
   form.set('file', new Blob([fs.readFileSync(shape.file)]), 'bench.wav');
   form.set('model', 'whisper-1');
   form.set('response_format', 'verbose_json');
   const started = performance.now();
-  const res = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body: form }).catch((error: Error) => {
-    const service = [...services.values()].find((s) => s.url === url);
-    throw new Error(`${error.message} (${String(error.cause)}); exit code ${service?.child.exitCode}; service output: ${service?.output().slice(-3000)}`);
-  });
+  let res: Response;
+  try {
+    res = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+  } catch (error) {
+    // a pooled keep-alive socket the server closed while the CLI ran: nothing was processed, send again
+    const code = ((error as Error).cause as { code?: string } | undefined)?.code;
+    if (!retried && (code === 'EPIPE' || code === 'ECONNRESET')) return http(url, shape, true);
+    throw error;
+  }
   const text = await res.text();
   const ms = performance.now() - started;
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${text}`);
@@ -111,6 +116,7 @@ async function startService(model: string) {
   const service = spawnService(
     { LOCAL_WHISPER_MODEL: model, STT_BACKEND: 'local', WHISPER_THREADS: String(THREADS), STT_PARALLEL: '1', GEMMA_MODEL: '/absent.gguf', LOG_LEVEL: 'warn', MAX_UPLOAD_BYTES: '100000000', MAX_AUDIO_SECONDS: '3600', REQUEST_TIMEOUT_SECONDS: '3600' },
     port,
+    { quiet: true },
   );
   await waitForHealth(service.url, 60_000);
   const deadline = Date.now() + 120_000;

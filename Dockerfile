@@ -18,7 +18,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY frontend/package.json frontend/
-COPY scripts/build-whisper.mjs scripts/
+COPY scripts/build-whisper.mjs scripts/whisper-patches.mjs scripts/
 # whisper.cpp is rebuilt for x86-64-v3 (AVX2/FMA/F16C, every server CPU since ~2015; 8x faster than
 # the generic build) when the build host has it; --build-arg SKIP_WHISPER_REBUILD=1 keeps the generic one
 ARG SKIP_WHISPER_REBUILD=
@@ -89,7 +89,8 @@ ENV NODE_ENV=production \
     HF_HOME=/home/appuser/.cache/huggingface \
     PLAYGROUND_DIR=/app/frontend/dist \
     LLM_DEVICE=cuda \
-    LLM_GPU_LAYERS=max
+    LLM_GPU_LAYERS=max \
+    STT_DEVICE=cuda
 USER appuser
 # 6666 for API clients; 6680 for browsers (they refuse 6666): the playground and /docs
 EXPOSE 6666 6680

@@ -1,23 +1,32 @@
 #!/usr/bin/env node
-// postinstall: rebuild smart-whisper's bundled whisper.cpp with the CPU features this machine has.
+// postinstall: rebuild smart-whisper's bundled whisper.cpp with the CPU features this machine has
+// and with the source patches of scripts/whisper-patches.mjs (single-timestamp seek, no_speech_prob).
 // Its own install step compiles with generic flags, which ran ~12x slower here than
-// -march=x86-64-v3 (AVX2/FMA/F16C). Skipped when the CPU lacks them, when the build already
-// used these flags, or with SKIP_WHISPER_REBUILD=1. Never fails the install.
+// -march=x86-64-v3 (AVX2/FMA/F16C). Skipped when the build already used these flags and patches,
+// or with SKIP_WHISPER_REBUILD=1. Never fails the install.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { applyWhisperPatches, PATCH_ID } from './whisper-patches.mjs';
 
 const dir = path.resolve('node_modules/smart-whisper');
 const marker = path.join(dir, 'build', 'gemma-3-api-cflags.txt');
 const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-const flags = process.arch === 'x64' && ['avx2', 'fma', 'f16c'].every((f) => new RegExp(`\\b${f}\\b`).test(cpuinfo)) ? '-march=x86-64-v3 -O3' : '';
+const flags = process.arch === 'x64' && ['avx2', 'fma', 'f16c'].every((f) => new RegExp(`\\b${f}\\b`).test(cpuinfo)) ? '-march=x86-64-v3 -O3' : '-O3';
+const stamp = `${flags} ${PATCH_ID}`;
 
-if (process.env.SKIP_WHISPER_REBUILD === '1' || !fs.existsSync(dir) || !flags) process.exit(0);
-if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === flags) process.exit(0);
-console.log(`gemma-3-api: rebuilding whisper.cpp with ${flags} (about a minute)...`);
+if (process.env.SKIP_WHISPER_REBUILD === '1' || !fs.existsSync(dir)) process.exit(0);
+if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === stamp) process.exit(0);
+try {
+  applyWhisperPatches(dir);
+} catch (error) {
+  console.warn(`gemma-3-api: whisper.cpp source patches did not apply (${error.message}); keeping the current build.`);
+  process.exit(0);
+}
+console.log(`gemma-3-api: rebuilding whisper.cpp with ${flags} and ${PATCH_ID} (a minute or more)...`);
 const result = spawnSync('npm', ['rebuild', 'smart-whisper', '--foreground-scripts=false'], {
   stdio: ['ignore', 'ignore', 'inherit'],
   env: { ...process.env, CFLAGS: flags, CXXFLAGS: flags },
 });
-if (result.status === 0) fs.writeFileSync(marker, flags);
+if (result.status === 0) fs.writeFileSync(marker, stamp);
 else console.warn('gemma-3-api: optimized whisper.cpp build failed; keeping the generic build (slower).');

@@ -239,6 +239,13 @@ export const configSchema = z.object({
   MAX_AUDIO_SECONDS: num(3600, 1, 86_400).describe('Longest audio accepted for transcription (seconds, after decoding); longer gets 413.'),
   DECODE_THREADS: int(2, 1, 64).describe('Worker threads that decode uploaded audio (off the event loop); each decodes one file at a time.'),
   DECODE_QUEUE_SIZE: int(32, 0, 10_000).describe('Uploaded files waiting for a decode thread; one more gets 503 `decoder_busy` with Retry-After.'),
+  STT_DEVICE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^(auto|cpu|cuda(:\d+)?)$/, 'must be auto, cpu, cuda or cuda:N')
+    .prefault('auto')
+    .describe('Where the embedded Whisper runs: cpu (smart-whisper, AVX2 build), cuda (@fugood/whisper.node CUDA 12 build; first visible GPU, cuda:N needs CUDA_VISIBLE_DEVICES), auto (CUDA when an NVIDIA driver is loaded and the CUDA build loads, else CPU).'),
   WHISPER_THREADS: int(0, 0, 1024).describe('CPU threads per Whisper transcription; 0 = usable cores less one.'),
   VAD_MODE: int(2, 0, 3).describe('WebRTC VAD aggressiveness for the WebSockets (0 keeps the most audio as speech, 3 the least).'),
   VAD_SPEECH_START_MS: int(60, 20, 2000).describe('Voiced audio needed before speech counts as started (ms).'),

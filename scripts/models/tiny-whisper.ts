@@ -27,6 +27,7 @@ const WORDS = [' Hello', ' from', ' the', ' tiny', ' whisper', ' model.'];
 const N_VOCAB = 51864;
 const EOT = 50256;
 const SOT = 50257;
+const NOSP = 50361; // <|nospeech|> (whisper.cpp never samples it; no_speech_prob reads it at SOT)
 const BEG = 50363; // <|0.00|>; each further timestamp token adds 0.02 s
 const N_MELS = 80;
 const N_FFT = 201;
@@ -41,6 +42,9 @@ export interface TinyWhisperOptions {
   /** Where the one segment ends, seconds (default TINY_WHISPER_END). whisper.cpp seeks to it, so a
    * value near 30 makes one decoder pass per 30 s window, as a real model on real speech does. */
   end?: number;
+  /** Give <|nospeech|> the embedding of <|0.00|>: at SOT both get the same logit, so the model's
+   * no-speech probability is 0.5 (by default it is ~0). The transcript does not change. */
+  noSpeechHalf?: boolean;
 }
 
 
@@ -156,6 +160,7 @@ export function tinyWhisper(options: TinyWhisperOptions = {}): Buffer {
   const S = 10; // embedding scale: logit margins of ~S × sqrt(state)
   const tokenEmbedding = randomAll ? noise(N_VOCAB * state, 0.05) : zeros(N_VOCAB * state);
   if (!randomAll) for (const [tok, d] of dimOf) tokenEmbedding[tok * state + d] = S;
+  if (!randomAll && options.noSpeechHalf) tokenEmbedding[NOSP * state + dimOf.get(BEG)!] = S;
 
   const fc1 = zeros(4 * state * state);
   const fc1Bias = zeros(4 * state);

@@ -73,7 +73,7 @@ const segmentSchema = z.object({
   end: z.number(),
   text: z.string(),
   avg_logprob: z.number(),
-  no_speech_prob: z.number().nullable().describe('null when the engine does not report it (the embedded whisper.cpp binding does not).'),
+  no_speech_prob: z.number().nullable().describe('Probability that the window holding the segment has no speech (the model\'s <|nospeech|> token at the start of decoding, as OpenAI computes it); null only when a remote engine omits it.'),
 });
 
 export const speechToTextResponse = z
@@ -91,7 +91,7 @@ export const speechToTextResponse = z
       text: 'Hello from the tiny whisper model.',
       language: 'en',
       duration: 2,
-      segments: [{ id: 0, start: 0, end: 1, text: ' Hello from the tiny whisper model.', avg_logprob: -0.01, no_speech_prob: null }],
+      segments: [{ id: 0, start: 0, end: 1, text: ' Hello from the tiny whisper model.', avg_logprob: -0.01, no_speech_prob: 0.02 }],
       engine: 'whisper-cpp',
     },
   });

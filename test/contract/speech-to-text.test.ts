@@ -1,6 +1,8 @@
 /** Speech-to-text over real HTTP: the real whisper.cpp on the tiny model, the official OpenAI SDK. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createOpenAI } from '@ai-sdk/openai';
+import { experimental_transcribe as transcribe } from 'ai';
 import OpenAI, { toFile } from 'openai';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
@@ -14,6 +16,12 @@ async function upload(url: string, file: Buffer, fields: Record<string, string> 
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   const res = await fetch(url, { method: 'POST', body: form });
   return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** The model's no-speech probability (the patched whisper.cpp reports it): a number in [0, 1], not a placeholder. */
+function assertProbability(p: unknown) {
+  assert.equal(typeof p, 'number', `no_speech_prob ${String(p)}`);
+  assert.ok((p as number) >= 0 && (p as number) <= 1, `no_speech_prob ${String(p)}`);
 }
 
 describe('speech-to-text routes', () => {
@@ -51,8 +59,17 @@ describe('speech-to-text routes', () => {
     assert.ok(segment.tokens.length >= 6 && segment.tokens.every((id) => Number.isInteger(id) && id >= 0), `token ids: ${segment.tokens}`);
     assert.deepEqual([segment.start, segment.end, segment.text.trim()], [0, 1, TINY_WHISPER_TEXT]);
     assert.ok(segment.compression_ratio > 0);
+    assertProbability(segment.no_speech_prob);
     assert.deepEqual(result.words?.map((w) => w.word), ['Hello', 'from', 'the', 'tiny', 'whisper', 'model.']);
     assert.ok(result.words!.every((w) => w.end >= w.start && w.end <= 1));
+  });
+
+  it('the Vercel AI SDK: experimental_transcribe with whisper-1 (verbose_json, numeric no_speech_prob)', async () => {
+    const provider = createOpenAI({ baseURL: `${t.url}/v1`, apiKey: 'none' });
+    const result = await transcribe({ model: provider.transcription('whisper-1'), audio: new Uint8Array(wav(2)), maxRetries: 0 });
+    assert.equal(result.text, TINY_WHISPER_TEXT);
+    assert.equal(result.durationInSeconds, 2);
+    assert.deepEqual(result.segments.map((s) => [s.text.trim(), s.startSecond, s.endSecond]), [[TINY_WHISPER_TEXT, 0, 1]]);
   });
 
   it('the OpenAI SDK: stream=true gives transcript.text.delta events, then transcript.text.done', async () => {
@@ -78,11 +95,12 @@ describe('speech-to-text routes', () => {
     const res = await upload(`${t.url}/v1/speech-to-text`, wav(2, { rate: 48000, format: 'float32' }), { language: 'en' });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-stt-engine'), 'whisper-cpp');
-    const body = JSON.parse(res.text) as { text: string; engine: string; segments: { start: number; end: number; no_speech_prob: null }[]; duration: number };
+    const body = JSON.parse(res.text) as { text: string; engine: string; segments: { start: number; end: number; no_speech_prob: number }[]; duration: number };
     assert.equal(body.text, TINY_WHISPER_TEXT);
     assert.equal(body.engine, 'whisper-cpp');
     assert.equal(body.duration, 2);
-    assert.deepEqual(body.segments.map((s) => [s.start, s.end, s.no_speech_prob]), [[0, 1, null]]);
+    assert.deepEqual(body.segments.map((s) => [s.start, s.end]), [[0, 1]]);
+    assertProbability(body.segments[0]!.no_speech_prob);
   });
 
   it('decodes every container clients send (mp3, flac, ogg/vorbis, ogg/opus, webm/opus, m4a/aac)', async () => {

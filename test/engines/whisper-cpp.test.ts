@@ -13,7 +13,7 @@ import { Metrics } from '../../src/observability/metrics.ts';
 import { TranscriptionService } from '../../src/services/transcription.ts';
 import type { SttEvent, Transcript, TranscriptionRequest } from '../../src/engines/stt/types.ts';
 import { startFakeHub } from '../fakes/hf-hub.ts';
-import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
+import { halfNoSpeechWhisperPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 
 const logger = pino({ level: 'silent' });
 const options = (model: string, over: Partial<WhisperCppOptions> = {}): WhisperCppOptions => ({ model, threads: 1, parallel: 1, hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...over });
@@ -50,6 +50,33 @@ describe('whisper.cpp engine (real library, tiny model)', () => {
     assert.deepEqual({ start: segment!.start, end: segment!.end, text: segment!.text.trim() }, { start: 0, end: 1, text: TINY_WHISPER_TEXT });
     assert.ok(segment!.avgLogprob <= 0 && segment!.avgLogprob > -0.01, `avg_logprob ${segment!.avgLogprob}`);
     assert.equal(events.filter((e) => e.type === 'segment').length, 1);
+  });
+
+  it('skips the rest of a window after a single-timestamp ending (one encoder pass per padded utterance)', async () => {
+    // the model's output ends "<|0.00|> text <|1.00|> EOT": whisper.cpp 2024 sought to 1.00 s and
+    // transcribed the window's silent rest again, once per second (29 more segments); current
+    // whisper.cpp and OpenAI's reference move on to the next window (scripts/whisper-patches.mjs)
+    const { transcript } = await run(engine, { audio: audio(60) });
+    assert.deepEqual(transcript.segments.map((s) => [s.start, s.end]), [[0, 1], [30, 31]]);
+  });
+
+  it('reports the model\'s no-speech probability on every segment', async () => {
+    // this variant gives <|nospeech|> and <|0.00|> the same logit at SOT: P(no speech) = 0.5
+    const half = new WhisperCppEngine(options(halfNoSpeechWhisperPath()), logger);
+    await half.load();
+    try {
+      const { transcript } = await run(half, { audio: audio(40) });
+      assert.equal(transcript.segments.length, 2);
+      for (const s of transcript.segments) {
+        assert.equal(s.text.trim(), TINY_WHISPER_TEXT);
+        assert.ok(typeof s.noSpeechProb === 'number' && Math.abs(s.noSpeechProb - 0.5) < 0.01, `no_speech_prob ${s.noSpeechProb}`);
+      }
+    } finally {
+      await half.close();
+    }
+    // the plain model puts no mass on it
+    const { transcript } = await run(engine, { audio: audio(2) });
+    assert.ok(transcript.segments[0]!.noSpeechProb! < 1e-6);
   });
 
   it('fills word timestamps when asked', async () => {
@@ -144,5 +171,30 @@ describe('whisper.cpp engine (real library, tiny model)', () => {
       assert.match(e.state().detail ?? '', pattern);
       await assert.rejects(run(e, { audio: audio(1) }), (err: { statusCode: number }) => err.statusCode === 503);
     }
+  });
+
+  it('STT_DEVICE=cuda runs on @fugood/whisper.node (here its CPU build, as no GPU is lent): same transcript, abort between windows', async () => {
+    const gpuPath = new WhisperCppEngine(options(tinyWhisperPath(), { device: 'cuda', cudaVariant: 'default' }), logger);
+    await gpuPath.load();
+    try {
+      assert.deepEqual(gpuPath.state(), { status: 'ready' });
+      const { transcript } = await run(gpuPath, { audio: audio(40) });
+      assert.deepEqual(transcript.segments.map((s) => [s.start, s.end, s.text.trim()]), [[0, 1, TINY_WHISPER_TEXT], [30, 31, TINY_WHISPER_TEXT]]);
+      assert.ok(transcript.segments.every((s) => s.noSpeechProb === 0), 'this binding reports no probability: 0');
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new DOMException('client gone', 'AbortError')), 5);
+      await assert.rejects(run(gpuPath, { audio: audio(65) }, controller.signal), (e: Error) => e.name === 'AbortError');
+    } finally {
+      await gpuPath.close();
+    }
+  });
+
+  it('STT_DEVICE: cuda:N other than 0 is refused with the remedy; bad values fail the config', async () => {
+    const e = new WhisperCppEngine(options(tinyWhisperPath(), { device: 'cuda:1' }), logger);
+    await e.load();
+    assert.equal(e.state().status, 'error');
+    assert.match(e.state().detail ?? '', /CUDA_VISIBLE_DEVICES=1/);
+    assert.equal(loadConfig({ STT_DEVICE: 'CUDA:0' }).STT_DEVICE, 'cuda:0');
+    assert.throws(() => loadConfig({ STT_DEVICE: 'gpu' }), /STT_DEVICE/);
   });
 });

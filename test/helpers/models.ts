@@ -24,3 +24,8 @@ export function gentleGemmaPath(): string {
 export function tinyWhisperPath(): string {
   return ensureTinyWhisper(path.join(MODELS_DIR, 'tiny-whisper.en.bin'));
 }
+
+/** The deterministic tiny whisper model whose no-speech probability at SOT is 0.5 (same transcript). */
+export function halfNoSpeechWhisperPath(): string {
+  return ensureTinyWhisper(path.join(MODELS_DIR, 'tiny-whisper-nosp-half.en.bin'), { noSpeechHalf: true });
+}

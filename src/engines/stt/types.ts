@@ -20,7 +20,7 @@ export interface TranscriptSegment {
   end: number;
   text: string;
   avgLogprob: number;
-  /** null when the engine does not report it (the embedded binding does not expose it). */
+  /** P(no speech) of the window pass that made the segment; null when a remote engine omits it. */
   noSpeechProb: number | null;
   /** Token ids of the segment's text, when the engine reports them. */
   tokens?: number[];

@@ -8,7 +8,6 @@
  * whisper.cpp crashes the process on a bad model file or an empty buffer, so model files are
  * checked first (models/whisper.ts) and audio is padded to at least one second.
  */
-import type * as SmartWhisperModule from 'smart-whisper';
 import type { Logger } from 'pino';
 import type { Config } from '../../config.ts';
 import { computeThreads } from '../../config.ts';
@@ -18,10 +17,8 @@ import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
 import { Admission } from '../../util/admission.ts';
 import type { EngineState } from '../types.ts';
+import { loadFugood, loadSmartWhisper, nvidiaGpuPresent, type WhisperBackend, type WindowSegment, type WindowToken } from './whisper-backends.ts';
 import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest, type TranscriptSegment, type TranscriptWord } from './types.ts';
-
-type SmartWhisper = typeof SmartWhisperModule;
-type WhisperModel = Awaited<ReturnType<SmartWhisper['WhisperModel']['load']>>;
 
 export const WINDOW_SECONDS = 30;
 const MIN_SAMPLES = STT_SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter input
@@ -32,6 +29,10 @@ export interface WhisperCppOptions {
   /** Windows decoded at once (STT_PARALLEL); further windows wait their turn, FIFO. */
   parallel: number;
   hf: HfSettings;
+  /** STT_DEVICE: auto, cpu, cuda, cuda:N. */
+  device?: string;
+  /** Test hook: the @fugood build used for `cuda` ('default' = its CPU build, to run that path without a GPU). */
+  cudaVariant?: 'cuda' | 'default';
 }
 
 export function whisperCppOptions(config: Config): WhisperCppOptions {
@@ -40,23 +41,12 @@ export function whisperCppOptions(config: Config): WhisperCppOptions {
     threads: computeThreads(config.WHISPER_THREADS),
     parallel: config.STT_PARALLEL,
     hf: hfSettings(config),
+    device: config.STT_DEVICE,
   };
 }
 
-interface DetailedToken {
-  text: string;
-  id: number;
-  p: number;
-  from?: number;
-  to?: number;
-}
-interface DetailedSegment {
-  from: number;
-  to: number;
-  text: string;
-  lang: string;
-  tokens: DetailedToken[];
-}
+type DetailedToken = WindowToken;
+type DetailedSegment = WindowSegment;
 
 const isSpecial = (t: DetailedToken) => t.text.startsWith('[_') || /^<\|.*\|>$/.test(t.text);
 
@@ -77,12 +67,20 @@ export function wordsFrom(tokens: DetailedToken[], offsetSeconds: number): Trans
   return words.filter((w) => w.word !== '');
 }
 
+/**
+ * The patched binding reports the model's no-speech probability. An unpatched build (the
+ * postinstall rebuild skipped or failed) has none: 0 then, the value OpenAI's schema can hold and
+ * that a client reading it as "this is speech" gets right for every segment whisper did emit.
+ */
+function noSpeechProb(r: DetailedSegment): number {
+  return typeof r.no_speech_prob === 'number' && Number.isFinite(r.no_speech_prob) ? r.no_speech_prob : 0;
+}
+
 export class WhisperCppEngine implements SttEngine {
   readonly id = 'whisper-cpp';
   readonly capability = 'stt' as const;
   private current: EngineState = { status: 'loading' };
-  private lib: SmartWhisper | undefined;
-  private model: WhisperModel | undefined;
+  private backend: WhisperBackend | undefined;
   private multilingual = true;
   /**
    * Fair scheduling: the slot is taken per 30 s window, not per request, and each request queues
@@ -106,12 +104,11 @@ export class WhisperCppEngine implements SttEngine {
     const started = Date.now();
     try {
       const { file, multilingual } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' });
-      this.lib = await import('smart-whisper');
-      this.model = await this.lib.WhisperModel.load(file, false);
+      this.backend = await this.loadBackend(file);
       // English-only models get language "en": "auto" would run language detection for nothing
       this.multilingual = multilingual;
       this.current = { status: 'ready' };
-      this.logger.info({ engine: this.id, model: file, threads: this.options.threads, load_ms: Date.now() - started }, 'Whisper loaded');
+      this.logger.info({ engine: this.id, model: file, device: this.backend.label, threads: this.options.threads, load_ms: Date.now() - started }, 'Whisper loaded');
     } catch (error) {
       const missing = error instanceof ModelUnavailableError;
       this.current = { status: missing ? 'missing_model' : 'error', detail: missing ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}` };
@@ -119,8 +116,28 @@ export class WhisperCppEngine implements SttEngine {
     }
   }
 
+  /** STT_DEVICE: cpu → smart-whisper; cuda[:0] → the CUDA binding or an error; auto → CUDA where a GPU and the binding work, else CPU. */
+  private async loadBackend(file: string): Promise<WhisperBackend> {
+    const device = this.options.device ?? 'auto';
+    const cuda = () => loadFugood(file, this.options.cudaVariant ?? 'cuda', (this.options.cudaVariant ?? 'cuda') === 'cuda');
+    if (device === 'cpu') return loadSmartWhisper(file);
+    if (device.startsWith('cuda')) {
+      const index = Number(device.split(':')[1] ?? 0);
+      if (index !== 0) throw new Error(`STT_DEVICE=${device}: the CUDA Whisper binding uses the first visible GPU; set CUDA_VISIBLE_DEVICES=${index} and STT_DEVICE=cuda`);
+      return cuda();
+    }
+    if (nvidiaGpuPresent()) {
+      try {
+        return await cuda();
+      } catch (error) {
+        this.logger.warn({ engine: this.id, detail: (error as Error).message }, 'Whisper on CUDA unavailable; using the CPU');
+      }
+    }
+    return loadSmartWhisper(file);
+  }
+
   async *transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
-    if (this.current.status !== 'ready' || !this.model || !this.lib) throw ApiError.unavailable(`Whisper not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
+    if (this.current.status !== 'ready' || !this.backend) throw ApiError.unavailable(`Whisper not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
     if (request.task === 'translate' && !this.multilingual) throw ApiError.badRequest('This Whisper model is English-only and cannot translate; use a multilingual tier.', 'model', 'unsupported_task');
     const audio = request.audio;
     const duration = audio.length / STT_SAMPLE_RATE;
@@ -142,16 +159,11 @@ export class WhisperCppEngine implements SttEngine {
       const release = await this.windowSlots.acquire(signal);
       let results: DetailedSegment[];
       try {
-        const task = await this.lib.TranscribeTask.run(this.model, slice, {
-          language: language || 'auto',
-          translate: request.task === 'translate',
-          initial_prompt: request.prompt ?? '',
-          temperature: request.temperature ?? 0,
-          n_threads: this.options.threads,
-          token_timestamps: true,
-          format: 'detail',
-        });
-        results = (await task.result) as unknown as DetailedSegment[];
+        results = await this.backend.run(
+          slice,
+          { language: language || 'auto', translate: request.task === 'translate', prompt: request.prompt ?? '', temperature: request.temperature ?? 0, threads: this.options.threads, tokenTimestamps: true },
+          signal,
+        );
       } finally {
         release();
       }
@@ -166,7 +178,7 @@ export class WhisperCppEngine implements SttEngine {
           end: Math.min(duration, offsetSeconds + r.to / 1000),
           text: r.text,
           avgLogprob: textTokens.length ? textTokens.reduce((s, t) => s + Math.log(Math.max(t.p, 1e-10)), 0) / textTokens.length : 0,
-          noSpeechProb: null,
+          noSpeechProb: noSpeechProb(r),
           tokens: textTokens.map((t) => t.id),
         };
         segments.push(segment);
@@ -187,6 +199,6 @@ export class WhisperCppEngine implements SttEngine {
 
   async close(): Promise<void> {
     this.current = { status: 'disabled', detail: 'closed' };
-    await this.model?.free();
+    await this.backend?.free();
   }
 }

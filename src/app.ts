@@ -9,7 +9,7 @@ import { serializerCompiler } from './http/serializer.ts';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { EngineRegistry } from './engines/registry.ts';
-import { Authenticator, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
+import { Authenticator, isKeyProtocol, type ApiKeyStore } from './http/auth.ts';
 import { AuthFailureLimiter } from './http/auth-failures.ts';
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
@@ -35,6 +35,7 @@ import { voiceRoutes } from './http/voices.ts';
 import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { sttSocketRoutes } from './http/ws/stt.ts';
 import { dialogueSocketRoutes } from './http/ws/dialogue.ts';
+import { realtimeSocketRoutes } from './http/ws/realtime.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { configureDecodePool } from './audio/decode-pool.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
@@ -67,7 +68,7 @@ export const WS_PROTOCOL = 'gemma-3-api';
 /** Picks our own subprotocol (never the one that carries the key) so browsers accept the handshake. */
 function selectProtocol(protocols: Set<string>): string | false {
   if (protocols.has(WS_PROTOCOL)) return WS_PROTOCOL;
-  for (const p of protocols) if (!p.startsWith(WS_KEY_PROTOCOL_PREFIX)) return p;
+  for (const p of protocols) if (!isKeyProtocol(p)) return p;
   return false;
 }
 
@@ -205,6 +206,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
+  await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
   await registerDocsUi(app);
   await registerPlayground(app, config.PLAYGROUND_DIR);
 

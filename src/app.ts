@@ -43,6 +43,7 @@ import { loadPrompts } from './dialogue/prompts.ts';
 import { dialogueRoutes } from './http/dialogue.ts';
 import type { SessionStore } from './sessions/types.ts';
 import type { WsDocs } from './http/ws-docs.ts';
+import { readTls } from './http/tls.ts';
 import { redactUrl } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { requestIdGenerator } from './observability/request-id.ts';
@@ -73,7 +74,10 @@ function selectProtocol(protocols: Set<string>): string | false {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const tls = readTls(config);
   const app = Fastify({
+    // HTTPS/WSS when TLS_CERT_FILE and TLS_KEY_FILE are set (src/http/tls.ts); the server type stays node's http.Server for the routes
+    ...((tls ? { https: tls } : {}) as object),
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: requestIdGenerator(config.REQUEST_ID_HEADER),

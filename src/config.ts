@@ -108,6 +108,8 @@ export const configSchema = z.object({
   // --- server
   PORT: int(6666, 0, 65535).describe('TCP port the HTTP + WebSocket server listens on.'),
   HOST: text('0.0.0.0').describe('Interface to bind (`127.0.0.1` for loopback only).'),
+  TLS_CERT_FILE: optionalText().describe('PEM certificate (chain): with TLS_KEY_FILE, the server speaks HTTPS/WSS itself (the `openai` SDK\'s realtime client always uses wss:). Re-read on SIGHUP.'),
+  TLS_KEY_FILE: optionalText().describe('PEM private key of TLS_CERT_FILE. Re-read on SIGHUP.'),
   LOG_LEVEL: oneOf(LOG_LEVELS, 'info').describe('Log level, any case: trace, debug, info, warn, error, fatal, silent.'),
   REQUEST_ID_HEADER: headerName('X-Request-ID').describe(
     'Header read for an incoming request id (kept when it is 1-128 safe characters) and echoed on every response.',
@@ -291,6 +293,12 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   }
   if (env.API_KEYS_FILE?.trim() && !fs.existsSync(env.API_KEYS_FILE.trim())) {
     problems.push(`API_KEYS_FILE: file not found: ${env.API_KEYS_FILE.trim()}`);
+  }
+  if (Boolean(env.TLS_CERT_FILE?.trim()) !== Boolean(env.TLS_KEY_FILE?.trim())) {
+    problems.push('TLS_CERT_FILE: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE');
+  }
+  for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE']) {
+    if (env[name]?.trim() && !fs.existsSync(env[name].trim())) problems.push(`${name}: file not found: ${env[name].trim()}`);
   }
   if (env.DIALOGUE_PROMPTS_FILE?.trim() && !fs.existsSync(env.DIALOGUE_PROMPTS_FILE.trim())) {
     problems.push(`DIALOGUE_PROMPTS_FILE: file not found: ${env.DIALOGUE_PROMPTS_FILE.trim()}`);

@@ -2,7 +2,7 @@
  * Process entry: configuration → logger/metrics → engines → app → listen. Models load after the
  * port is open (readiness says `loading` meanwhile). SIGTERM/SIGINT stop accepting, let in-flight
  * requests finish within SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the
- * API keys, as does a change of API_KEYS_FILE (checked every 5 s).
+ * API keys (and the TLS certificate), as does a change of API_KEYS_FILE (checked every 5 s).
  */
 import fs from 'node:fs';
 import { createSessionStore } from './sessions/index.ts';
@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createEngines } from './engines/index.ts';
 import { ApiKeyStore } from './http/auth.ts';
 import { apiKeySource } from './keys.ts';
+import { reloadTls } from './http/tls.ts';
 import { findOnPath, GpuSampler } from './observability/gpu.ts';
 import { createLogger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -84,6 +85,11 @@ async function main(): Promise<void> {
   if (config.API_KEYS_FILE) fs.watchFile(config.API_KEYS_FILE, { interval: 5000, persistent: false }, (now, before) => now.mtimeMs !== before.mtimeMs && reloadKeys('API_KEYS_FILE changed'));
   process.on('SIGHUP', () => {
     reloadKeys('SIGHUP');
+    try {
+      if (reloadTls(app.server, config)) logger.info('TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'TLS certificate reload failed; keeping the previous one');
+    }
   });
 
   await app.listen({ port: config.PORT, host: config.HOST });

@@ -36,6 +36,8 @@ import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { sttSocketRoutes } from './http/ws/stt.ts';
 import { dialogueSocketRoutes } from './http/ws/dialogue.ts';
 import { realtimeSocketRoutes } from './http/ws/realtime.ts';
+import { realtimeClientSecretRoutes } from './http/openai/realtime-client-secrets.ts';
+import { ClientSecrets } from './realtime/client-secrets.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { configureDecodePool } from './audio/decode-pool.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
@@ -104,7 +106,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
   const origins = webSocketOriginPolicy(config);
-  const authenticator = new Authenticator(deps.keys, keyHeader, new AuthFailureLimiter(config.AUTH_FAILURES_PER_MINUTE));
+  const clientSecrets = new ClientSecrets();
+  const authenticator = new Authenticator(deps.keys, keyHeader, new AuthFailureLimiter(config.AUTH_FAILURES_PER_MINUTE), clientSecrets);
   // the tenant of the request's key (src/tenancy.ts), set by the authenticator
   app.decorateRequest('tenant', null);
   const drain = new SocketDrain();
@@ -210,7 +213,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
-  await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
+  await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain, clientSecrets });
+  await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config });
   await registerDocsUi(app);
   await registerPlayground(app, config.PLAYGROUND_DIR);
 

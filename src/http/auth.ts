@@ -12,6 +12,7 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.ts';
 import { tenantFromDigest } from '../tenancy.ts';
 import type { AuthFailureLimiter } from './auth-failures.ts';
+import { EPHEMERAL_PREFIX, isRealtimeHandshake, type ClientSecrets } from '../realtime/client-secrets.ts';
 
 export const WS_KEY_PROTOCOL_PREFIX = 'api_key.';
 /** The browser form of OpenAI's Realtime clients: `Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.<key>`. */
@@ -97,6 +98,7 @@ export class Authenticator {
     private readonly store: ApiKeyStore,
     private readonly headerName: string,
     private readonly failures: AuthFailureLimiter,
+    private readonly clientSecrets?: ClientSecrets,
   ) {}
 
   /** For a route that needs a key: the 401 (or the 429 of a blocked address); undefined when the key is good. */
@@ -109,6 +111,8 @@ export class Authenticator {
       request.tenant = tenantFromDigest(matched);
       return undefined;
     }
+    // an ephemeral key (POST /v1/realtime/client_secrets) opens one realtime connection, nothing else
+    if (key?.startsWith(EPHEMERAL_PREFIX) && this.clientSecrets && isRealtimeHandshake(request) && isUpgrade(request.raw) && this.clientSecrets.consume(key, request)) return undefined;
     if (key) this.failures.record(request.ip);
     return new ApiError(401, 'authentication_error', `Missing or invalid API key. Send it in the ${this.headerName} header or as "Authorization: Bearer <key>".`, {
       code: 'invalid_api_key',

@@ -17,7 +17,8 @@ import { createStreamResampler, type StreamResampler } from '../../audio/resampl
 import { VAD_SAMPLE_RATE } from '../../audio/vad.ts';
 import type { TranscriptionService } from '../../services/transcription.ts';
 import { Conversation, itemText, itemView, type Content, type Item } from '../../realtime/conversation.ts';
-import { applyUpdate, defaultSession, formatRate, newId, responseOptions, sessionUpdate, sessionView, vadMode, type RealtimeAudioFormat, type RealtimeSession, type ResponseOptions } from '../../realtime/session.ts';
+import type { ClientSecrets } from '../../realtime/client-secrets.ts';
+import { applyUpdate, defaultSession, formatRate, newId, responseOptions, sessionUpdate, sessionView, vadMode, type RealtimeAudioFormat, type RealtimeSession, type ResponseOptions, type SessionUpdate } from '../../realtime/session.ts';
 import { toApiError } from '../error-handling.ts';
 import type { WsDocs } from '../ws-docs.ts';
 import { Microphone } from './microphone.ts';
@@ -96,11 +97,14 @@ class RealtimeError extends Error {
   }
 }
 
-export const realtimeSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueService; transcription: TranscriptionService; config: Config; wsDocs: WsDocs; drain: SocketDrain }> = async (app, { dialogue, transcription, config, wsDocs, drain }) => {
+export const realtimeSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueService; transcription: TranscriptionService; config: Config; wsDocs: WsDocs; drain: SocketDrain; clientSecrets: ClientSecrets }> = async (
+  app,
+  { dialogue, transcription, config, wsDocs, drain, clientSecrets },
+) => {
   wsDocs.set('/v1/realtime', REALTIME_WS_DOC);
   app.get('/v1/realtime', { websocket: true }, (socket, request) => {
     if (refuseUnavailable(socket, request, () => dialogue.assertAvailable())) return;
-    new RealtimeConnection(socket, request, { dialogue, transcription, config, drain }).start();
+    new RealtimeConnection(socket, request, { dialogue, transcription, config, drain }, clientSecrets.sessionFor(request)).start();
   });
 };
 
@@ -129,9 +133,12 @@ class RealtimeConnection {
     private readonly socket: WebSocket,
     private readonly request: FastifyRequest,
     private readonly deps: { dialogue: DialogueService; transcription: TranscriptionService; config: Config; drain: SocketDrain },
+    granted: SessionUpdate | undefined,
   ) {
     const model = typeof (request.query as Record<string, unknown>)?.model === 'string' ? ((request.query as Record<string, string>).model ?? '').slice(0, 200) : undefined;
     this.session = defaultSession(deps.config, model || undefined);
+    // an ephemeral key's connection starts with the session it was minted with
+    if (granted) this.session = applyUpdate(this.session, granted, deps.config);
     this.out = new JsonSocket(socket, request, '/v1/realtime');
     // on shutdown the response in progress (or the speech being heard) is finished before the socket closes
     this.gate = deps.drain.register(this.out, async () => {

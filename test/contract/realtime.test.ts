@@ -14,6 +14,7 @@ import { decodeWithFfmpeg } from '../helpers/ffmpeg.ts';
 import { loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { appendPcm, openRealtime, publishedServerEvents, speech24k, type RtEvent } from '../helpers/realtime.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
+import WebSocket from 'ws';
 
 const REPLY = 'Hello from the tiny Gemma model.';
 const TRANSCRIPT = /^(Hello from the tiny whisper model\.\s*)+$/;
@@ -189,6 +190,35 @@ describe('WS /v1/realtime', () => {
     rt.send({ type: 'input_audio_buffer.append', audio: Buffer.alloc(t.config.WS_MAX_MESSAGE_BYTES).toString('base64') });
     assert.equal(await closed, 1009);
     assert.equal((await fetch(`${t.url}/health`)).status, 200);
+  });
+
+  it('limits, metrics and shutdown like the other sockets: WS_MAX_STREAMS_PER_KEY, websocket_connections, the response in progress finishes before close 1001', async () => {
+    const own = await startApp({ env: { GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), STT_PARTIAL_INTERVAL_MS: '0', WS_MAX_STREAMS_PER_KEY: '1' } });
+    let closedApp = false;
+    try {
+      const rt = await openRealtime(own.wsUrl);
+      const refused = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${own.wsUrl}/v1/realtime`);
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => resolve(101));
+        ws.once('error', () => undefined);
+      });
+      assert.equal(refused, 429);
+      assert.match(await (await fetch(`${own.url}/metrics`)).text(), /^websocket_connections\{route="\/v1\/realtime"\} 1$/m);
+      rt.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello there!' }] } });
+      rt.send({ type: 'response.create' });
+      await rt.waitFor((e) => e.type === 'response.created');
+      const closed = new Promise<number>((r) => rt.ws.once('close', (code) => r(code)));
+      const closing = own.close();
+      closedApp = true;
+      assert.equal(await closed, 1001);
+      await closing;
+      const done = rt.events.find((e) => e.type === 'response.done');
+      assert.equal((done?.response as { status: string } | undefined)?.status, 'completed', 'the response in progress was finished before the close');
+      assert.equal(rt.events.find((e) => e.type === 'response.output_audio_transcript.done')!.transcript, REPLY);
+    } finally {
+      if (!closedApp) await own.close();
+    }
   });
 
   it('one connection never sees another\'s items', async () => {

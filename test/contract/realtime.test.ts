@@ -111,6 +111,20 @@ describe('WS /v1/realtime', () => {
     assert.ok(!later.includes('conversation.item.added'), later.join(', '));
     assert.equal((oob.response as { conversation_id: unknown }).conversation_id, null);
     assert.deepEqual((oob.response as { metadata: unknown }).metadata, { purpose: 'summary' });
+    // max_output_tokens cuts the reply: response.done says incomplete
+    const mark = rt.events.length;
+    rt.send({ type: 'response.create', response: { max_output_tokens: 2 } });
+    const cut = await rt.waitFor((e) => e.type === 'response.done' && rt.events.indexOf(e) >= mark);
+    const cutResponse = cut.response as { status: string; status_details: { reason: string }; usage: { output_tokens: number } };
+    assert.deepEqual([cutResponse.status, cutResponse.status_details.reason, cutResponse.usage.output_tokens], ['incomplete', 'max_output_tokens', 2]);
+    // an unknown voice: the reply comes as text, and an error says why
+    rt.send({ type: 'session.update', session: { output_modalities: ['audio'], audio: { output: { voice: 'no-such-voice' } } } });
+    const mark2 = rt.events.length;
+    rt.send({ type: 'response.create' });
+    await rt.waitFor((e) => e.type === 'response.done' && rt.events.indexOf(e) >= mark2);
+    const noAudio = rt.events.slice(mark2).find((e) => e.type === 'error');
+    assert.equal((noAudio?.error as { code: string } | undefined)?.code, 'audio_unavailable');
+    assert.equal(rt.events.slice(mark2).find((e) => e.type === 'response.output_audio_transcript.done')?.transcript, REPLY);
     rt.ws.close();
   });
 
@@ -134,6 +148,13 @@ describe('WS /v1/realtime', () => {
     rt.send({ type: 'response.create' });
     await rt.waitFor((e) => e.type === 'response.done', 60_000);
     assert.match(rt.events.find((e) => e.type === 'conversation.item.input_audio_transcription.completed')!.transcript as string, TRANSCRIPT);
+    // the manual buffer is bounded (WS_MAX_TURN_SECONDS): an append past it is refused, not kept
+    const twelveSeconds = Buffer.alloc(12 * 8000, 0xff).toString('base64'); // μ-law silence
+    for (const id of ['ev_a', 'ev_b', 'ev_c']) rt.send({ type: 'input_audio_buffer.append', event_id: id, audio: twelveSeconds });
+    const tooLarge = await rt.waitFor((e) => e.type === 'error' && (e.error as { code: string }).code === 'input_audio_buffer_too_large');
+    assert.equal((tooLarge.error as { event_id: string }).event_id, 'ev_c');
+    rt.send({ type: 'input_audio_buffer.clear' });
+    await rt.waitFor((e) => e.type === 'input_audio_buffer.cleared');
     const alaw = Buffer.concat(rt.events.filter((e) => e.type === 'response.output_audio.delta').map((e) => Buffer.from(e.delta as string, 'base64')));
     assert.ok(alaw.length > 8000, `${alaw.length} bytes of A-law (8 kHz, one byte a sample)`);
     rt.ws.close();

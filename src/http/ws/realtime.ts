@@ -529,6 +529,8 @@ class RealtimeConnection {
           const r = event.result;
           usage = { total_tokens: r.usage.prompt_tokens + r.usage.completion_tokens, input_tokens: r.usage.prompt_tokens, output_tokens: r.usage.completion_tokens, input_token_details: { text_tokens: r.usage.prompt_tokens, audio_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: r.usage.completion_tokens, audio_tokens: 0 } };
           if (maxTokens !== 'inf' && r.usage.completion_tokens >= maxTokens) status = 'incomplete';
+          // the reply fell back to text (an unknown voice, the voice engine down): say why instead of going silent
+          for (const d of r.degraded) if (d.stage === 'tts') this.sendError(new RealtimeError('audio_unavailable', `This reply has no audio: ${d.reason}`, 'audio.output.voice'));
         }
       }
       signal.throwIfAborted();

@@ -87,6 +87,25 @@ describe('WS /v1/realtime: barge-in, transcription sessions, ephemeral keys', ()
     rt.ws.close();
   });
 
+  it('live captions: partial transcripts arrive as deltas while the user speaks (STT_PARTIAL_INTERVAL_MS); the deltas add up to the completed transcript', async () => {
+    const captions = await startApp({ env: { GEMMA_MODEL: loopingGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), STT_PARTIAL_INTERVAL_MS: '300' } });
+    try {
+      const rt = await openRealtime(captions.wsUrl);
+      rt.send({ type: 'session.update', session: { type: 'transcription', audio: { input: { transcription: { model: 'whisper-1' } } } } });
+      await rt.waitFor((e) => e.type === 'session.updated');
+      await appendPcm(rt.send, await speech24k([{ silence: 0.3 }, 'What is the weather like today? I would like to know.', { silence: 0.9 }]), 24000, 1);
+      const completed = await rt.waitFor((e) => e.type === 'conversation.item.input_audio_transcription.completed', 30_000);
+      const stopped = rt.events.find((e) => e.type === 'input_audio_buffer.speech_stopped')!;
+      const deltas = rt.events.filter((e) => e.type === 'conversation.item.input_audio_transcription.delta');
+      assert.ok(deltas.some((d) => d.at < stopped.at), `a caption before the end of the turn: ${rt.events.map((e) => e.type).join(', ')}`);
+      assert.ok(deltas.every((d) => d.item_id === completed.item_id));
+      assert.equal(deltas.map((d) => d.delta).join(''), completed.transcript);
+      rt.ws.close();
+    } finally {
+      await captions.close();
+    }
+  });
+
   it('ephemeral keys: minted with a key, open one connection (browser subprotocol) with the minted session; reused, expired or elsewhere: 401; never logged', async () => {
     const secret = await mint(t, { session: { instructions: 'Speak like a pirate.' } });
     assert.match(secret.value, /^ek_/);

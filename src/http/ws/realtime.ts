@@ -21,7 +21,7 @@ import type { ClientSecrets } from '../../realtime/client-secrets.ts';
 import { applyUpdate, defaultSession, formatRate, newId, responseOptions, sessionUpdate, sessionView, vadMode, type RealtimeAudioFormat, type RealtimeSession, type ResponseOptions, type SessionUpdate } from '../../realtime/session.ts';
 import { toApiError } from '../error-handling.ts';
 import type { WsDocs } from '../ws-docs.ts';
-import { Microphone } from './microphone.ts';
+import { Microphone, partialTranscriber } from './microphone.ts';
 import { JsonSocket, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain } from './shutdown.ts';
 
@@ -127,6 +127,8 @@ class RealtimeConnection {
   private pendingSamples = 0;
   /** The item a detected speech turn will become (announced with speech_started). */
   private speechItemId: string | undefined;
+  /** Partial transcript text already sent as deltas, by item (until its transcript is completed). */
+  private readonly captions = new Map<string, string>();
   private readonly gate;
 
   constructor(
@@ -273,8 +275,12 @@ class RealtimeConnection {
       for (const data of this.early.splice(0)) this.append(data, true);
       return;
     }
-    const settings: Config = { ...this.deps.config, VAD_MODE: vadMode(vad.threshold), VAD_SILENCE_MS: vad.silence_duration_ms, VAD_PREROLL_MS: vad.prefix_padding_ms, STT_PARTIAL_INTERVAL_MS: 0 };
-    const mic = await Microphone.open(settings, formatRate(this.session.input_format), { onTurnEvent: (e) => this.onTurnEvent(e) });
+    const settings: Config = { ...this.deps.config, VAD_MODE: vadMode(vad.threshold), VAD_SILENCE_MS: vad.silence_duration_ms, VAD_PREROLL_MS: vad.prefix_padding_ms };
+    const mic = await Microphone.open(settings, formatRate(this.session.input_format), {
+      onTurnEvent: (e) => this.onTurnEvent(e),
+      // live captions: the turn so far is transcribed every STT_PARTIAL_INTERVAL_MS while the user speaks
+      onPartial: partialTranscriber(this.deps.transcription, this.closed.signal, () => this.session.transcription?.language?.toLowerCase(), (text) => this.partial(text)),
+    });
     if (generation !== this.micGeneration) return mic.close();
     this.mic = mic;
     for (const data of this.early.splice(0)) mic.push(data);
@@ -331,7 +337,10 @@ class RealtimeConnection {
     const id = this.speechItemId ?? newId('item');
     this.speechItemId = undefined;
     this.send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: event.atMs, item_id: id });
-    if (event.type === 'speech_discarded') return this.send({ type: 'input_audio_buffer.cleared' }); // too short to be speech
+    if (event.type === 'speech_discarded') {
+      this.captions.delete(id);
+      return this.send({ type: 'input_audio_buffer.cleared' }); // too short to be speech
+    }
     this.addSpokenItem(id, event.audio, this.session.turn_detection?.create_response ?? false);
   }
 
@@ -363,11 +372,28 @@ class RealtimeConnection {
     });
   }
 
+  /**
+   * A partial transcript of the speech in progress, as a `delta` of the item it will become (the
+   * id announced by speech_started): only what extends the text already sent — a partial that
+   * rewrites earlier words is skipped, and `completed` has the final text anyway.
+   */
+  private partial(text: string): void {
+    const id = this.speechItemId;
+    if (!id || !this.session.transcription) return;
+    const sent = this.captions.get(id) ?? '';
+    if (!text.startsWith(sent) || text.length === sent.length) return;
+    this.captions.set(id, text);
+    this.send({ type: 'conversation.item.input_audio_transcription.delta', item_id: id, content_index: 0, delta: text.slice(sent.length) });
+  }
+
   private transcribed(item: Item, text: string, seconds: number): void {
     const part = item.content[0];
     if (part?.type === 'input_audio') part.transcript = text;
+    const sent = this.captions.get(item.id) ?? '';
+    this.captions.delete(item.id);
     if (!this.session.transcription) return;
-    this.send({ type: 'conversation.item.input_audio_transcription.delta', item_id: item.id, content_index: 0, delta: text });
+    const rest = text.startsWith(sent) ? text.slice(sent.length) : text;
+    if (rest) this.send({ type: 'conversation.item.input_audio_transcription.delta', item_id: item.id, content_index: 0, delta: rest });
     this.send({ type: 'conversation.item.input_audio_transcription.completed', item_id: item.id, content_index: 0, transcript: text, usage: { type: 'duration', seconds: Math.round(seconds * 1000) / 1000 } });
   }
 

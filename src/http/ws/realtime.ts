@@ -10,7 +10,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Config } from '../../config.ts';
-import type { DialogueService, DialogueTurnInput } from '../../dialogue/pipeline.ts';
+import type { DialogueService, DialogueTurnInput, TurnTimings } from '../../dialogue/pipeline.ts';
 import { decodeG711, encodeG711 } from '../../audio/g711.ts';
 import { bytesToInt16, int16ToBytes, int16ToFloat32 } from '../../audio/pcm.ts';
 import { createStreamResampler, type StreamResampler } from '../../audio/resample.ts';
@@ -515,6 +515,7 @@ class RealtimeConnection {
       if (inConversation) this.send({ type: 'conversation.item.done', item: itemView(item) });
     };
     let usage: Record<string, unknown> | null = null;
+    let timings: TurnTimings | undefined;
     let status: 'completed' | 'incomplete' | 'failed' = 'completed';
     let failure: Record<string, unknown> | null = null;
     try {
@@ -553,6 +554,7 @@ class RealtimeConnection {
           await this.drained();
         } else {
           const r = event.result;
+          timings = r.timings;
           usage = { total_tokens: r.usage.prompt_tokens + r.usage.completion_tokens, input_tokens: r.usage.prompt_tokens, output_tokens: r.usage.completion_tokens, input_token_details: { text_tokens: r.usage.prompt_tokens, audio_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: r.usage.completion_tokens, audio_tokens: 0 } };
           if (maxTokens !== 'inf' && r.usage.completion_tokens >= maxTokens) status = 'incomplete';
           // the reply fell back to text (an unknown voice, the voice engine down): say why instead of going silent
@@ -574,6 +576,8 @@ class RealtimeConnection {
     finishItem(status === 'completed' ? 'completed' : 'incomplete');
     const details = status === 'incomplete' ? { type: 'incomplete', reason: 'max_output_tokens' } : failure;
     this.send({ type: 'response.done', response: view(status, { status_details: details, output: started ? [itemView(item)] : [], usage }) });
+    // one line per response, as the HTTP routes have per request: where the time went (the models' stages)
+    this.request.log.info({ response_id: response.id, status, timings }, 'realtime response done');
     this.send({ type: 'rate_limits.updated', rate_limits: [] });
   }
 

@@ -190,7 +190,9 @@ describe('WS /v1/realtime', () => {
     rt.send({ type: 'input_audio_buffer.append', event_id: 'ev_b64', audio: 'not base64!' });
     rt.send({ type: 'conversation.item.retrieve', event_id: 'ev_item', item_id: 'item_from_someone_else' });
     rt.send({ type: 'response.cancel', event_id: 'ev_cancel' });
-    await rt.waitFor(() => errors().length >= 7);
+    rt.send({ type: 'constructor', event_id: 'ev_proto1' });
+    rt.send({ type: '__proto__', event_id: 'ev_proto2' });
+    await rt.waitFor(() => errors().length >= 9);
     const got = errors();
     assert.equal(got[0]!.code, 'invalid_json');
     assert.deepEqual(got.slice(1).map((e) => [e.code, e.event_id]), [
@@ -200,6 +202,8 @@ describe('WS /v1/realtime', () => {
       ['invalid_value', 'ev_b64'],
       ['item_not_found', 'ev_item'],
       ['response_cancel_not_active', 'ev_cancel'],
+      ['invalid_event', 'ev_proto1'],
+      ['invalid_event', 'ev_proto2'],
     ]);
     assert.match(got[2]!.message, /session\.audio\.input\.echo_cancellation/);
     assert.match(got[3]!.message, /tools/);

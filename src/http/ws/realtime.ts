@@ -160,7 +160,7 @@ class RealtimeConnection {
       this.resampler?.close();
     });
     this.send({ type: 'session.created', session: sessionView(this.session) });
-    void this.openMicrophone();
+    this.reopenMicrophone();
   }
 
   private send(event: Record<string, unknown>): void {
@@ -190,7 +190,8 @@ class RealtimeConnection {
     }
     const raw = (typeof json === 'object' && json !== null ? json : {}) as { type?: unknown; event_id?: unknown };
     const clientEventId = typeof raw.event_id === 'string' ? raw.event_id.slice(0, 128) : undefined;
-    const schema = typeof raw.type === 'string' ? clientEvents[raw.type as keyof typeof clientEvents] : undefined;
+    // own keys only: "constructor" or "__proto__" must not find Object's members
+    const schema = typeof raw.type === 'string' && Object.hasOwn(clientEvents, raw.type) ? clientEvents[raw.type as keyof typeof clientEvents] : undefined;
     if (!schema) {
       const what = typeof raw.type === 'string' ? `Unknown event type "${raw.type.slice(0, 100)}"` : 'Every event needs a string `type`';
       return this.sendError(new RealtimeError('invalid_event', `${what}; supported: ${Object.keys(clientEvents).join(', ')}.`, 'type'), clientEventId);
@@ -217,7 +218,7 @@ class RealtimeConnection {
         this.session = applyUpdate(this.session, event.session, this.deps.config);
         this.send({ type: 'session.updated', session: sessionView(this.session) });
         const changed = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
-        if (changed(before.input_format, this.session.input_format) || changed(before.turn_detection, this.session.turn_detection)) void this.openMicrophone();
+        if (changed(before.input_format, this.session.input_format) || changed(before.turn_detection, this.session.turn_detection)) this.reopenMicrophone();
         return;
       }
       case 'input_audio_buffer.append':
@@ -228,7 +229,7 @@ class RealtimeConnection {
         this.pending = [];
         this.pendingSamples = 0;
         this.speechItemId = undefined;
-        void this.openMicrophone(); // a fresh VAD: the turn it was hearing is gone
+        this.reopenMicrophone(); // a fresh VAD: the turn it was hearing is gone
         return this.send({ type: 'input_audio_buffer.cleared' });
       case 'conversation.item.create':
         return this.createItem(event);
@@ -257,6 +258,13 @@ class RealtimeConnection {
   }
 
   // --- input audio ------------------------------------------------------------------------
+
+  private reopenMicrophone(): void {
+    this.openMicrophone().catch((error: unknown) => {
+      this.request.log.error({ err: error }, '/v1/realtime: the VAD could not be opened');
+      this.sendError(error);
+    });
+  }
 
   /** (Re)opens the VAD for the current format and turn detection; audio meanwhile is kept, not lost. */
   private async openMicrophone(): Promise<void> {

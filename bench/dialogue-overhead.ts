@@ -8,6 +8,10 @@
  * The same through /ws/dialogue: a synthesized spoken turn streamed in real time; from the
  * client receiving `speech_stopped` (the VAD's end of turn) to the first binary audio frame, minus
  * the same model times (the VAD's wait for silence is policy, VAD_SILENCE_MS, not overhead).
+ * And through /v1/realtime (the OpenAI Realtime protocol on the same pipeline): the same speech at
+ * 24 kHz as input_audio_buffer.append events, from `input_audio_buffer.speech_stopped` to the first
+ * `response.output_audio.delta`, minus the model times the service logs for that response
+ * (`realtime response done`), compared with /ws/dialogue's overhead (goal: within 5 ms, median).
  * Goal: ≤ 20 ms median. Prints JSON.
  *
  *   npm run bench:dialogue        (TURNS=20 to change)
@@ -16,6 +20,7 @@ import WebSocket from 'ws';
 import { tinyGemmaPath, tinyWhisperPath } from '../test/helpers/models.ts';
 import { closeSpeech, speech } from '../test/helpers/speech.ts';
 import { eventLog, streamPcm } from '../test/helpers/ws.ts';
+import { appendPcm, openRealtime, speech24k } from '../test/helpers/realtime.ts';
 import { wav } from '../test/helpers/audio.ts';
 import { spawnService } from '../test/helpers/process.ts';
 import { freePort, median, waitForHealth, waitForReady } from './support.ts';
@@ -25,7 +30,8 @@ const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length -
 const round = (x: number) => Math.round(x * 10) / 10;
 
 const port = await freePort();
-const service = spawnService({ GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), TTS_BACKEND: 'embedded', LOG_LEVEL: 'warn' }, port, { quiet: true });
+// info: the realtime route logs each response's model timings (`realtime response done`), which the realtime figure needs
+const service = spawnService({ GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), TTS_BACKEND: 'embedded', LOG_LEVEL: 'info' }, port);
 await waitForHealth(service.url);
 await waitForReady(service.url, 30_000);
 const audio = wav(2).toString('base64');
@@ -82,6 +88,20 @@ await log.waitFor((e) => e.type === 'ready');
 const wsOverhead: number[] = [];
 const wsFirstAudio: number[] = [];
 const WS_TURNS = Math.max(5, Math.round(TURNS / 2));
+// /v1/realtime: the same speech at 24 kHz, turns interleaved with /ws/dialogue's so both see the same machine
+const rt = await openRealtime(`ws://127.0.0.1:${port}`);
+const spoken24k = await speech24k([{ silence: 0.3 }, 'What is the weather like today?', { silence: 0.7 }]);
+const rtFirstAudio: number[] = [];
+const rtOverhead: number[] = [];
+/** The model timings the service logged for one realtime response. */
+async function responseTimings(id: string): Promise<Timings> {
+  for (let i = 0; i < 100; i++) {
+    const line = service.output().split('\n').find((l) => l.includes(`"response_id":"${id}"`));
+    if (line) return (JSON.parse(line) as { timings: Timings }).timings;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no log line for ${id}`);
+}
 for (let i = 0; i < WS_TURNS + 2; i++) {
   const before = log.events.length;
   const beforeAudio = log.audio.length;
@@ -90,11 +110,21 @@ for (let i = 0; i < WS_TURNS + 2; i++) {
   const stopped = log.events.slice(before).find((e) => e.type === 'speech_stopped')!;
   const firstAudio = log.audio.slice(beforeAudio)[0]!;
   const t = done.timings as Timings;
+  const rtBefore = rt.events.length;
+  await appendPcm(rt.send, spoken24k, 24000, 1);
+  await rt.waitFor((e) => e.type === 'response.done' && rt.events.indexOf(e) >= rtBefore, 30_000);
+  const rtStopped = rt.events.slice(rtBefore).find((e) => e.type === 'input_audio_buffer.speech_stopped')!;
+  const rtAudio = rt.events.slice(rtBefore).find((e) => e.type === 'response.output_audio.delta')!;
   if (i < 2) continue; // warm-up
   wsFirstAudio.push(firstAudio.at - stopped.at);
   wsOverhead.push(firstAudio.at - stopped.at - (t.stt_ms + t.llm_first_sentence_ms + t.tts_first_audio_ms));
+  rtFirstAudio.push(rtAudio.at - rtStopped.at);
+  const rtDone = rt.events.slice(rtBefore).find((e) => e.type === 'response.done')!;
+  const rtTimings = await responseTimings((rtDone.response as { id: string }).id);
+  rtOverhead.push(rtAudio.at - rtStopped.at - (rtTimings.stt_ms + rtTimings.llm_first_sentence_ms + rtTimings.tts_first_audio_ms));
 }
 ws.close();
+rt.ws.close();
 await closeSpeech();
 service.child.kill();
 console.log(
@@ -110,6 +140,13 @@ console.log(
         turns: WS_TURNS,
         end_of_turn_to_first_audio_ms: { median: round(median(wsFirstAudio)), p95: round(p95(wsFirstAudio)) },
         overhead_ms: { median: round(median(wsOverhead)), p95: round(p95(wsOverhead)) },
+      },
+      realtime: {
+        turns: WS_TURNS,
+        end_of_turn_to_first_audio_ms: { median: round(median(rtFirstAudio)), p95: round(p95(rtFirstAudio)) },
+        overhead_ms: { median: round(median(rtOverhead)), p95: round(p95(rtOverhead)) },
+        overhead_vs_ws_dialogue_median_ms: round(median(rtOverhead) - median(wsOverhead)),
+        goal_vs_ws_dialogue_ms: 5,
       },
       goal_overhead_median_ms: 20,
     },

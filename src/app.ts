@@ -9,7 +9,7 @@ import { serializerCompiler } from './http/serializer.ts';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { EngineRegistry } from './engines/registry.ts';
-import { Authenticator, WS_KEY_PROTOCOL_PREFIX, type ApiKeyStore } from './http/auth.ts';
+import { Authenticator, isKeyProtocol, type ApiKeyStore } from './http/auth.ts';
 import { AuthFailureLimiter } from './http/auth-failures.ts';
 import { DOCS_PREFIX, registerDocsUi, registerOpenApi } from './http/docs.ts';
 import { PLAYGROUND_PREFIX, registerPlayground } from './http/playground.ts';
@@ -36,6 +36,9 @@ import { voiceRoutes } from './http/voices.ts';
 import { ttsSocketRoutes } from './http/ws/tts.ts';
 import { sttSocketRoutes } from './http/ws/stt.ts';
 import { dialogueSocketRoutes } from './http/ws/dialogue.ts';
+import { realtimeSocketRoutes } from './http/ws/realtime.ts';
+import { realtimeClientSecretRoutes } from './http/openai/realtime-client-secrets.ts';
+import { ClientSecrets } from './realtime/client-secrets.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { configureDecodePool } from './audio/decode-pool.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
@@ -43,6 +46,7 @@ import { loadPrompts } from './dialogue/prompts.ts';
 import { dialogueRoutes } from './http/dialogue.ts';
 import type { SessionStore } from './sessions/types.ts';
 import type { WsDocs } from './http/ws-docs.ts';
+import { readTls } from './http/tls.ts';
 import { redactUrl } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { requestIdGenerator } from './observability/request-id.ts';
@@ -68,7 +72,7 @@ export const WS_PROTOCOL = 'gemma-3-api';
 /** Picks our own subprotocol (never the one that carries the key) so browsers accept the handshake. */
 function selectProtocol(protocols: Set<string>): string | false {
   if (protocols.has(WS_PROTOCOL)) return WS_PROTOCOL;
-  for (const p of protocols) if (!p.startsWith(WS_KEY_PROTOCOL_PREFIX)) return p;
+  for (const p of protocols) if (!isKeyProtocol(p)) return p;
   return false;
 }
 
@@ -76,7 +80,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // set once protection is registered, before the server listens
   let securityHeaders: Record<string, string> = {};
   let playgroundHeaders: Record<string, string> = {};
+  const tls = readTls(config);
   const app = Fastify({
+    // HTTPS/WSS when TLS_CERT_FILE and TLS_KEY_FILE are set (src/http/tls.ts); the server type stays node's http.Server for the routes
+    ...((tls ? { https: tls } : {}) as object),
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: requestIdGenerator(config.REQUEST_ID_HEADER),
@@ -113,7 +120,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
   const origins = webSocketOriginPolicy(config);
-  const authenticator = new Authenticator(deps.keys, keyHeader, new AuthFailureLimiter(config.AUTH_FAILURES_PER_MINUTE));
+  const clientSecrets = new ClientSecrets();
+  const authenticator = new Authenticator(deps.keys, keyHeader, new AuthFailureLimiter(config.AUTH_FAILURES_PER_MINUTE), clientSecrets);
   // the tenant of the request's key (src/tenancy.ts), set by the authenticator
   app.decorateRequest('tenant', null);
   const drain = new SocketDrain();
@@ -217,6 +225,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
+  await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain, clientSecrets });
+  await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config });
   await registerDocsUi(app);
   await registerPlayground(app, config.PLAYGROUND_DIR);
 

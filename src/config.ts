@@ -127,6 +127,8 @@ export const configSchema = z.object({
       'A second port for people: the same app (routes, keys, limits) also listens here, because browsers refuse 6666 (`ERR_UNSAFE_PORT`). Open the playground and /docs on it. `0`/`off` = only PORT; equal to PORT = one listener.',
     ),
   HOST: text('0.0.0.0').describe('Interface to bind (`127.0.0.1` for loopback only).'),
+  TLS_CERT_FILE: optionalText().describe('PEM certificate (chain): with TLS_KEY_FILE, the server speaks HTTPS/WSS itself (the `openai` SDK\'s realtime client always uses wss:). Re-read on SIGHUP.'),
+  TLS_KEY_FILE: optionalText().describe('PEM private key of TLS_CERT_FILE. Re-read on SIGHUP.'),
   LOG_LEVEL: oneOf(LOG_LEVELS, 'info').describe('Log level, any case: trace, debug, info, warn, error, fatal, silent.'),
   REQUEST_ID_HEADER: headerName('X-Request-ID').describe(
     'Header read for an incoming request id (kept when it is 1-128 safe characters) and echoed on every response.',
@@ -303,6 +305,7 @@ export const configSchema = z.object({
   ),
   DIALOGUE_TEXT_PROMPT: text('Answer concisely.').describe('Added to the system prompt when the reply is text only.'),
   DIALOGUE_PROMPTS_FILE: optionalText().describe('A JSON file {"system","voice","text"} overriding the three dialogue prompts (read at start-up).'),
+  REALTIME_CLIENT_SECRET_TTL_SECONDS: int(600, 1, 7200).describe('Lifetime of an ephemeral /v1/realtime key from POST /v1/realtime/client_secrets (a request may ask for its own, up to 7200).'),
   DIALOGUE_MAX_TOKENS: int(256, 1, 1_048_576).describe('Default max_tokens of a dialogue reply (capped by LLM_MAX_TOKENS).'),
 });
 
@@ -326,6 +329,12 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   }
   if (env.API_KEYS_FILE?.trim() && !fs.existsSync(env.API_KEYS_FILE.trim())) {
     problems.push(`API_KEYS_FILE: file not found: ${env.API_KEYS_FILE.trim()}`);
+  }
+  if (Boolean(env.TLS_CERT_FILE?.trim()) !== Boolean(env.TLS_KEY_FILE?.trim())) {
+    problems.push('TLS_CERT_FILE: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE');
+  }
+  for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE']) {
+    if (env[name]?.trim() && !fs.existsSync(env[name].trim())) problems.push(`${name}: file not found: ${env[name].trim()}`);
   }
   if (env.DIALOGUE_PROMPTS_FILE?.trim() && !fs.existsSync(env.DIALOGUE_PROMPTS_FILE.trim())) {
     problems.push(`DIALOGUE_PROMPTS_FILE: file not found: ${env.DIALOGUE_PROMPTS_FILE.trim()}`);

@@ -2,13 +2,14 @@
  * Process entry: configuration → logger → the composition root (src/compose.ts: metrics, engines,
  * keys, sessions, app) → listen. Models load after the port is open (readiness says `loading`
  * meanwhile). SIGTERM/SIGINT stop accepting, let in-flight requests finish within
- * SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the API keys, as does a
- * change of API_KEYS_FILE (checked every 5 s).
+ * SHUTDOWN_GRACE_SECONDS, close the engines and exit 0. SIGHUP re-reads the API keys (and the TLS
+ * certificate), as does a change of API_KEYS_FILE (checked every 5 s).
  */
 import fs from 'node:fs';
 import { compose } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { listen, type Listening } from './http/listen.ts';
+import { reloadTls } from './http/tls.ts';
 import { findOnPath, GpuSampler } from './observability/gpu.ts';
 import { createLogger } from './observability/logger.ts';
 
@@ -78,6 +79,12 @@ async function main(): Promise<void> {
   if (config.API_KEYS_FILE) fs.watchFile(config.API_KEYS_FILE, { interval: 5000, persistent: false }, (now, before) => now.mtimeMs !== before.mtimeMs && reloadKeys('API_KEYS_FILE changed'));
   process.on('SIGHUP', () => {
     reloadKeys('SIGHUP');
+    try {
+      // both ports (the browser port's server too, once listening)
+      if (reloadTls([app.server, ...(listeners.current?.secureServers ?? [])], config)) logger.info('TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'TLS certificate reload failed; keeping the previous one');
+    }
   });
 
   const listening = await listen(app, config);

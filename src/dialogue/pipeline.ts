@@ -38,12 +38,21 @@ export interface DialogueTurnInput {
   /** What the reply should contain. */
   modalities: { text: boolean; audio: boolean };
   voice?: string;
+  /** Speaking rate (1 = the voice's own). */
+  speed?: number;
   format: AudioFormat;
   sampleRate?: number;
   maxTokens?: number;
   temperature?: number;
   /** When the request arrived (performance.now()), for first_audio_ms and total_ms. */
   receivedAt?: number;
+  /**
+   * The conversation so far, kept by the caller (the /v1/realtime socket keeps its items itself):
+   * when given, the session store is neither read nor written for this turn.
+   */
+  history?: Turn[];
+  /** Replaces DIALOGUE_SYSTEM_PROMPT for this turn (the realtime session's `instructions`). */
+  instructions?: string;
 }
 
 export interface Degradation {
@@ -121,7 +130,7 @@ export class DialogueService {
     if (!input.modalities.text && !input.modalities.audio) throw ApiError.badRequest('response_modalities must include "text" or "audio".', 'response_modalities', 'invalid_value');
     if (input.audio) this.deps.transcription.assertAvailable();
     this.deps.generation.assertAvailable();
-    const history = await this.deps.sessions.history({ owner: input.owner, id: sessionId });
+    const history = input.history ?? (await this.deps.sessions.history({ owner: input.owner, id: sessionId }));
 
     let transcript: Transcript | null = null;
     let sttEngine: string | null = null;
@@ -187,7 +196,7 @@ export class DialogueService {
               yield sentence;
             }
           })(),
-          { voice: input.voice, format: input.format, sampleRate: input.sampleRate },
+          { voice: input.voice, format: input.format, sampleRate: input.sampleRate, speed: input.speed },
           ttsController.signal,
         );
         for await (const bytes of spoken.bytes) {
@@ -213,7 +222,7 @@ export class DialogueService {
       const splitter = new SentenceSplitter();
       try {
         const generation = await this.deps.generation.start(
-          { kind: 'chat', messages: turnMessages(this.deps.prompts, input.modalities.audio, historyWindow(turn.history, this.config.SESSION_HISTORY_TURNS, this.config.SESSION_HISTORY_TOKENS), turn.userText) },
+          { kind: 'chat', messages: turnMessages(input.instructions === undefined ? this.deps.prompts : { ...this.deps.prompts, system: input.instructions }, input.modalities.audio, historyWindow(turn.history, this.config.SESSION_HISTORY_TURNS, this.config.SESSION_HISTORY_TOKENS), turn.userText) },
           { maxTokens: input.maxTokens ?? this.config.DIALOGUE_MAX_TOKENS, temperature: input.temperature },
           signal,
           'stream',
@@ -260,7 +269,7 @@ export class DialogueService {
         const bytes = Buffer.concat(audioParts);
         result.audio = { bytes: spoken.format === 'wav' ? finalizeWav(bytes) : bytes, format: spoken.format, sample_rate: spoken.sampleRate, duration_seconds: Math.round(spoken.durationSeconds() * 1000) / 1000 };
       }
-      await this.remember({ owner: input.owner, id: sessionId }, turn.userText, result.reply_text, false, result);
+      if (!input.history) await this.remember({ owner: input.owner, id: sessionId }, turn.userText, result.reply_text, false, result);
       timings.total_ms = ms(t0);
       outcome = result.degraded.length ? 'degraded' : 'success';
       yield { type: 'done', result };
@@ -270,7 +279,7 @@ export class DialogueService {
     } finally {
       signal.removeEventListener('abort', stopTts);
       ttsController.abort();
-      if (outcome === 'aborted') {
+      if (outcome === 'aborted' && !input.history) {
         // record only what was delivered: the sentences that reached TTS (spoken replies) or the text the client received
         const delivered = input.modalities.audio && spoken ? spoken.spoken().join(' ') : deliveredText;
         void this.remember({ owner: input.owner, id: sessionId }, turn.userText, delivered, true, result).catch(() => undefined);

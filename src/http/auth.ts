@@ -1,7 +1,7 @@
 /**
  * API keys. Accepted from the configured header or `Authorization: Bearer <key>` (the OpenAI
- * SDKs), and on WebSocket handshakes only also from `?api_key=` or a `api_key.<key>` subprotocol
- * (what a browser can send). Keys are compared as SHA-256 digests with a constant-time comparison
+ * SDKs), and on WebSocket handshakes only also from `?api_key=` or a `api_key.<key>` (ours) or
+ * `openai-insecure-api-key.<key>` (OpenAI Realtime clients) subprotocol (what a browser can send). Keys are compared as SHA-256 digests with a constant-time comparison
  * against every stored key. SIGHUP (or `reload()`) re-reads API_KEYS from `.env`/environment and
  * API_KEYS_FILE.
  */
@@ -12,8 +12,16 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.ts';
 import { tenantFromDigest } from '../tenancy.ts';
 import type { AuthFailureLimiter } from './auth-failures.ts';
+import { EPHEMERAL_PREFIX, isRealtimeHandshake, type ClientSecrets } from '../realtime/client-secrets.ts';
 
 export const WS_KEY_PROTOCOL_PREFIX = 'api_key.';
+/** The browser form of OpenAI's Realtime clients: `Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.<key>`. */
+export const OPENAI_KEY_PROTOCOL_PREFIX = 'openai-insecure-api-key.';
+
+/** A subprotocol that carries a key (never selected as the socket's protocol). */
+export function isKeyProtocol(protocol: string): boolean {
+  return protocol.startsWith(WS_KEY_PROTOCOL_PREFIX) || protocol.startsWith(OPENAI_KEY_PROTOCOL_PREFIX);
+}
 
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
@@ -75,8 +83,8 @@ export function presentedKey(request: FastifyRequest, headerName: string): strin
     const query = request.query as Record<string, unknown> | undefined;
     if (typeof query?.api_key === 'string') return query.api_key;
     const protocols = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()) ?? [];
-    const fromProtocol = protocols.find((p) => p.startsWith(WS_KEY_PROTOCOL_PREFIX));
-    if (fromProtocol) return fromProtocol.slice(WS_KEY_PROTOCOL_PREFIX.length);
+    const fromProtocol = protocols.find(isKeyProtocol);
+    if (fromProtocol) return fromProtocol.slice(fromProtocol.startsWith(WS_KEY_PROTOCOL_PREFIX) ? WS_KEY_PROTOCOL_PREFIX.length : OPENAI_KEY_PROTOCOL_PREFIX.length);
   }
   return undefined;
 }
@@ -90,6 +98,7 @@ export class Authenticator {
     private readonly store: ApiKeyStore,
     private readonly headerName: string,
     private readonly failures: AuthFailureLimiter,
+    private readonly clientSecrets?: ClientSecrets,
   ) {}
 
   /** For a route that needs a key: the 401 (or the 429 of a blocked address); undefined when the key is good. */
@@ -102,6 +111,8 @@ export class Authenticator {
       request.tenant = tenantFromDigest(matched);
       return undefined;
     }
+    // an ephemeral key (POST /v1/realtime/client_secrets) opens one realtime connection, nothing else
+    if (key?.startsWith(EPHEMERAL_PREFIX) && this.clientSecrets && isRealtimeHandshake(request) && isUpgrade(request.raw) && this.clientSecrets.consume(key, request)) return undefined;
     if (key) this.failures.record(request.ip);
     return new ApiError(401, 'authentication_error', `Missing or invalid API key. Send it in the ${this.headerName} header or as "Authorization: Bearer <key>".`, {
       code: 'invalid_api_key',

@@ -6,9 +6,11 @@
  * Closing the app closes both.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
+import { readTls } from './tls.ts';
 
 export interface Listening {
   /** For API clients (PORT). */
@@ -17,6 +19,8 @@ export interface Listening {
   browserUrl?: string;
   /** Closes idle keep-alive connections on every port (shutdown reaper). */
   closeIdleConnections(): void;
+  /** Servers besides Fastify's own that serve TLS (the browser port), for certificate reloads. */
+  secureServers: https.Server[];
 }
 
 function shownHost(host: string): string {
@@ -24,10 +28,13 @@ function shownHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' | 'BROWSER_PORT' | 'HOST'>): Promise<Listening> {
+export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' | 'BROWSER_PORT' | 'HOST' | 'TLS_CERT_FILE' | 'TLS_KEY_FILE'>): Promise<Listening> {
   const wanted = config.BROWSER_PORT;
+  // with TLS_CERT_FILE/TLS_KEY_FILE both ports serve HTTPS (a page must not mix schemes)
+  const tls = readTls(config);
+  const scheme = tls ? 'https' : 'http';
   // one listener when the API port already is the browser port (or the second one is off)
-  const browser = wanted > 0 && wanted !== config.PORT ? http.createServer() : undefined;
+  const browser = wanted > 0 && wanted !== config.PORT ? (tls ? https.createServer(tls) : http.createServer()) : undefined;
   if (browser) {
     const main = app.server;
     browser.on('request', (req, res) => main.emit('request', req, res));
@@ -47,10 +54,10 @@ export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' |
   }
   await app.listen({ port: config.PORT, host: config.HOST });
   const apiPort = (app.server.address() as AddressInfo).port;
-  const apiUrl = `http://${shownHost(config.HOST)}:${apiPort}`;
+  const apiUrl = `${scheme}://${shownHost(config.HOST)}:${apiPort}`;
   if (!browser) {
     const browserUrl = wanted > 0 ? apiUrl : undefined;
-    return { apiUrl, browserUrl, closeIdleConnections: () => app.server.closeIdleConnections() };
+    return { apiUrl, browserUrl, closeIdleConnections: () => app.server.closeIdleConnections(), secureServers: [] };
   }
   // the same timeouts as the Fastify server (REQUEST_TIMEOUT_SECONDS, keep-alive)
   browser.requestTimeout = app.server.requestTimeout;
@@ -69,7 +76,8 @@ export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' |
   browser.on('error', (error) => app.log.error({ err: error }, 'browser port server error'));
   return {
     apiUrl,
-    browserUrl: `http://${shownHost(config.HOST)}:${(browser.address() as AddressInfo).port}`,
+    browserUrl: `${scheme}://${shownHost(config.HOST)}:${(browser.address() as AddressInfo).port}`,
+    secureServers: browser instanceof https.Server ? [browser] : [],
     closeIdleConnections: () => {
       app.server.closeIdleConnections();
       browser.closeIdleConnections();

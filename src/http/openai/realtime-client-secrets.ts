@@ -1,0 +1,49 @@
+/** POST /v1/realtime/client_secrets: short-lived `ek_…` keys for one /v1/realtime connection each (src/realtime/client-secrets.ts). */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Config } from '../../config.ts';
+import { errorEnvelopeSchema } from '../../errors.ts';
+import type { ClientSecrets } from '../../realtime/client-secrets.ts';
+import { applyUpdate, defaultSession, sessionUpdate, sessionView } from '../../realtime/session.ts';
+import { tenantOf } from '../../tenancy.ts';
+
+const body = z
+  .object({
+    expires_after: z
+      .object({ anchor: z.literal('created_at').optional(), seconds: z.number().int().min(1).max(7200).describe('Lifetime (default REALTIME_CLIENT_SECRET_TTL_SECONDS).') })
+      .strict()
+      .optional(),
+    session: sessionUpdate.optional().describe('The session the connection starts with (as session.update would set it).'),
+  })
+  .strict();
+
+const answer = z
+  .object({
+    value: z.string().describe('The ephemeral key (`ek_…`): one /v1/realtime connection, until expires_at.'),
+    expires_at: z.number().int().describe('Unix seconds.'),
+    session: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'RealtimeClientSecret' });
+
+export const realtimeClientSecretRoutes: FastifyPluginAsyncZod<{ secrets: ClientSecrets; config: Config }> = async (app, { secrets, config }) => {
+  app.post(
+    '/v1/realtime/client_secrets',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'Mint an ephemeral key for /v1/realtime (OpenAI-compatible)',
+        description:
+          'For browsers: a server holding an API key mints an `ek_…` key; the browser opens one /v1/realtime connection with it (e.g. the subprotocol `openai-insecure-api-key.ek_…`). Valid once, until `expires_at` (REALTIME_CLIENT_SECRET_TTL_SECONDS unless `expires_after.seconds`), for this replica; the connection belongs to the minting key and starts with `session`. The value is never logged.',
+        body: body.optional(),
+        response: { 200: answer, 400: errorEnvelopeSchema },
+      },
+    },
+    async (request) => {
+      const ttl = request.body?.expires_after?.seconds ?? config.REALTIME_CLIENT_SECRET_TTL_SECONDS;
+      const session = request.body?.session;
+      const { value, expiresAt } = secrets.mint(tenantOf(request) ?? null, ttl, session);
+      const view = sessionView(session ? applyUpdate(defaultSession(config), session, config) : defaultSession(config));
+      return { value, expires_at: expiresAt, session: view };
+    },
+  );
+};

@@ -4,7 +4,12 @@
  * on SIGTERM.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config.ts';
@@ -101,6 +106,40 @@ describe('BROWSER_PORT', () => {
     } finally {
       first.child.kill('SIGTERM');
       await first.exited;
+    }
+  });
+
+  it('with TLS_CERT_FILE/TLS_KEY_FILE both ports serve HTTPS, and print https URLs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tls-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const port = await freePort();
+    const browserPort = await freePort();
+    const service = spawnService({ LOG_LEVEL: 'info', BROWSER_PORT: String(browserPort), TLS_CERT_FILE: cert, TLS_KEY_FILE: key, TTS_BACKEND: 'embedded' }, port);
+    const get = (p: number) =>
+      new Promise<number>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: p, path: '/health', ca: fs.readFileSync(cert) }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject);
+      });
+    try {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const ok = await get(port).then((s) => s === 200, () => false);
+        if (ok) break;
+        assert.ok(Date.now() < deadline, 'the HTTPS port did not come up');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(await get(browserPort), 200, 'the browser port speaks HTTPS too');
+      const printed = new RegExp(`ready for browsers at https://127\\.0\\.0\\.1:${browserPort}/playground/`);
+      while (!printed.test(service.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.match(service.output(), printed);
+    } finally {
+      service.child.kill('SIGTERM');
+      await service.exited;
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -281,7 +281,7 @@ export const configSchema = z.object({
   ),
   JOB_WORKER: bool(true).describe('Run transcription-job workers in this process. false: this replica only accepts and serves jobs (API replicas), others (JOB_WORKER=true) transcribe them.'),
   JOB_CONCURRENCY: int(1, 1, 64).describe('Transcription jobs one worker process runs at once (their windows share STT_PARALLEL).'),
-  JOB_RESULT_TTL_SECONDS: int(86_400, 60, 31_536_000).describe('A finished (completed, failed, cancelled) job and its files are deleted this long after it finished.'),
+  JOB_RESULT_TTL_SECONDS: int(86_400, 1, 31_536_000).describe('A finished (completed, failed, cancelled) job and its files are deleted this long after it finished.'),
   JOB_LOCK_SECONDS: num(30, 1, 3600).describe(
     'With REDIS_URL: a running job whose worker stops renewing its lock (killed, out of memory, node lost) is handed to another worker after about this long (BullMQ lockDuration and stalled check), and resumes from its last finished 30 s window.',
   ),

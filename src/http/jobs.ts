@@ -222,6 +222,8 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
       schema: {
         tags: ['openai'],
         summary: 'A transcription job: status, progress, segments so far, result',
+        description:
+          'The job of this API key (404 for an unknown id, another key\'s job, or one expired after JOB_RESULT_TTL_SECONDS): `status` (queued, running, completed, failed, cancelled), `progress` in audio seconds and 30 s windows, `segments` transcribed so far, `timings`, `attempts`, `error` when failed, and once completed `result` in the requested `response_format`.',
         params: idParams,
         response: { 200: jobSchema, 404: errorEnvelopeSchema },
       },
@@ -267,6 +269,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
       const ref = refOf(request, request.params.id);
       await jobs.get(ref); // 404 before the stream starts
       const signal = clientSignal(reply);
+      signal.addEventListener('abort', () => request.log.debug({ job_id: ref.id }, 'job events: the client left; stream stopped'), { once: true });
       return sendSse(request, reply, follow(jobs, ref, signal, request.id));
     },
   );

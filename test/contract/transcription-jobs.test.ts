@@ -170,10 +170,18 @@ describe('transcription jobs (in-process queue)', () => {
     assert.equal(fs.readdirSync(dir, { recursive: true }).some((f) => String(f).includes(id)), false);
   });
 
-  it('a running job cancelled stops at the end of its window', async () => {
+  it('a running job cancelled stops at the end of its window; a client leaving its event stream ends the stream', async () => {
     const { status, body } = await submitJob(t.url, wav(90), {}, A);
     assert.equal(status, 202);
     await waitJob(t.url, body.id, A, (j) => j.status === 'running');
+    // a subscriber that vanishes after the first event: the server ends the stream (no poller left behind)
+    const leaving = new AbortController();
+    const events = await fetch(`${t.url}${JOBS}/${body.id}/events`, { headers: A, signal: leaving.signal });
+    await events.body!.getReader().read();
+    leaving.abort();
+    const ended = () => t.logs.some((l) => l.includes(body.id) && l.includes('the client left; stream stopped'));
+    for (let i = 0; i < 100 && !ended(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ended(), 'the event stream ended when its client left');
     const res = await fetch(`${t.url}${JOBS}/${body.id}`, { method: 'DELETE', headers: A });
     assert.equal(res.status, 200);
     const job = await waitJob(t.url, body.id, A);
@@ -190,5 +198,26 @@ describe('transcription jobs (in-process queue)', () => {
     const job = await waitJob(t.url, body.id, A);
     assert.equal(job.status, 'failed');
     assert.ok(job.error && job.error.code, JSON.stringify(job.error));
+  });
+});
+
+describe('transcription jobs: expiry', () => {
+  it('a finished job and its files are deleted JOB_RESULT_TTL_SECONDS after it finished', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobs-ttl-'));
+    // no STT engine: the job fails at once, which is a finished job like any other
+    const t = await startApp({ env: { ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', GEMMA_MODEL: '/absent.gguf', JOB_STORAGE_DIR: dir, JOB_RESULT_TTL_SECONDS: '2' } });
+    try {
+      const { status, body } = await submitJob(t.url, wav(1));
+      assert.equal(status, 202);
+      const job = await waitJob(t.url, body.id);
+      assert.equal(job.status, 'failed');
+      assert.ok(job.expires_at !== null);
+      for (let i = 0; i < 200 && fs.readdirSync(path.join(dir, 'shared')).includes(body.id); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await getJob(t.url, body.id)).status, 404);
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'shared')), [], 'its files are gone');
+    } finally {
+      await t.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -99,16 +99,20 @@ export class BullJobQueue implements JobQueue {
   private readonly inFlight = new Set<Promise<RunOutcome>>();
 
   constructor(processor: JobProcessor, options: BullQueueOptions, logger: Logger) {
-    // BullMQ wants commands retried until Redis is back (a restart must not fail a worker)
-    const connect = () => {
-      // BullMQ duplicates these (the worker's blocking connection) with the same options, so the
-      // retry strategy also ends those reconnect loops once this queue is closed
-      const redis = new Redis(options.url, { maxRetriesPerRequest: null, retryStrategy: (times) => (this.closed ? null : Math.min(times * 200, 2000)) });
+    // a worker's commands wait for Redis to come back (a restart must not fail a worker); BullMQ
+    // duplicates its connection (the blocking one) with the same options, so the retry strategy also
+    // ends those reconnect loops once this queue is closed
+    const connect = (producer: boolean) => {
+      const redis = new Redis(options.url, {
+        retryStrategy: (times) => (this.closed ? null : Math.min(times * 200, 2000)),
+        // adding a job fails at once while Redis is away (the job is kept in storage and queued by housekeeping)
+        ...(producer ? { enableOfflineQueue: false, maxRetriesPerRequest: 1 } : { maxRetriesPerRequest: null }),
+      });
       redis.on('error', (error) => logger.warn({ err: error.message }, 'job queue: redis error'));
       this.connections.push(redis);
       return redis;
     };
-    this.queue = new Queue<JobRef, RunOutcome>(QUEUE_NAME, { connection: connect(), prefix: PREFIX });
+    this.queue = new Queue<JobRef, RunOutcome>(QUEUE_NAME, { connection: connect(true), prefix: PREFIX });
     this.queue.on('error', (error) => logger.warn({ err: error.message }, 'job queue error'));
     if (!options.worker) return;
     const lockMs = Math.round(options.lockSeconds * 1000);
@@ -126,7 +130,7 @@ export class BullJobQueue implements JobQueue {
         return outcome;
       },
       {
-        connection: connect(),
+        connection: connect(false),
         prefix: PREFIX,
         concurrency: options.concurrency,
         lockDuration: lockMs,

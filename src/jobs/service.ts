@@ -93,8 +93,8 @@ export class JobService {
     try {
       await this.queue.enqueue(ref);
     } catch (error) {
-      await this.records.remove(ref);
-      throw ApiError.unavailable(`The job queue is unavailable: ${(error as Error).message}`, 'queue_unavailable');
+      // the record is in storage: housekeeping queues it once the queue is reachable again
+      this.logger.warn({ job_id: ref.id, err: (error as Error).message }, 'job queue unreachable: the job waits in storage');
     }
     this.logger.info({ job_id: ref.id, bytes: uploadBytes, response_format: options.response_format }, 'job queued');
     return record;

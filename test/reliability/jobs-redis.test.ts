@@ -198,7 +198,7 @@ describe('transcription jobs on BullMQ across processes', LONG, () => {
     assert.deepEqual(job.result, await sync.json(), 'the resumed transcript is the uninterrupted one');
   });
 
-  it('Redis restarted empty mid-run: the unfinished jobs are queued again from storage and complete', LONG, async () => {
+  it('Redis restarted empty mid-run: the unfinished jobs (and one submitted meanwhile) are queued again from storage and complete', LONG, async () => {
     const survivor = services.find((s) => s.child.exitCode === null && s.child.signalCode === null)!;
     const windowsBefore = await metric(survivor.url, WINDOWS_DONE);
     const completedBefore = await metric(survivor.url, COMPLETED);
@@ -210,6 +210,10 @@ describe('transcription jobs on BullMQ across processes', LONG, () => {
     }
     await waitJob(survivor.url, ids[0]!, {}, (j) => j.status === 'running');
     await redis.kill();
+    // accepted while Redis is away: it waits in storage and is queued once Redis is back
+    const during = await submitJob(survivor.url, wav(35));
+    assert.equal(during.status, 202, JSON.stringify(during.body));
+    ids.push(during.body.id);
     await redis.restart();
     for (const id of ids) {
       const job = await waitJob(survivor.url, id, {}, undefined, 600_000);

@@ -40,7 +40,9 @@ RUN userdel -r node 2>/dev/null || true \
  && groupadd --gid "${GID}" appuser \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin appuser \
  && mkdir -p /home/appuser/.cache/huggingface \
- && chown -R appuser:appuser /home/appuser
+ && chown -R appuser:appuser /home/appuser \
+ && mkdir -p /var/lib/gemma-3-api/jobs \
+ && chown -R appuser:appuser /var/lib/gemma-3-api
 WORKDIR /app
 COPY --from=build --chown=appuser:appuser /app/package.json ./
 COPY --from=build --chown=appuser:appuser /app/node_modules ./node_modules
@@ -50,7 +52,8 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=6666 \
     HF_HOME=/home/appuser/.cache/huggingface \
-    PLAYGROUND_DIR=/app/frontend/dist
+    PLAYGROUND_DIR=/app/frontend/dist \
+    JOB_STORAGE_DIR=/var/lib/gemma-3-api/jobs
 # HUGGING_FACE_HUB_TOKEN (or HF_TOKEN) is read at run time: pass it with -e, never bake it in
 USER appuser
 EXPOSE 6666
@@ -74,7 +77,9 @@ RUN userdel -r ubuntu 2>/dev/null || true \
  && groupadd --gid "${GID}" appuser \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin appuser \
  && mkdir -p /home/appuser/.cache/huggingface \
- && chown -R appuser:appuser /home/appuser
+ && chown -R appuser:appuser /home/appuser \
+ && mkdir -p /var/lib/gemma-3-api/jobs \
+ && chown -R appuser:appuser /var/lib/gemma-3-api
 WORKDIR /app
 COPY --from=build --chown=appuser:appuser /app/package.json ./
 COPY --from=build --chown=appuser:appuser /app/node_modules ./node_modules
@@ -85,6 +90,7 @@ ENV NODE_ENV=production \
     PORT=6666 \
     HF_HOME=/home/appuser/.cache/huggingface \
     PLAYGROUND_DIR=/app/frontend/dist \
+    JOB_STORAGE_DIR=/var/lib/gemma-3-api/jobs \
     LLM_DEVICE=cuda \
     LLM_GPU_LAYERS=max
 USER appuser

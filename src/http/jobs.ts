@@ -193,6 +193,11 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
         await jobs.submit(ref, bytes, jobOptions, webhookUrl);
       } catch (error) {
         await jobs.records.remove(ref).catch(() => undefined);
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC' || code === 'EDQUOT' || code === 'ENOTDIR') {
+          request.log.error({ err: error }, 'job storage failed');
+          throw ApiError.unavailable(`The job storage (JOB_STORAGE_DIR) cannot take the file now (${code}).`, 'job_storage_unavailable');
+        }
         throw error;
       }
       return reply.code(202).header('Location', `/v1/audio/transcriptions/jobs/${ref.id}`).send({ id: ref.id, object: 'transcription.job' as const, status: 'queued' as const });

@@ -35,8 +35,9 @@ export class DirectoryStorage implements JobStorage {
   private readonly root: string;
 
   constructor(root: string) {
+    // created on the first write: a directory that is not writable (yet) fails submissions with a
+    // 503, never the process's start
     this.root = path.resolve(root);
-    fs.mkdirSync(this.root, { recursive: true });
   }
 
   private file(key: string): string {

@@ -220,4 +220,18 @@ describe('transcription jobs: expiry', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('storage that cannot be written: the service starts, submissions get 503 job_storage_unavailable', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'jobs-file-')), 'not-a-dir');
+    fs.writeFileSync(file, 'x');
+    const t = await startApp({ env: { ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', GEMMA_MODEL: '/absent.gguf', JOB_STORAGE_DIR: path.join(file, 'jobs') } });
+    try {
+      const { status, body } = await submitJob(t.url, wav(1));
+      assert.equal(status, 503, JSON.stringify(body));
+      assert.equal(body.error?.code, 'job_storage_unavailable');
+    } finally {
+      await t.close();
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
+  });
 });

@@ -40,7 +40,9 @@ RUN userdel -r node 2>/dev/null || true \
  && groupadd --gid "${GID}" appuser \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin appuser \
  && mkdir -p /home/appuser/.cache/huggingface \
- && chown -R appuser:appuser /home/appuser
+ && chown -R appuser:appuser /home/appuser \
+ && mkdir -p /var/lib/gemma-3-api/jobs \
+ && chown -R appuser:appuser /var/lib/gemma-3-api
 WORKDIR /app
 COPY --from=build --chown=appuser:appuser /app/package.json ./
 COPY --from=build --chown=appuser:appuser /app/node_modules ./node_modules
@@ -51,7 +53,8 @@ ENV NODE_ENV=production \
     PORT=6666 \
     BROWSER_PORT=6680 \
     HF_HOME=/home/appuser/.cache/huggingface \
-    PLAYGROUND_DIR=/app/frontend/dist
+    PLAYGROUND_DIR=/app/frontend/dist \
+    JOB_STORAGE_DIR=/var/lib/gemma-3-api/jobs
 # HUGGING_FACE_HUB_TOKEN (or HF_TOKEN) is read at run time: pass it with -e, never bake it in
 USER appuser
 # 6666 for API clients; 6680 for browsers (they refuse 6666): the playground and /docs
@@ -76,7 +79,9 @@ RUN userdel -r ubuntu 2>/dev/null || true \
  && groupadd --gid "${GID}" appuser \
  && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin appuser \
  && mkdir -p /home/appuser/.cache/huggingface \
- && chown -R appuser:appuser /home/appuser
+ && chown -R appuser:appuser /home/appuser \
+ && mkdir -p /var/lib/gemma-3-api/jobs \
+ && chown -R appuser:appuser /var/lib/gemma-3-api
 WORKDIR /app
 COPY --from=build --chown=appuser:appuser /app/package.json ./
 COPY --from=build --chown=appuser:appuser /app/node_modules ./node_modules
@@ -88,6 +93,7 @@ ENV NODE_ENV=production \
     BROWSER_PORT=6680 \
     HF_HOME=/home/appuser/.cache/huggingface \
     PLAYGROUND_DIR=/app/frontend/dist \
+    JOB_STORAGE_DIR=/var/lib/gemma-3-api/jobs \
     LLM_DEVICE=cuda \
     LLM_GPU_LAYERS=max \
     STT_DEVICE=cuda

@@ -28,6 +28,8 @@ import { responseRoutes } from './http/openai/responses.ts';
 import { ResponseStore } from './services/responses.ts';
 import { modelRoutes } from './http/openai/models.ts';
 import { speechToTextRoutes } from './http/speech-to-text.ts';
+import { jobRoutes } from './http/jobs.ts';
+import { createJobs, type Jobs } from './jobs/index.ts';
 import { GenerationService } from './services/generation.ts';
 import { TranscriptionService } from './services/transcription.ts';
 import { SynthesisService } from './services/synthesis.ts';
@@ -200,8 +202,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
 
+  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
+  const transcription = new TranscriptionService(config, deps.engines, deps.metrics);
+  const jobs: Jobs = createJobs(config, { transcription, metrics: deps.metrics, logger: deps.logger });
+  // queued and running jobs stop at their window's end and stay for another worker (or this one's next start)
+  app.addHook('onClose', async () => jobs.service.close());
+  const describeJobs = () => {
+    const { queue, durable, worker } = jobs.describe();
+    return { queue, durable, worker };
+  };
   // readiness details (addresses, library messages) only for key holders, or everyone with keys off
-  await app.register(healthRoutes, { engines: deps.engines, sessions: deps.sessions, showDetails: (request) => !config.API_KEY_ENABLED || authenticator.identifies(request) });
+  await app.register(healthRoutes, { engines: deps.engines, sessions: deps.sessions, showDetails: (request) => !config.API_KEY_ENABLED || authenticator.identifies(request), jobs: describeJobs });
   await app.register(metricsRoutes, { metrics: deps.metrics, requireKey: config.METRICS_REQUIRE_API_KEY });
   const generation = new GenerationService(config, deps.engines, deps.metrics);
   await app.register(generateRoutes, { generation });
@@ -210,13 +221,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const responses = new ResponseStore(deps.sessions, config);
   await app.register(responseRoutes, { generation, responses });
   await app.register(modelRoutes, { engines: deps.engines });
-  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
-  const transcription = new TranscriptionService(config, deps.engines, deps.metrics);
   await app.register(speechToTextRoutes, {
     transcription,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
   });
+  await app.register(jobRoutes, { jobs: jobs.service, webhooks: jobs.webhooks, maxUploadBytes: config.JOB_MAX_UPLOAD_BYTES, maxJsonUploadBytes: config.MAX_UPLOAD_BYTES, describe: describeJobs });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT, maxUploadBytes: config.MAX_UPLOAD_BYTES });
   await app.register(voiceRoutes, { synthesis, maxUploadBytes: config.MAX_UPLOAD_BYTES });

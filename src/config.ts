@@ -307,6 +307,31 @@ export const configSchema = z.object({
   DIALOGUE_PROMPTS_FILE: optionalText().describe('A JSON file {"system","voice","text"} overriding the three dialogue prompts (read at start-up).'),
   REALTIME_CLIENT_SECRET_TTL_SECONDS: int(600, 1, 7200).describe('Lifetime of an ephemeral /v1/realtime key from POST /v1/realtime/client_secrets (a request may ask for its own, up to 7200).'),
   DIALOGUE_MAX_TOKENS: int(256, 1, 1_048_576).describe('Default max_tokens of a dialogue reply (capped by LLM_MAX_TOKENS).'),
+
+  // --- transcription jobs (asynchronous, durable with REDIS_URL)
+  JOB_STORAGE_DIR: text('.cache/jobs').describe(
+    'Where transcription jobs keep their audio, checkpoints and results: a directory every replica shares (a ReadWriteMany volume with several replicas).',
+  ),
+  JOB_MAX_UPLOAD_BYTES: int(536_870_912, 1024, 68_719_476_736).describe(
+    'Largest audio file a transcription job accepts (bytes; default 512 MiB). Uploads are streamed to JOB_STORAGE_DIR, never held in memory; larger gets 413.',
+  ),
+  JOB_MAX_AUDIO_SECONDS: num(10_800, 1, 604_800).describe(
+    'Longest audio a transcription job accepts (seconds, after decoding; default 3 h). The worker decodes it once (4 bytes per sample at 16 kHz: ~230 MB per hour, in memory while it decodes); longer fails the job with `audio_too_long`.',
+  ),
+  JOB_WORKER: bool(true).describe('Run transcription-job workers in this process. false: this replica only accepts and serves jobs (API replicas), others (JOB_WORKER=true) transcribe them.'),
+  JOB_CONCURRENCY: int(1, 1, 64).describe('Transcription jobs one worker process runs at once (their windows share STT_PARALLEL).'),
+  JOB_RESULT_TTL_SECONDS: int(86_400, 1, 31_536_000).describe('A finished (completed, failed, cancelled) job and its files are deleted this long after it finished.'),
+  JOB_LOCK_SECONDS: num(30, 1, 3600).describe(
+    'With REDIS_URL: a running job whose worker stops renewing its lock (killed, out of memory, node lost) is handed to another worker after about this long (BullMQ lockDuration and stalled check), and resumes from its last finished 30 s window.',
+  ),
+  JOB_MAX_STALLS: int(5, 0, 1000).describe('With REDIS_URL: how often one job may lose its worker before it is failed instead of resumed (BullMQ maxStalledCount).'),
+  JOB_WEBHOOK_ALLOWED_HOSTS: optionalText().describe(
+    'Hosts a job\'s `webhook_url` may point at (comma-separated host names or host:port, e.g. `hooks.example.com,ci.internal:8443`). Unset: webhooks are refused. Addresses are checked again when the hook is sent.',
+  ),
+  JOB_WEBHOOK_SECRET: optionalText().describe(
+    'Key of the HMAC-SHA256 signature sent with every webhook (`X-Webhook-Signature: t=<unix seconds>,v1=<hex of HMAC(t + "." + body)>`). Required with JOB_WEBHOOK_ALLOWED_HOSTS.',
+  ),
+  JOB_WEBHOOK_TIMEOUT_SECONDS: num(10, 1, 300).describe('Timeout of one webhook delivery (it is tried 3 times, with backoff, on network errors and 5xx).'),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -339,6 +364,9 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   if (env.DIALOGUE_PROMPTS_FILE?.trim() && !fs.existsSync(env.DIALOGUE_PROMPTS_FILE.trim())) {
     problems.push(`DIALOGUE_PROMPTS_FILE: file not found: ${env.DIALOGUE_PROMPTS_FILE.trim()}`);
   }
+  if (env.JOB_WEBHOOK_ALLOWED_HOSTS?.trim() && !env.JOB_WEBHOOK_SECRET?.trim()) {
+    problems.push('JOB_WEBHOOK_SECRET: JOB_WEBHOOK_ALLOWED_HOSTS needs a secret to sign the webhooks with');
+  }
   if ((env.LLM_BACKEND ?? '').trim().toLowerCase() === 'openai' && !env.LLM_MODEL?.trim()) {
     problems.push('LLM_MODEL: LLM_BACKEND=openai needs the model name the remote server serves');
   }
@@ -362,7 +390,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnviron
     : result.error.issues.map((i) => {
         const name = i.path.join('.');
         const value = cleaned[name];
-        const shown = value === undefined || /KEY|TOKEN/.test(name) ? '' : ` (got "${value}")`;
+        const shown = value === undefined || /KEY|TOKEN|SECRET/.test(name) ? '' : ` (got "${value}")`;
         return `${name}: ${i.message}${shown}`;
       });
   problems.push(...crossFieldProblems(cleaned));

@@ -26,6 +26,14 @@ export const readinessSchema = z
     sessions: z
       .object({ store: z.enum(['memory', 'redis']), status: z.enum(['ready', 'not_ready']), detail: z.string().optional() })
       .describe('Dialogue memory: in-process, or Redis (not_ready while unreachable, unless SESSION_REDIS_FALLBACK).'),
+    jobs: z
+      .object({
+        queue: z.enum(['memory', 'redis']),
+        durable: z.boolean().describe('false without REDIS_URL: queued jobs live in this process only and are not shared with other replicas.'),
+        worker: z.boolean().describe('Whether this process transcribes jobs (JOB_WORKER).'),
+      })
+      .optional()
+      .describe('Transcription jobs: BullMQ on Redis (durable, shared by replicas) or an in-process queue.'),
   })
   .meta({
     id: 'Readiness',
@@ -46,6 +54,7 @@ export const readinessSchema = z
         tts: { status: 'ready', engines: [{ engine: 'openaudio', status: 'error', detail: 'fish-speech server at http://localhost:8080 is unreachable' }, { engine: 'espeak', status: 'ready' }] },
       },
       sessions: { store: 'memory', status: 'ready' },
+      jobs: { queue: 'memory', durable: false, worker: true },
     },
   });
 
@@ -57,7 +66,16 @@ function withoutDetails(capabilities: Capabilities): Capabilities {
   return { llm: strip(capabilities.llm), stt: strip(capabilities.stt), tts: strip(capabilities.tts) };
 }
 
-export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sessions: SessionStore; showDetails: (request: FastifyRequest) => boolean }> = async (app, { engines, sessions, showDetails }) => {
+export interface JobsReadiness {
+  queue: 'memory' | 'redis';
+  durable: boolean;
+  worker: boolean;
+}
+
+export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sessions: SessionStore; showDetails: (request: FastifyRequest) => boolean; jobs?: () => JobsReadiness }> = async (
+  app,
+  { engines, sessions, showDetails, jobs },
+) => {
   app.get(
     '/health',
     {
@@ -93,6 +111,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry; sess
         status: ready ? 'ready' : 'not_ready',
         capabilities: details ? readiness.capabilities : withoutDetails(readiness.capabilities),
         sessions: { store: sessions.kind, status: problem === null ? 'ready' : 'not_ready', ...(problem === null || !details ? {} : { detail: problem }) },
+        ...(jobs ? { jobs: jobs() } : {}),
       });
     },
   );

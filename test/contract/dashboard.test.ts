@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startApp, type TestApp } from '../helpers/app.ts';
 
-const PROMQL_WORDS = new Set(['histogram_quantile', 'sum', 'by', 'rate', 'le', 'route', 'status_code', 'engine', 'outcome', 'dependency', 'upstream', 'or', 'vector']);
+const PROMQL_WORDS = new Set(['histogram_quantile', 'sum', 'by', 'rate', 'le', 'route', 'status_code', 'engine', 'outcome', 'dependency', 'upstream', 'or', 'vector', 'max', 'status', 'state']);
 
 describe('Grafana dashboard', () => {
   let t: TestApp;

@@ -72,7 +72,7 @@ describe('deploy/compose.yaml', () => {
   const compose = parse(fs.readFileSync('deploy/compose.yaml', 'utf8')) as { services: Record<string, Record<string, unknown>> };
 
   it('runs the gateway, Redis, fish-speech and an optional vLLM, each with a health check', () => {
-    assert.deepEqual(Object.keys(compose.services).sort(), ['fish-speech', 'gateway', 'redis', 'vllm']);
+    assert.deepEqual(Object.keys(compose.services).sort(), ['fish-speech', 'gateway', 'redis', 'vllm', 'worker']);
     for (const [name, service] of Object.entries(compose.services)) assert.ok((service.healthcheck as { test: unknown })?.test, `${name} has a healthcheck`);
     assert.deepEqual(compose.services.vllm!.profiles, ['vllm']);
     assert.deepEqual((compose.services.gateway!.depends_on as Record<string, unknown>).redis, { condition: 'service_healthy' });
@@ -89,6 +89,18 @@ describe('deploy/compose.yaml', () => {
     assert.equal(env.REDIS_URL, 'redis://redis:6379/0');
     assert.equal(env.OPENAUDIO_API_BASE, 'http://fish-speech:8080');
     assert.ok((compose.services.gateway!.volumes as string[]).some((v) => v.endsWith(':/home/appuser/.cache/huggingface')));
+  });
+
+  it('transcription-job workers: JOB_WORKER=true, on Redis, sharing the jobs volume with the gateway', () => {
+    const worker = compose.services.worker!;
+    const env = worker.environment as Record<string, string>;
+    for (const name of Object.keys(env)) assert.ok(KNOWN.has(name), `${name} is in the config schema`);
+    assert.equal(env.JOB_WORKER, 'true');
+    assert.equal(env.REDIS_URL, 'redis://redis:6379/0');
+    const gatewayEnv = compose.services.gateway!.environment as Record<string, string>;
+    assert.equal(env.JOB_STORAGE_DIR, gatewayEnv.JOB_STORAGE_DIR);
+    const mount = `jobs-data:${env.JOB_STORAGE_DIR}`;
+    assert.ok((worker.volumes as string[]).includes(mount) && (compose.services.gateway!.volumes as string[]).includes(mount));
   });
 });
 
@@ -127,6 +139,24 @@ describe('deploy/k8s', () => {
       for (const p of doc.spec.ports) assert.ok(ports.includes(p.targetPort), `${doc.metadata.name}: target port ${p.targetPort} exists`);
     }
     for (const name of ['vllm', 'fish-speech']) assert.equal(find('Deployment', name)!.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'], 1);
+  });
+
+  it('transcription jobs: API replicas without workers, worker replicas, one ReadWriteMany volume for both', () => {
+    const env = (d: Record<string, any>) => Object.fromEntries(d.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value])); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const gateway = find('Deployment', 'gemma-3-api')!;
+    const worker = find('Deployment', 'gemma-3-api-worker')!;
+    assert.equal(env(gateway).JOB_WORKER, 'false');
+    assert.equal(env(worker).JOB_WORKER, 'true');
+    assert.ok(worker.spec.replicas >= 2);
+    const dir = find('ConfigMap', 'gemma-3-api-config')!.data.JOB_STORAGE_DIR;
+    for (const d of [gateway, worker]) {
+      assert.ok(d.spec.template.spec.containers[0].volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'jobs-data' && m.mountPath === dir));
+      assert.ok(d.spec.template.spec.volumes.some((v: { persistentVolumeClaim?: { claimName: string } }) => v.persistentVolumeClaim?.claimName === 'jobs-data'));
+    }
+    assert.deepEqual(find('PersistentVolumeClaim', 'jobs-data')!.spec.accessModes, ['ReadWriteMany']);
+    // the worker pods are not behind the gateway's Service
+    const selector = find('Service', 'gemma-3-api')!.spec.selector as Record<string, string>;
+    assert.ok(!Object.entries(selector).every(([k, v]) => worker.spec.template.metadata.labels[k] === v));
   });
 
   it('the ConfigMap sets only known variables; referenced secrets and claims exist', () => {

@@ -1,4 +1,4 @@
-/** The seed's own route: POST /v1/generate. */
+/** The native generation route: POST /v1/generate. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorEnvelopeSchema } from '../errors.ts';

@@ -1,5 +1,5 @@
 /**
- * Speech-to-text over HTTP: the seed's POST /v1/speech-to-text and OpenAI's
+ * Speech-to-text over HTTP: the native POST /v1/speech-to-text and OpenAI's
  * POST /v1/audio/transcriptions and /v1/audio/translations. Multipart upload → decode to 16 kHz
  * mono → TranscriptionService → the requested format.
  */

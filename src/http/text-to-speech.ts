@@ -1,5 +1,5 @@
 /**
- * Text-to-speech over HTTP: the seed's POST /v1/text-to-speech (JSON in; JSON with base64 audio
+ * Text-to-speech over HTTP: the native POST /v1/text-to-speech (JSON in; JSON with base64 audio
  * out, or with `"stream": true` the audio itself, chunked, first bytes once the first chunk is
  * synthesized) and OpenAI's POST /v1/audio/speech (voices: ./voices.ts).
  */

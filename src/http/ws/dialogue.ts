@@ -19,12 +19,13 @@ import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain } from './shutdown.ts';
+import { wsLanguageSchema } from '../schemas.ts';
 
 const settings = z.object({
   voice: z.string().max(200).optional(),
   format: z.enum(AUDIO_FORMATS).optional(),
   output_sample_rate: z.coerce.number().int().min(8000).max(192_000).optional(),
-  language: z.string().regex(/^[a-z]{2,3}$/i).optional(),
+  language: wsLanguageSchema.optional(),
   response_modalities: z.array(z.enum(['text', 'audio'])).min(1).optional(),
 });
 

@@ -4,7 +4,7 @@
  * /v1/dialogue; the reply streams back as text deltas and binary audio. Barge-in: when the user
  * starts speaking while a reply is being generated or played, the reply is cancelled at once
  * (LLM and TTS stop), the client is told (`reply.cancelled`) so it stops playback, and history
- * keeps only what was sent. Protocol: the WS_DOC below and the README.
+ * keeps only what was sent. Protocol: the WS_DOC below and docs/websockets.md.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';

@@ -1,7 +1,7 @@
 /**
  * The service's whole configuration: one zod schema over environment variables (and an optional
  * `.env` file), parsed once at start-up. Parsing collects every problem before failing, so an
- * operator fixes them all in one go. The README's variable table is generated from this schema
+ * operator fixes them all in one go. The variable table in docs/configuration.md is generated from this schema
  * (`npm run env-table`) and a test fails when it is stale.
  */
 import fs from 'node:fs';

@@ -5,7 +5,7 @@
  * VAD_SILENCE_MS of silence (or at the maximum length), turns shorter than VAD_MIN_SPEECH_MS are
  * dropped as noise, and VAD_PREROLL_MS of audio before the detected start is kept so the first
  * syllable is not clipped. No model file is needed (Silero, the usual alternative, is a model we
- * could not ship: see the README).
+ * could not ship: see docs/websockets.md).
  */
 import init from '@echogarden/fvad-wasm';
 

@@ -2,7 +2,7 @@
 import OpenAI from 'openai';
 import { ApiError } from '../errors.ts';
 
-/** Upstream 4xx → the same 4xx with its message (401/403 → 502: our credentials are wrong), 429 → 429, 5xx/connection/malformed JSON → 502, timeout → 504. */
+/** Upstream 4xx → 400 with its message (401/403 → 502: our credentials are wrong), 429 → 429, 5xx/connection/malformed JSON → 502, timeout → 504. */
 export function upstreamError(error: unknown, upstream: string): unknown {
   if (error instanceof OpenAI.APIUserAbortError) return error;
   if (error instanceof OpenAI.APIConnectionTimeoutError) {

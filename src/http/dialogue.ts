@@ -8,11 +8,12 @@ import { z } from 'zod';
 import { decodeToWhisperInput } from '../audio/decode.ts';
 import { AUDIO_FORMATS } from '../audio/formats.ts';
 import type { DialogueService } from '../dialogue/pipeline.ts';
-import { ApiError, errorEnvelopeSchema } from '../errors.ts';
+import { ApiError } from '../errors.ts';
 import { tenantOf } from '../tenancy.ts';
 import { resultView, transcriptView } from './dialogue-view.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
+import { assertAudioSize, base64BodyLimit, base64Schema, errorResponses, languageSchema, transcriptSegmentSchema } from './schemas.ts';
 import { sendSse } from './streaming.ts';
 
 const modalities = z.array(z.enum(['text', 'audio'])).min(1);
@@ -21,15 +22,13 @@ const common = {
   session_id: z.string().max(128).optional().describe('Continue this conversation; a new id is generated (and returned) when absent. With API keys on, ids are per key: another key\'s session of the same id is another conversation.'),
   voice: z.string().max(200).optional().describe('Voice of the spoken reply (see GET /v1/audio/voices).'),
   format: z.enum(AUDIO_FORMATS).optional().describe('Audio format of the spoken reply (default wav).'),
-  language: z.string().trim().regex(/^[a-z]{2,3}$/i, 'must be an ISO-639-1 code such as "en"').optional().describe('Spoken language of the audio (detected when absent).'),
+  language: languageSchema.optional().describe('Spoken language of the audio (detected when absent).'),
 };
 
 export const dialogueJsonSchema = z
   .object({
     text: z.string().max(100_000).optional().describe('The user turn as text.'),
-    audio_base64: z
-      .string()
-      .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, 'must be base64')
+    audio_base64: base64Schema
       .optional()
       .describe('The user turn as audio (any format /v1/speech-to-text takes), base64.'),
     ...common,
@@ -64,7 +63,7 @@ const transcriptSchema = z.object({
   text: z.string(),
   language: z.string(),
   duration: z.number(),
-  segments: z.array(z.object({ id: z.number().int(), start: z.number(), end: z.number(), text: z.string(), avg_logprob: z.number(), no_speech_prob: z.number().nullable() })),
+  segments: z.array(transcriptSegmentSchema),
 });
 
 const timingsSchema = z.object({
@@ -114,15 +113,8 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
         description:
           'The user turn as `text`, `audio_base64` (JSON) or `file` (multipart); the reply as text and/or speech with the conversation remembered under `session_id` (returned, and in `X-Session-ID`). Speech is synthesized sentence by sentence while the model writes. With `stream: true`, Server-Sent Events: `transcript` (audio turns), then `text.delta` `{"text"}` and `audio.delta` `{"audio","format","sample_rate"}` (base64 chunks of one continuous stream) interleaved as produced, then `done` with the metadata (as the JSON answer, without `audio_base64`); an error after the first byte is an `error` event. If TTS fails the turn still answers with text (`audio_base64: null`, `degraded: [{"stage":"tts",...}]`); audio with no speech answers `no_speech: true` without asking the model. 400 bad input, 413/415 audio, 429 queue full, 503 engine or session store unavailable.',
         body: { content: Object.fromEntries(Object.entries(BODY_BY_TYPE).map(([type, schema]) => [type, { schema }])) },
-        bodyLimit: Math.ceil((maxUploadBytes * 4) / 3) + 65_536,
-        response: {
-          200: dialogueResponseSchema,
-          400: errorEnvelopeSchema,
-          413: errorEnvelopeSchema,
-          415: errorEnvelopeSchema,
-          429: errorEnvelopeSchema,
-          503: errorEnvelopeSchema,
-        },
+        bodyLimit: base64BodyLimit(maxUploadBytes),
+        response: { 200: dialogueResponseSchema, ...errorResponses(400, 413, 415, 429, 503) },
       },
       // a body of another type would reach the handler unvalidated (Fastify validates by content type)
       preValidation: (request, _reply, done) => {
@@ -133,7 +125,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       const receivedAt = performance.now();
       const body = request.body as DialogueBody;
       const file = 'file' in body ? body.file : body.audio_base64 !== undefined ? Buffer.from(body.audio_base64, 'base64') : undefined;
-      if (file && file.length > maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
+      if (file) assertAudioSize(file, maxUploadBytes);
       const audio = file ? await decodeToWhisperInput(file, { maxSeconds: maxAudioSeconds }, 'file' in body ? 'file' : 'audio_base64') : undefined;
       const wanted = 'file' in body ? (body.response_modalities?.split(',') ?? ['text', 'audio']) : (body.response_modalities ?? ['text', 'audio']);
       const signal = clientSignal(reply);
@@ -182,7 +174,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
         summary: 'A conversation\'s history',
         description: 'The stored turns of a session, oldest first (user and assistant; an assistant turn cut short by barge-in or a disconnect is marked `interrupted` and holds what was delivered). 404 when the session never existed, was deleted, expired (SESSION_TTL_SECONDS after its last turn), or — with API keys on — belongs to another key; 503 when the session store (Redis) is unreachable.',
         params: z.object({ id: z.string() }),
-        response: { 200: sessionSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: sessionSchema, ...errorResponses(400, 404, 503) },
       },
     },
     async (request) => ({ session_id: request.params.id, turns: await dialogue.history(tenantOf(request), request.params.id) }),
@@ -196,7 +188,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
         summary: 'Forget a conversation',
         description: 'Deletes the session\'s history everywhere (every replica shares it through Redis). 204 when deleted, 404 when unknown (or another key\'s).',
         params: z.object({ id: z.string() }),
-        response: { 204: z.null().describe('Deleted.'), 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 204: z.null().describe('Deleted.'), ...errorResponses(400, 404, 503) },
       },
     },
     async (request, reply) => {

@@ -1,11 +1,11 @@
-/** The seed's own route: POST /v1/generate. */
+/** The native generation route: POST /v1/generate. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorEnvelopeSchema } from '../errors.ts';
 import type { GenerationService } from '../services/generation.ts';
 import { responseFormatSchema, samplingFields, toParams } from './generation-params.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
+import { errorResponses } from './schemas.ts';
 
 export const generateRequestSchema = z
   .object({
@@ -43,12 +43,7 @@ export const generateRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         description:
           'Generates a reply to `prompt`. With `"stream": true` the answer is `text/event-stream`: `event: delta` with `{"text": "..."}` per chunk, then `event: done` with `{"generated_text","finish_reason","usage","model"}`; an error after streaming began arrives as `event: error` with the error envelope. 429 `queue_full` with `Retry-After` when LLM_PARALLEL generations run and LLM_QUEUE_SIZE wait; 400 `context_length_exceeded` when the prompt does not fit the context window; 503 while the model is loading or missing (the message says how to provide it). A client that disconnects stops its generation.',
         body: generateRequestSchema,
-        response: {
-          200: generateResponseSchema,
-          400: errorEnvelopeSchema,
-          429: errorEnvelopeSchema,
-          503: errorEnvelopeSchema,
-        },
+        response: { 200: generateResponseSchema, ...errorResponses(400, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -71,8 +66,7 @@ export const generateRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
           })(),
         );
       }
-      for await (const event of run.events) if (event.type === 'done') return shape(event.result);
-      throw new Error('generation ended without a result');
+      return shape(await generation.result(run));
     },
   );
 };

@@ -1,4 +1,46 @@
 /** Schema fragments shared by several routes (HTTP and WebSocket), so each is written once. */
 import { z } from 'zod';
+import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 
 export const speedSchema = z.number().min(0.25).max(4).describe('Speaking speed, 0.25–4.0 (1 = normal).');
+
+/** Base64 in a JSON body, standard or URL-safe alphabet, padding optional. */
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+export const base64Schema = z.string().regex(BASE64, 'must be base64');
+/** The same, not empty (checked first, so an empty string is reported as too small). */
+export const nonEmptyBase64Schema = z.string().min(1).regex(BASE64, 'must be base64');
+
+/**
+ * The body limit of a route that takes audio as base64 in JSON: the upload limit grown by base64's
+ * 4/3, plus room for the other fields. The decoded size is checked again with `assertAudioSize`.
+ */
+export function base64BodyLimit(maxUploadBytes: number): number {
+  return Math.ceil((maxUploadBytes * 4) / 3) + 65_536;
+}
+
+/** 413 `audio_too_large` for decoded base64 audio over MAX_UPLOAD_BYTES (multipart enforces it while streaming). */
+export function assertAudioSize(file: Buffer, maxUploadBytes: number): void {
+  if (file.length > maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
+}
+
+/** A spoken language as an ISO-639-1 (or -3) code. */
+const LANGUAGE = /^[a-z]{2,3}$/i;
+/** In HTTP bodies and forms: trimmed, with a message that says what is expected. */
+export const languageSchema = z.string().trim().regex(LANGUAGE, 'must be an ISO-639-1 code such as "en"');
+/** In WebSocket queries and messages. */
+export const wsLanguageSchema = z.string().regex(LANGUAGE);
+
+/** One transcript segment as the routes answer it (see transcript-formats.ts `segmentView`). */
+export const transcriptSegmentSchema = z.object({
+  id: z.number().int(),
+  start: z.number(),
+  end: z.number(),
+  text: z.string(),
+  avg_logprob: z.number(),
+  no_speech_prob: z.number().nullable(),
+});
+
+/** The error envelope for each of these statuses, for a route's `response` map. */
+export function errorResponses<const Codes extends readonly number[]>(...codes: Codes): { [C in Codes[number]]: typeof errorEnvelopeSchema } {
+  return Object.fromEntries(codes.map((code) => [code, errorEnvelopeSchema])) as { [C in Codes[number]]: typeof errorEnvelopeSchema };
+}

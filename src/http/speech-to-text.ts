@@ -1,5 +1,5 @@
 /**
- * Speech-to-text over HTTP: the seed's POST /v1/speech-to-text and OpenAI's
+ * Speech-to-text over HTTP: the native POST /v1/speech-to-text and OpenAI's
  * POST /v1/audio/transcriptions and /v1/audio/translations. Multipart upload → decode to 16 kHz
  * mono → TranscriptionService → the requested format.
  */
@@ -8,10 +8,10 @@ import { z } from 'zod';
 import { decodeToWhisperInput, type DecodedAudio } from '../audio/decode.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
-import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
+import { assertAudioSize, base64BodyLimit, errorResponses, languageSchema, nonEmptyBase64Schema, transcriptSegmentSchema } from './schemas.ts';
 import { sendSse, type SseEvent } from './streaming.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
 import { RESPONSE_FORMATS, segmentView, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
@@ -24,7 +24,7 @@ export interface SpeechToTextOptions {
 
 const commonFields = {
   file: audioFileField,
-  language: z.string().trim().regex(/^[a-z]{2,3}$/i, 'must be an ISO-639-1 code such as "en"').optional().describe('Spoken language (ISO-639-1); detected when absent.'),
+  language: languageSchema.optional().describe('Spoken language (ISO-639-1); detected when absent.'),
   prompt: z.string().max(2000).optional().describe('Text to guide spelling and style (whisper initial prompt).'),
   temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
 };
@@ -53,11 +53,7 @@ export const speechToTextForm = z.object({ ...commonFields, response_format: z.e
 /** The same request as JSON, with the audio base64-encoded (for clients that cannot send multipart). */
 export const speechToTextJson = z
   .object({
-    audio_base64: z
-      .string()
-      .min(1)
-      .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, 'must be base64')
-      .describe('The audio file, base64 (standard or URL-safe alphabet).'),
+    audio_base64: nonEmptyBase64Schema.describe('The audio file, base64 (standard or URL-safe alphabet).'),
     format: z.string().max(16).optional().describe('Container hint (wav, mp3, ...); the bytes decide.'),
     language: commonFields.language,
     prompt: commonFields.prompt,
@@ -67,12 +63,7 @@ export const speechToTextJson = z
   })
   .meta({ id: 'SpeechToTextJson', example: { audio_base64: 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAgD4AAAB9AAACABAAZGF0YQAAAAA=', format: 'wav', language: 'en' } });
 
-const segmentSchema = z.object({
-  id: z.number().int(),
-  start: z.number(),
-  end: z.number(),
-  text: z.string(),
-  avg_logprob: z.number(),
+const segmentSchema = transcriptSegmentSchema.extend({
   no_speech_prob: z.number().nullable().describe('Probability that the window holding the segment has no speech (the model\'s <|nospeech|> token at the start of decoding, as OpenAI computes it); null only when a remote engine omits it.'),
 });
 
@@ -183,7 +174,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
           description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy). \`X-STT-Engine\` names the engine that answered (not on \`stream=true\`).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
           consumes: ['multipart/form-data'],
           body: openAiTranscriptionForm,
-          response: { 200: { description: 'json: {"text"}; verbose_json: OpenAI\'s verbose shape; text/srt/vtt as text.', ...textResponses }, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+          response: { 200: { description: 'json: {"text"}; verbose_json: OpenAI\'s verbose shape; text/srt/vtt as text.', ...textResponses }, ...errorResponses(400, 413, 415, 429, 503) },
         },
       },
       async (request, reply) => {
@@ -211,15 +202,15 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
           'multipart/form-data with `file` (or JSON with `audio_base64`) and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
         consumes: ['multipart/form-data', 'application/json'],
         body: z.union([speechToTextForm, speechToTextJson]),
-        bodyLimit: Math.ceil((options.maxUploadBytes * 4) / 3) + 65_536,
-        response: { 200: speechToTextResponse, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        bodyLimit: base64BodyLimit(options.maxUploadBytes),
+        response: { 200: speechToTextResponse, ...errorResponses(400, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
       const body = request.body;
       const format = body.response_format ?? 'json';
       const file = 'file' in body ? body.file : Buffer.from(body.audio_base64, 'base64');
-      if (file.length > options.maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${options.maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
+      assertAudioSize(file, options.maxUploadBytes);
       // word timestamps in the plain json shape too (the playground's word view), when asked for
       const words = format === 'verbose_json' || granularities(body).has('word');
       const { transcript, engine } = await run(file, body, 'transcribe', words, clientSignal(reply), request.log);

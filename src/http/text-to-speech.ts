@@ -1,5 +1,5 @@
 /**
- * Text-to-speech over HTTP: the seed's POST /v1/text-to-speech (JSON in; JSON with base64 audio
+ * Text-to-speech over HTTP: the native POST /v1/text-to-speech (JSON in; JSON with base64 audio
  * out, or with `"stream": true` the audio itself, chunked, first bytes once the first chunk is
  * synthesized) and OpenAI's POST /v1/audio/speech (voices: ./voices.ts).
  */
@@ -8,10 +8,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AUDIO_FORMATS, type AudioFormat } from '../audio/formats.ts';
-import { errorEnvelopeSchema } from '../errors.ts';
 import type { Speech, SynthesisService } from '../services/synthesis.ts';
 import { abortedByClient, clientSignal, logClientAbort } from './request-signal.ts';
-import { speedSchema } from './schemas.ts';
+import { base64BodyLimit, errorResponses, nonEmptyBase64Schema, speedSchema } from './schemas.ts';
 import { sendSse } from './streaming.ts';
 
 /**
@@ -21,13 +20,8 @@ import { sendSse } from './streaming.ts';
  */
 const AUDIO_TOKENS_PER_SECOND = 21.5;
 
-const base64 = z
-  .string()
-  .min(1)
-  .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, 'must be base64');
-
 const referenceSchema = z.object({
-  audio: base64.describe('Reference clip (wav, mp3, flac, ogg, ...), base64. Checked for size (MAX_REFERENCE_AUDIO_BYTES), format and duration (MAX_REFERENCE_AUDIO_SECONDS) before any upstream call.'),
+  audio: nonEmptyBase64Schema.describe('Reference clip (wav, mp3, flac, ogg, ...), base64. Checked for size (MAX_REFERENCE_AUDIO_BYTES), format and duration (MAX_REFERENCE_AUDIO_SECONDS) before any upstream call.'),
   text: z.string().min(1).describe('What is said in the clip.'),
 });
 
@@ -110,17 +104,10 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
           'Speaks `text` with the first ready engine of TTS_BACKEND (fish-speech / OpenAudio-S1-mini, then the embedded eSpeak NG voice). JSON answer with `audio_base64`, or with `"stream": true` the audio itself (`Content-Type` of the format, chunked; `X-TTS-Engine` and `X-Sample-Rate` headers), first bytes once the first chunk is synthesized — `curl ... --output speech.wav` works. 400 empty or too-long text, bad reference audio, unknown voice; 413 reference clip too large/long; 429 `queue_full`; 501 `encoder_unavailable` when the format needs ffmpeg and it is missing; 502/504 `upstream_error` when fish-speech fails after retries and no other engine answers; 503 while no engine is ready.',
         body: textToSpeechRequestSchema,
         // reference clips travel base64 inside the JSON: allow an upload's worth (MAX_UPLOAD_BYTES)
-        bodyLimit: Math.ceil((maxUploadBytes * 4) / 3) + 65_536,
+        bodyLimit: base64BodyLimit(maxUploadBytes),
         response: {
           200: textToSpeechResponseSchema.or(z.any().meta(audioResponse('The audio, when `stream` is true.'))),
-          400: errorEnvelopeSchema,
-          413: errorEnvelopeSchema,
-          415: errorEnvelopeSchema,
-          429: errorEnvelopeSchema,
-          501: errorEnvelopeSchema,
-          502: errorEnvelopeSchema,
-          503: errorEnvelopeSchema,
-          504: errorEnvelopeSchema,
+          ...errorResponses(400, 413, 415, 429, 501, 502, 503, 504),
         },
       },
     },
@@ -173,12 +160,7 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         body: speechRequestSchema,
         response: {
           200: z.any().meta(audioResponse('The audio (or `text/event-stream` with `stream_format: "sse"`).')),
-          400: errorEnvelopeSchema,
-          429: errorEnvelopeSchema,
-          501: errorEnvelopeSchema,
-          502: errorEnvelopeSchema,
-          503: errorEnvelopeSchema,
-          504: errorEnvelopeSchema,
+          ...errorResponses(400, 429, 501, 502, 503, 504),
         },
       },
     },

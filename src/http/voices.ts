@@ -5,10 +5,10 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorEnvelopeSchema } from '../errors.ts';
 import type { SynthesisService } from '../services/synthesis.ts';
 import { audioFileField, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
+import { errorResponses } from './schemas.ts';
 
 const voicesResponseSchema = z
   .object({ voices: z.array(z.object({ id: z.string(), name: z.string(), engine: z.string() })) })
@@ -42,7 +42,7 @@ export const voiceRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; m
         tags: ['text-to-speech'],
         summary: 'List voices',
         description: 'Voices of every ready TTS engine: fish-speech reference ids (the cloned voices), the OpenAI voice names (mapped onto the embedded voice) and the embedded eSpeak NG languages.',
-        response: { 200: voicesResponseSchema, 503: errorEnvelopeSchema },
+        response: { 200: voicesResponseSchema, ...errorResponses(503) },
       },
     },
     async () => ({ voices: await synthesis.voices() }),
@@ -58,7 +58,7 @@ export const voiceRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; m
           'Stores a reference clip and its transcript on the fish-speech server (its `/v1/references/add`) under `id`; afterwards `voice: "<id>"` speaks with that voice on every speech route and socket. The clip is decoded and checked here first (400 undecodable, 413 over MAX_REFERENCE_AUDIO_BYTES or MAX_REFERENCE_AUDIO_SECONDS). 409 `voice_exists` when the id is taken, 501 `voice_cloning_unavailable` without fish-speech in TTS_BACKEND, 503 while it is down.',
         consumes: ['multipart/form-data'],
         body: addVoiceForm,
-        response: { 201: voiceSchema, 400: errorEnvelopeSchema, 409: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 501: errorEnvelopeSchema, 502: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 201: voiceSchema, ...errorResponses(400, 409, 413, 415, 501, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -76,7 +76,7 @@ export const voiceRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisService; m
         summary: 'Delete a cloned voice',
         description: 'Removes a voice stored with POST /v1/audio/voices (fish-speech `/v1/references/delete`). 404 `voice_not_found` when there is none.',
         params: z.object({ id: voiceId }),
-        response: { 200: deletedSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 501: errorEnvelopeSchema, 502: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: deletedSchema, ...errorResponses(400, 404, 501, 502, 503) },
       },
     },
     async (request, reply) => {

@@ -110,7 +110,14 @@ export class GenerationService {
 
   /** Runs a generation to the end. */
   async complete(input: LlmInput, params: GenerationParams, signal: AbortSignal): Promise<GenerationResult> {
-    const generation = await this.start(input, params, signal, 'generate');
+    return this.result(await this.start(input, params, signal, 'generate'));
+  }
+
+  /**
+   * Reads a started generation to its end and returns its result (routes that answer in one piece
+   * start first, to know the model's name, then wait for this).
+   */
+  async result(generation: Generation): Promise<GenerationResult> {
     for await (const event of generation.events) if (event.type === 'done') return event.result;
     throw new ApiError(500, 'server_error', 'The generation ended without a result.');
   }

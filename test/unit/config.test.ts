@@ -41,7 +41,7 @@ describe('config', () => {
     assert.deepEqual(config.TTS_BACKEND, ['openaudio', 'embedded']);
   });
 
-  it('gives every variable a description (the README table is built from them)', () => {
+  it('gives every variable a description (the docs/configuration.md table is built from them)', () => {
     const json = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, { description?: string }> };
     const missing = Object.entries(json.properties).filter(([, p]) => !p.description).map(([k]) => k);
     assert.deepEqual(missing, []);

@@ -2,8 +2,8 @@
  * The remote LLM: any OpenAI-compatible server (vLLM across GPUs/nodes, Ollama, llama.cpp server,
  * OpenAI) through the official `openai` SDK, which retries 408/409/429/5xx and connection errors
  * with exponential backoff (LLM_MAX_RETRIES) and bounds each request (LLM_TIMEOUT_SECONDS).
- * Streams pass through chunk by chunk. Upstream errors map onto our envelope: upstream 4xx → the
- * same 4xx with its message, 5xx/connection → 502, timeout → 504.
+ * Streams pass through chunk by chunk. Upstream errors map onto our envelope (engines/openai-errors.ts):
+ * an upstream 4xx → 400 with its message (401/403 → 502, 429 → 429), 5xx/connection → 502, timeout → 504.
  */
 import OpenAI from 'openai';
 import type { Logger } from 'pino';

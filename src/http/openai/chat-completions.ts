@@ -3,11 +3,11 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ChatMessage } from '../../engines/llm/types.ts';
-import { errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
 import { chatMessage, contentText, openAiUsage, responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse } from '../streaming.ts';
+import { errorResponses } from '../schemas.ts';
 
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
 const messageSchema = z.object({
@@ -83,7 +83,7 @@ export const chatCompletionRoutes: FastifyPluginAsyncZod<{ generation: Generatio
         description:
           'The OpenAI Chat Completions API over the loaded Gemma 3 model: system/developer, user and assistant messages are rendered through the model\'s chat template. `stream: true` sends `chat.completion.chunk` events and ends with `data: [DONE]` (with `stream_options.include_usage`, a last chunk carries `usage`). `response_format` `json_object`/`json_schema` is enforced with a llama.cpp grammar. Only `n: 1`; tools are not supported (400). Errors use the OpenAI error shape.',
         body: chatRequestSchema,
-        response: { 200: chatResponseSchema, 400: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: chatResponseSchema, ...errorResponses(400, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -120,19 +120,15 @@ export const chatCompletionRoutes: FastifyPluginAsyncZod<{ generation: Generatio
           })(),
         );
       }
-      for await (const event of run.events) {
-        if (event.type !== 'done') continue;
-        const { text, finishReason, usage: u } = event.result;
-        return {
-          id,
-          object: 'chat.completion' as const,
-          created,
-          model: run.model,
-          choices: [{ index: 0, message: { role: 'assistant' as const, content: text, refusal: null }, finish_reason: finishReason, logprobs: null }],
-          usage: openAiUsage(u),
-        };
-      }
-      throw new Error('generation ended without a result');
+      const { text, finishReason, usage: u } = await generation.result(run);
+      return {
+        id,
+        object: 'chat.completion' as const,
+        created,
+        model: run.model,
+        choices: [{ index: 0, message: { role: 'assistant' as const, content: text, refusal: null }, finish_reason: finishReason, logprobs: null }],
+        usage: openAiUsage(u),
+      };
     },
   );
 };

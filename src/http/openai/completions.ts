@@ -2,11 +2,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorEnvelopeSchema } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
 import { openAiUsage, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse } from '../streaming.ts';
+import { errorResponses } from '../schemas.ts';
 
 export const completionRequestSchema = z
   .object({
@@ -50,7 +50,7 @@ export const completionRoutes: FastifyPluginAsyncZod<{ generation: GenerationSer
         summary: 'Text completions (OpenAI-compatible)',
         description: 'The legacy OpenAI Completions API: the prompt is continued as is, without a chat template. `stream: true` sends `text_completion` chunks and `data: [DONE]`. Only `n: 1`.',
         body: completionRequestSchema,
-        response: { 200: completionResponseSchema, 400: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: completionResponseSchema, ...errorResponses(400, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -79,12 +79,8 @@ export const completionRoutes: FastifyPluginAsyncZod<{ generation: GenerationSer
           })(),
         );
       }
-      for await (const event of run.events) {
-        if (event.type !== 'done') continue;
-        const u = event.result.usage;
-        return { ...chunk(event.result.text, event.result.finishReason), choices: [{ text: event.result.text, index: 0, logprobs: null, finish_reason: event.result.finishReason }], usage: openAiUsage(u) };
-      }
-      throw new Error('generation ended without a result');
+      const result = await generation.result(run);
+      return { ...chunk(result.text, result.finishReason), choices: [{ text: result.text, index: 0, logprobs: null, finish_reason: result.finishReason }], usage: openAiUsage(result.usage) };
     },
   );
 };

@@ -2,7 +2,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry } from '../../engines/registry.ts';
-import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
+import { ApiError } from '../../errors.ts';
+import { errorResponses } from '../schemas.ts';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
@@ -39,7 +40,7 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
         summary: 'Retrieve a model (OpenAI-compatible)',
         description: 'One model of GET /v1/models by id; 404 envelope for any other id.',
         params: z.object({ model: z.string().max(256) }),
-        response: { 200: modelSchema, 404: errorEnvelopeSchema },
+        response: { 200: modelSchema, ...errorResponses(404) },
       },
     },
     async (request) => {

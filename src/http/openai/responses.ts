@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import type { ChatMessage, GenerationResult } from '../../engines/llm/types.ts';
-import { ApiError, errorEnvelopeSchema } from '../../errors.ts';
+import { ApiError } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
 import { pageOfItems, type ResponseStore } from '../../services/responses.ts';
 import { toApiError } from '../error-handling.ts';
@@ -17,6 +17,7 @@ import type { FastifyRequest } from 'fastify';
 import { tenantOf, type Owner } from '../../tenancy.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse, type SseEvent } from '../streaming.ts';
+import { errorResponses } from '../schemas.ts';
 import {
   deletedSchema,
   inputItemListSchema,
@@ -67,7 +68,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         description:
           'The OpenAI Responses API over the loaded Gemma 3 model (the official SDKs, the Vercel AI SDK and LangChain work against it). `input` is a string or message items; `instructions` is a system message for this response only. `text.format` `json_object`/`json_schema` is enforced with a llama.cpp grammar. Responses are stored (unless `store: false`) for SESSION_TTL_SECONDS — in Redis when REDIS_URL is set, so every replica sees them — and belong to the API key that created them. `previous_response_id` continues a stored conversation (within SESSION_HISTORY_TURNS / SESSION_HISTORY_TOKENS). `stream: true` sends OpenAI\'s typed events, each with a `sequence_number`: `response.created`, `response.in_progress`, `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then `response.completed` (or `response.incomplete` when `max_output_tokens` is reached, `response.failed` with an `error`). Not supported (400 naming the parameter): tools, reasoning effort/summaries, images/files/audio, `background: true`, logprobs.',
         body: responseRequestSchema,
-        response: { 200: responseObjectSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 429: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: responseObjectSchema, ...errorResponses(400, 404, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -143,8 +144,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       };
 
       if (!body.stream) {
-        for await (const event of run.events) if (event.type === 'done') return finish(event.result);
-        throw new Error('generation ended without a result');
+        return finish(await generation.result(run));
       }
 
       let sequence = 0;
@@ -190,7 +190,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         summary: 'Retrieve a stored response',
         description: 'A response stored by POST /v1/responses (within SESSION_TTL_SECONDS). Another API key\'s response, an expired, deleted or unknown id: 404.',
         params: responseIdParams,
-        response: { 200: responseObjectSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: responseObjectSchema, ...errorResponses(404, 503) },
       },
     },
     async (request) => (await responses.get(request.params.id, ownerOf(request))).response,
@@ -204,7 +204,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         summary: 'Delete a stored response',
         description: 'Forgets a stored response (it can no longer be retrieved or continued). Unknown or another API key\'s id: 404.',
         params: responseIdParams,
-        response: { 200: deletedSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: deletedSchema, ...errorResponses(404, 503) },
       },
     },
     async (request) => {
@@ -223,7 +223,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
           'The message items the response was created from (its own `input`, not the earlier turns a `previous_response_id` brought in), paginated as OpenAI: `limit` (1-100, default 20), `order` (`desc` default), `after`/`before` item ids; `has_more`, `first_id`, `last_id`.',
         params: responseIdParams,
         querystring: inputItemsQuerySchema,
-        response: { 200: inputItemListSchema, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 200: inputItemListSchema, ...errorResponses(400, 404, 503) },
       },
     },
     async (request) => pageOfItems((await responses.get(request.params.id, ownerOf(request))).items, request.query),

@@ -4,7 +4,7 @@
  * /v1/dialogue; the reply streams back as text deltas and binary audio. Barge-in: when the user
  * starts speaking while a reply is being generated or played, the reply is cancelled at once
  * (LLM and TTS stop), the client is told (`reply.cancelled`) so it stops playback, and history
- * keeps only what was sent. Protocol: the WS_DOC below and the README.
+ * keeps only what was sent. Protocol: the WS_DOC below and docs/websockets.md.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
@@ -19,12 +19,13 @@ import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain } from './shutdown.ts';
+import { wsLanguageSchema } from '../schemas.ts';
 
 const settings = z.object({
   voice: z.string().max(200).optional(),
   format: z.enum(AUDIO_FORMATS).optional(),
   output_sample_rate: z.coerce.number().int().min(8000).max(192_000).optional(),
-  language: z.string().regex(/^[a-z]{2,3}$/i).optional(),
+  language: wsLanguageSchema.optional(),
   response_modalities: z.array(z.enum(['text', 'audio'])).min(1).optional(),
 });
 

@@ -13,15 +13,16 @@ import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain } from './shutdown.ts';
+import { wsLanguageSchema } from '../schemas.ts';
 
 export const sttControl = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('config'), language: z.string().regex(/^[a-z]{2,3}$/i).optional() }),
+  z.object({ type: z.literal('config'), language: wsLanguageSchema.optional() }),
   z.object({ type: z.literal('commit') }),
 ]);
 
 export const audioQuery = z.object({
   sample_rate: z.coerce.number().int().min(8000).max(192_000).optional().default(16000),
-  language: z.string().regex(/^[a-z]{2,3}$/i).optional(),
+  language: wsLanguageSchema.optional(),
 });
 
 export const STT_WS_DOC = {

@@ -191,7 +191,7 @@ export const configSchema = z.object({
     'Largest `response_format` JSON schema accepted (bytes, serialized); larger gets 400. Its grammar is built and parsed on the event loop, in time that grows with the schema.',
   ),
   GRAMMAR_MAX_DEPTH: int(64, 2, 1000).describe(
-    'Deepest `response_format` JSON schema accepted: nesting of its objects and arrays, `$ref`s followed; deeper gets 400.',
+    'Deepest `response_format` JSON schema accepted, in levels of JSON nesting with `$ref`s followed (an object schema and its `properties` map are two levels); deeper gets 400.',
   ),
   GRAMMAR_MAX_ENUM_VALUES: int(1000, 1, 1_000_000).describe(
     '`enum` values accepted in one `response_format` JSON schema, all enums together; more gets 400 (llama.cpp parses a large alternation in time that grows faster than its size).',

@@ -7,6 +7,7 @@ import { z } from 'zod';
 export const ERROR_TYPES = [
   'invalid_request_error',
   'authentication_error',
+  'permission_error',
   'not_found_error',
   'rate_limit_error',
   'server_error',
@@ -79,7 +80,9 @@ export function isRetryable(error: unknown): boolean {
 
 /** The error type that matches an HTTP status, for errors that did not come as an ApiError. */
 export function typeForStatus(status: number): ErrorType {
-  if (status === 401 || status === 403) return 'authentication_error';
+  if (status === 401) return 'authentication_error';
+  // OpenAI's type for a 403 (its SDKs raise PermissionDeniedError on the status either way)
+  if (status === 403) return 'permission_error';
   if (status === 404) return 'not_found_error';
   if (status === 429) return 'rate_limit_error';
   if (status === 502 || status === 504) return 'upstream_error';

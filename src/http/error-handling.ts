@@ -14,11 +14,19 @@ const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json' },
   FST_ERR_CTP_EMPTY_TYPE: { status: 415, code: 'unsupported_media_type' },
   FST_ERR_CTP_INVALID_TYPE: { status: 415, code: 'unsupported_media_type' },
+  // @fastify/multipart's part-count limits: a malformed form, not a body too large
+  FST_FILES_LIMIT: { status: 400, code: 'invalid_multipart' },
+  FST_FIELDS_LIMIT: { status: 400, code: 'invalid_multipart' },
+  FST_PARTS_LIMIT: { status: 400, code: 'invalid_multipart' },
 };
 
 /** `/messages/0/content` → `messages[0].content` */
 function paramFromPath(path: string): string | null {
-  const parts = path.split('/').filter(Boolean);
+  // a client's own keys can be any length (a 900 KB metadata key): echo at most 64 characters of each
+  const parts = path
+    .split('/')
+    .filter(Boolean)
+    .map((p) => (p.length > 64 ? `${p.slice(0, 61)}...` : p));
   if (parts.length === 0) return null;
   return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
@@ -46,6 +54,9 @@ export function toApiError(error: FastifyError | ApiError | Error): ApiError {
     return new ApiError(400, 'invalid_request_error', `Malformed multipart/form-data body: ${error.message}.`, { code: 'invalid_multipart' });
   }
   const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
+  if (known?.code === 'invalid_multipart') {
+    return new ApiError(400, 'invalid_request_error', `Malformed multipart/form-data body: ${fastifyError.message} (one file, at most 32 fields and 40 parts).`, { code: known.code, param: fastifyError.code === 'FST_FILES_LIMIT' ? 'file' : null });
+  }
   if (known) return new ApiError(known.status, typeForStatus(known.status), fastifyError.message, { code: known.code });
   const status = fastifyError.statusCode;
   if (status && status >= 400 && status < 500) {

@@ -66,10 +66,10 @@ export function checkWebSocketOrigin(request: FastifyRequest, policy: WebSocketO
   try {
     url = new URL(origin);
   } catch {
-    throw new ApiError(403, 'authentication_error', `Origin "${origin}" is not a valid origin.`, { code: 'origin_not_allowed' });
+    throw new ApiError(403, 'permission_error', `Origin "${origin}" is not a valid origin.`, { code: 'origin_not_allowed' });
   }
   if (policy.allowed.has(url.origin) || sameLoopbackOrAddressOrigin(url, request.headers.host)) return;
-  throw new ApiError(403, 'authentication_error', `Origin ${origin} may not open WebSockets here; add it to PUBLIC_ORIGINS (the service's own address) or CORS_ORIGINS.`, { code: 'origin_not_allowed' });
+  throw new ApiError(403, 'permission_error', `Origin ${origin} may not open WebSockets here; add it to PUBLIC_ORIGINS (the service's own address) or CORS_ORIGINS.`, { code: 'origin_not_allowed' });
 }
 
 const PLAYGROUND_CSP =

@@ -286,6 +286,11 @@ describe('/v1/responses', () => {
     assert.equal(huge.status, 413);
     const prompt = await post(`${t.url}/v1/responses`, { model: 'g', input: 'word '.repeat(3000) });
     assert.equal(prompt.status, 400, 'a prompt beyond the context is a 400 before any byte');
+    assert.equal(JSON.parse(prompt.text).error.param, 'input', 'named as the Responses API names it');
+    // a huge metadata key is refused without being echoed back whole
+    const bigKey = await post(`${t.url}/v1/responses`, { model: 'g', input: 'hi', metadata: { ['k'.repeat(900_000)]: 'v' } });
+    assert.equal(bigKey.status, 400);
+    assert.ok(bigKey.text.length < 2000, `the error is ${bigKey.text.length} bytes`);
     assert.equal((await fetch(`${t.url}/health`)).status, 200);
   });
 

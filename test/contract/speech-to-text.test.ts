@@ -152,6 +152,26 @@ describe('speech-to-text routes', () => {
     assert.match(streamingBad.headers.get('content-type') ?? '', /^application\/json/, 'in the JSON envelope, not as an event');
   });
 
+  it('a form with two files or too many fields is a 400 invalid_multipart in the envelope (not a raw 413)', async () => {
+    const twoFiles = new FormData();
+    twoFiles.append('file', new Blob([wav(1)]), 'a.wav');
+    twoFiles.append('file', new Blob([wav(1)]), 'b.wav');
+    const manyFields = new FormData();
+    manyFields.append('file', new Blob([wav(1)]), 'a.wav');
+    for (let i = 0; i < 100; i++) manyFields.append(`x${i}`, 'y');
+    for (const [form, param] of [
+      [twoFiles, 'file'],
+      [manyFields, null],
+    ] as const) {
+      const res = await fetch(`${t.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+      const body = (await res.json()) as { error: { code: string; param: string | null; message: string; type: string } };
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.code, 'invalid_multipart');
+      assert.equal(body.error.param, param);
+      assert.match(body.error.message, /^Malformed multipart\/form-data body: reach (files|fields) limit/);
+    }
+  });
+
   it('logs audio metadata (never the bytes) and feeds the STT metrics', async () => {
     await upload(`${t.url}/v1/speech-to-text`, wav(2), {}, 'meta.wav');
     const line = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'audio received');

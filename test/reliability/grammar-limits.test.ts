@@ -103,6 +103,27 @@ describe('response_format JSON schema bounds (GRAMMAR_*) on a real process', () 
     assertLimit(res, 'GRAMMAR_MAX_DEPTH');
   });
 
+  it('a schema the grammar cannot honour (definitions refs, dangling or remote $refs, made-up types) is a 400, not an unenforced 200', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ definitions: { P: { type: 'object', properties: { a: { type: 'string' } } } }, $ref: '#/definitions/P' }, /put definitions under "\$defs"/],
+      [{ $ref: '#/$defs/nope' }, /does not name a definition/],
+      [{ $ref: 'http://127.0.0.1:1/x.json' }, /only local "#\/\$defs\/<name>" references/],
+      [{ type: 'banana' }, /"type": "banana" is not a JSON Schema type/],
+      [{ type: 'object', properties: { a: { type: ['string', 'potato'] } } }, /"potato"/],
+    ];
+    for (const [schema, message] of cases) {
+      const res = await post(`${service.url}/v1/chat/completions`, chat(schema));
+      assert.equal(res.status, 400, `${JSON.stringify(schema)} → ${res.body.slice(0, 300)}`);
+      const envelope = JSON.parse(res.body) as Envelope;
+      assert.equal(envelope.error.param, 'response_format');
+      assert.match(envelope.error.message, message);
+    }
+    // the same definition under $defs is enforced
+    const ok = await post(`${service.url}/v1/chat/completions`, chat({ $defs: { P: { type: 'object', properties: { a: { type: 'string', enum: ['x'] } }, required: ['a'] } }, $ref: '#/$defs/P' }));
+    assert.equal(ok.status, 200, ok.body.slice(0, 300));
+    assert.deepEqual(JSON.parse((JSON.parse(ok.body) as { choices: { message: { content: string } }[] }).choices[0]!.message.content), { a: 'x' });
+  });
+
   it('a schema over GRAMMAR_MAX_SCHEMA_BYTES gets 400 naming it', async () => {
     const properties = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`field_${i}`, { type: 'string' }]));
     assertLimit(await post(`${service.url}/v1/chat/completions`, chat({ type: 'object', properties })), 'GRAMMAR_MAX_SCHEMA_BYTES');

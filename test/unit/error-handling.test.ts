@@ -79,3 +79,12 @@ describe('error envelope', () => {
     assert.equal(assertEnvelope(res.json()).error.type, 'not_found_error');
   });
 });
+
+describe('error types by status', () => {
+  it('a 403 is a permission_error (OpenAI\'s type), a 401 an authentication_error', async () => {
+    const { typeForStatus } = await import('../../src/errors.ts');
+    assert.equal(typeForStatus(401), 'authentication_error');
+    assert.equal(typeForStatus(403), 'permission_error');
+    assert.equal(typeForStatus(404), 'not_found_error');
+  });
+});

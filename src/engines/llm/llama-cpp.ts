@@ -20,6 +20,7 @@ import type { GenerationParams, GenerationResult, LlmEngine, LlmEvent, LlmInput,
 import { AsyncQueue } from '../../util/async-queue.ts';
 import { GbnfBuilder } from './gbnf-builder.ts';
 import { JSON_SCHEMA_GRAMMAR_STOP } from './gbnf-convert.ts';
+import { grammarProblem } from './schema-limits.ts';
 
 type NodeLlamaCpp = typeof NodeLlamaCppModule;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
@@ -197,8 +198,10 @@ export class LlamaCppEngine implements LlmEngine {
       grammar = (
         format.type === 'json_object'
           ? llama.getGrammarFor('json')
-          : this.gbnf!.build(format.schema).then((text) =>
-              llama.createGrammar({ grammar: text, stopGenerationTriggers: [new lib.LlamaText(JSON_SCHEMA_GRAMMAR_STOP)], trimWhitespaceSuffix: true }),
+          : rejectIfSet(grammarProblem(format.schema)).then(() =>
+              this.gbnf!.build(format.schema).then((text) =>
+                llama.createGrammar({ grammar: text, stopGenerationTriggers: [new lib.LlamaText(JSON_SCHEMA_GRAMMAR_STOP)], trimWhitespaceSuffix: true }),
+              ),
             )
       ).then(
         (built) => {
@@ -307,4 +310,9 @@ export class LlamaCppEngine implements LlmEngine {
     await this.model?.dispose();
     await this.llama?.dispose();
   }
+}
+
+/** A promise that fails with `problem` when there is one (the grammar's 400), else resolves. */
+function rejectIfSet(problem: string | undefined): Promise<void> {
+  return problem ? Promise.reject(new Error(problem)) : Promise.resolve();
 }

@@ -112,3 +112,39 @@ function refDepthExceeds(root: object, defs: Map<string, object[]>, max: number)
   }
   return false;
 }
+
+const JSON_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null']);
+
+/**
+ * What the embedded engine's grammar cannot honour, as a sentence, or undefined. node-llama-cpp
+ * resolves only `#/$defs/<name>` references and, for anything it does not know (a `definitions`
+ * reference — zod-to-json-schema's and Pydantic v1's default —, a remote or dangling `$ref`, a
+ * made-up `type`), emits a grammar that accepts any value: the output would parse but not follow
+ * the schema. Refusing is honest; the remote backend gets the schema as it is. Iterative (the depth
+ * is bounded by `checkJsonSchema` first).
+ */
+export function grammarProblem(schema: unknown): string | undefined {
+  const rootDefs = isNode(schema) && !Array.isArray(schema) ? (schema as { $defs?: unknown }).$defs : undefined;
+  const defined = new Set(isNode(rootDefs) && !Array.isArray(rootDefs) ? Object.keys(rootDefs) : []);
+  const stack: unknown[] = [schema];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (!isNode(node)) continue;
+    if (Array.isArray(node)) {
+      stack.push(...node);
+      continue;
+    }
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') {
+        if (value.startsWith('#/definitions/')) return `"$ref": "${value.slice(0, 100)}" — put definitions under "$defs" and refer to them as "#/$defs/<name>" (JSON Schema 2020-12).`;
+        if (!value.startsWith(DEFS_PREFIX) || !defined.has(value.slice(DEFS_PREFIX.length))) return `"$ref": "${value.slice(0, 100)}" does not name a definition in the schema's "$defs"; only local "#/$defs/<name>" references are supported.`;
+      }
+      if (key === 'type' && (typeof value === 'string' || Array.isArray(value))) {
+        const bad = [value].flat().find((t) => typeof t !== 'string' || !JSON_TYPES.has(t));
+        if (bad !== undefined) return `"type": ${JSON.stringify(bad).slice(0, 100)} is not a JSON Schema type (string, number, integer, boolean, object, array, null).`;
+      }
+      if (key !== 'enum' && key !== 'const' && key !== 'default' && key !== 'examples') stack.push(value);
+    }
+  }
+  return undefined;
+}

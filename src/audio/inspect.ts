@@ -30,7 +30,8 @@ export interface InspectLimits {
 
 /** Reads the header of `container` (sniffed from the bytes) and refuses what cannot be a sane file of allowed length. */
 export function inspectAudio(bytes: Uint8Array, container: string, limits: InspectLimits): DeclaredAudio {
-  const declared = container === 'wav' ? inspectWav(bytes, limits.param) : container === 'flac' ? inspectFlac(bytes) : container === 'mp4' ? inspectMp4(bytes) : {};
+  const declared =
+    container === 'wav' ? inspectWav(bytes, limits.param) : container === 'flac' ? inspectFlac(bytes) : container === 'mp4' ? inspectMp4(bytes) : container === 'mp3' ? inspectMp3(bytes) : {};
   checkDeclared(declared, container, limits);
   return declared;
 }
@@ -131,4 +132,35 @@ function inspectMp4(b: Uint8Array): DeclaredAudio {
   };
   walk(0, b.length, 0);
   return { seconds: longest };
+}
+
+const MP3_RATES = [
+  [11_025, 12_000, 8000], // MPEG 2.5
+  [0, 0, 0],
+  [22_050, 24_000, 16_000], // MPEG 2
+  [44_100, 48_000, 32_000], // MPEG 1
+];
+
+/**
+ * MP3: the frame count in the first frame's Xing/Info header (LAME and ffmpeg write it, for VBR and
+ * CBR files alike) gives the length without decoding. Files without one are measured while they
+ * decode (an estimate from the first frame's bitrate would be wrong for VBR files).
+ */
+function inspectMp3(b: Uint8Array): DeclaredAudio {
+  let offset = 0;
+  if (ascii(b, 0, 3) === 'ID3' && b.length >= 10) offset = 10 + ((b[6]! & 0x7f) << 21) + ((b[7]! & 0x7f) << 14) + ((b[8]! & 0x7f) << 7) + (b[9]! & 0x7f);
+  if (offset + 4 > b.length || b[offset] !== 0xff || (b[offset + 1]! & 0xe0) !== 0xe0) return {};
+  const version = (b[offset + 1]! >> 3) & 0x03; // 3 = MPEG 1, 2 = MPEG 2, 0 = MPEG 2.5
+  const layer = (b[offset + 1]! >> 1) & 0x03; // 1 = layer III
+  const rate = MP3_RATES[version]?.[(b[offset + 2]! >> 2) & 0x03] ?? 0;
+  const mono = (b[offset + 3]! >> 6) === 3;
+  if (version === 1 || layer !== 1 || rate === 0) return {};
+  const samplesPerFrame = version === 3 ? 1152 : 576;
+  const sideInfo = version === 3 ? (mono ? 17 : 32) : mono ? 9 : 17;
+  const tag = offset + 4 + sideInfo;
+  if (tag + 12 > b.length) return { sampleRate: rate };
+  const id = ascii(b, tag, tag + 4);
+  if ((id !== 'Xing' && id !== 'Info') || (view(b).getUint32(tag + 4) & 0x1) === 0) return { sampleRate: rate };
+  const frames = view(b).getUint32(tag + 8);
+  return { sampleRate: rate, seconds: (frames * samplesPerFrame) / rate };
 }

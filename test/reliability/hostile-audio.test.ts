@@ -148,6 +148,17 @@ describe('hostile audio on a real service process', () => {
     assert.match(String((res.body.error as { message: string }).message), /declared as 400\.0 s.*MAX_AUDIO_SECONDS/);
   });
 
+  it('a long MP3 that says so in its Xing/Info header is refused before decoding', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mp3-'));
+    const out = path.join(dir, 'long.mp3');
+    const made = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'anullsrc=r=8000:cl=mono', '-t', String(LIMIT_SECONDS + 100), '-b:a', '8k', '-y', out]);
+    assert.equal(made.status, 0, made.stderr?.toString());
+    const res = await transcribe(fs.readFileSync(out), 'long.mp3');
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(res.status, 413);
+    assert.match(String((res.body.error as { message: string }).message), /declared as 400\.\d s.*MAX_AUDIO_SECONDS/);
+  });
+
   it('FLAC silence that hides its length is stopped once decoding passes the limit, off the event loop', async () => {
     const res = await transcribe(flacs.undeclared!, 'silence.flac');
     assert.equal(res.status, 413, JSON.stringify(res.body));

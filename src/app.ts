@@ -8,6 +8,7 @@ import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-z
 import { serializerCompiler } from './http/serializer.ts';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import { ApiError } from './errors.ts';
 import type { EngineRegistry } from './engines/registry.ts';
 import { Authenticator, isKeyProtocol, type ApiKeyStore } from './http/auth.ts';
 import { AuthFailureLimiter } from './http/auth-failures.ts';
@@ -127,6 +128,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // the tenant of the request's key (src/tenancy.ts), set by the authenticator
   app.decorateRequest('tenant', null);
   const drain = new SocketDrain();
+  /** Routes that accept WebSocket handshakes (filled as they are registered). */
+  const websocketRoutes = new Set<string>();
   const httpInFlight = deps.metrics.httpInFlight;
   const sockets = new SocketLimits(config.WS_MAX_STREAMS_PER_KEY, config.WS_MAX_MESSAGES_PER_SECOND, keyHeader);
   app.addHook('onRequest', (request, reply, done) => {
@@ -140,7 +143,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       // CORS does not cover WebSockets: a browser page from another origin is checked here
       if (upgrade) checkWebSocketOrigin(request, origins);
       const denied = config.API_KEY_ENABLED && !isPublic(request) ? authenticator.check(request) : undefined;
-      if (!denied && upgrade) sockets.admit(request);
+      if (!denied && upgrade) {
+        // a WebSocket handshake to an HTTP route would be accepted (101) and closed at once by
+        // @fastify/websocket: refuse it with a status instead
+        const route = request.routeOptions.url;
+        if (route !== undefined && !websocketRoutes.has(route) && request.headers.upgrade?.toLowerCase() === 'websocket') {
+          throw new ApiError(400, 'invalid_request_error', `${route} is not a WebSocket route; the WebSockets are ${[...websocketRoutes].join(', ')}.`, { code: 'not_a_websocket_route' });
+        }
+        sockets.admit(request);
+      }
       done(denied);
     } catch (error) {
       done(error as Error);
@@ -176,6 +187,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // every WebSocket is counted and paced (registered before the plugin, which takes the handler over)
   app.addHook('onRoute', (route) => {
     if (!route.websocket) return;
+    websocketRoutes.add(route.url);
     const handler = route.handler as unknown as (this: unknown, socket: WebSocket, request: FastifyRequest) => unknown;
     const open = deps.metrics.websocketConnections.labels({ route: route.url });
     route.handler = function (this: unknown, socket: WebSocket, request: FastifyRequest) {

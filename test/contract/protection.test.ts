@@ -53,6 +53,15 @@ describe('protection', () => {
     assert.equal((await preflight(closed, 'http://allowed.test')).headers.get('access-control-allow-origin'), null);
   });
 
+  it('a WebSocket handshake to an HTTP route is refused with 400 not_a_websocket_route (not accepted and closed)', async () => {
+    const t = await app({});
+    assert.equal(await handshake(`${t.wsUrl}/health`), 400);
+    assert.equal(await handshake(`${t.wsUrl}/v1/models`), 400);
+    assert.equal(await handshake(`${t.wsUrl}/no-such-route`), 404);
+    assert.equal(await handshake(`${t.wsUrl}/ws/tts`), 101, 'a WebSocket route still opens');
+    assert.equal((await fetch(`${t.url}/health`)).status, 200);
+  });
+
   it('WebSockets: a page from another origin is refused (403) unless allowed; same origin and non-browser clients pass', async () => {
     const t = await app({});
     const url = `${t.wsUrl}/ws/tts`;

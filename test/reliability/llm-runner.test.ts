@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { wav } from '../helpers/audio.ts';
@@ -30,6 +31,13 @@ function runners(pid: number): number[] {
     .split('\n')
     .filter((l) => l.includes('llm-runner'))
     .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+/** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
 }
 
 function alive(pid: number): boolean {
@@ -58,7 +66,7 @@ function start(env: Record<string, string>, port: number): ServiceProcess {
   return spawnService({ LLM_RUNNER: 'process', LLM_DEVICE: 'cpu', LLM_THREADS: '1', TTS_BACKEND: 'embedded', LOG_LEVEL: 'info', ...env }, port);
 }
 
-const post = (url: string, body: unknown) => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const post = (url: string, body: unknown, signal?: AbortSignal) => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
 
 describe('LLM runner process: supervision', () => {
   it('kill -9 of the runner mid-generation: those requests fail cleanly, /health and STT keep serving, the runner restarts', async () => {
@@ -121,6 +129,44 @@ describe('LLM runner process: supervision', () => {
       assert.ok(health.count > 20, `probed ${health.count} times`);
     } finally {
       await prober.stop();
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  });
+
+  it('a client that leaves mid-stream stops the generation in the runner at once (its CPU goes idle)', async () => {
+    const service = start({ GEMMA_MODEL: loopingGemmaPath(), LLM_CONTEXT_SIZE: '16384', LLM_MAX_TOKENS: '16000', LLM_PARALLEL: '1', ENABLE_LOCAL_WHISPER: 'false' }, await freePort());
+    try {
+      await waitForHealth(service.url);
+      await until('the LLM to load', async () => (await llmState(service.url)).status === 'ready');
+      const [runner] = runners(service.child.pid!);
+      assert.ok(runner);
+      const leave = new AbortController();
+      const res = await post(service.url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 16000, stream: true }, leave.signal);
+      const reader = res.body!.getReader();
+      await reader.read();
+      // busy: the runner's CPU over one second while it generates (the control, under today's load)
+      const busyFrom = cpuSeconds(runner);
+      const drain = (async () => {
+        try {
+          while (!(await reader.read()).done);
+        } catch {
+          // aborted below
+        }
+      })();
+      await sleep(1000);
+      const busy = cpuSeconds(runner) - busyFrom;
+      leave.abort();
+      await drain;
+      await sleep(500);
+      const idleFrom = cpuSeconds(runner);
+      await sleep(1000);
+      const idle = cpuSeconds(runner) - idleFrom;
+      assert.ok(busy >= 0.1, `the runner was generating (${busy} CPU s in 1 s)`);
+      assert.ok(idle < busy / 4, `the runner stopped: ${idle} CPU s in 1 s after the client left, ${busy} while generating`);
+      const next = await post(service.url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 4 });
+      assert.equal(next.status, 200, 'the only slot is free again');
+    } finally {
       service.child.kill('SIGKILL');
       await service.exited;
     }

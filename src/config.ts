@@ -177,6 +177,9 @@ export const configSchema = z.object({
   LLM_BACKEND: oneOf(['local', 'openai'] as const, 'local').describe(
     '`local`: Gemma 3 GGUF embedded through llama.cpp; `openai`: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI).',
   ),
+  LLM_RUNNER: oneOf(['process', 'inline'] as const, 'process').describe(
+    '`process`: the embedded model runs in a supervised child process (a crash in llama.cpp fails only its in-flight generations with 503 `engine_restarting`; the runner restarts with backoff); `inline`: in the service process itself.',
+  ),
   GEMMA_MODEL: text('hf:ggml-org/gemma-3-1b-it-GGUF/gemma-3-1b-it-Q4_K_M.gguf').describe(
     'GGUF file path, or `hf:<user>/<repo>/<file>.gguf` resolved into the Hugging Face cache (downloaded once).',
   ),

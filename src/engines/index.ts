@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { LlamaCppEngine, llamaCppOptions } from './llm/llama-cpp.ts';
+import { LlamaRunnerEngine } from './llm/llama-runner.ts';
 import { OpenAiCompatibleLlm } from './llm/openai-compatible.ts';
 import type { LlmEngine } from './llm/types.ts';
 import { EngineRegistry } from './registry.ts';
@@ -25,7 +26,9 @@ export interface EngineDeps {
 
 export function createLlmChain(config: Config, deps: EngineDeps): LlmEngine[] {
   const logger = deps.logger.child({ capability: 'llm' });
-  return config.LLM_BACKEND === 'openai' ? [new OpenAiCompatibleLlm(config, logger, countingFetch(deps.metrics, 'llm'))] : [new LlamaCppEngine(llamaCppOptions(config), logger)];
+  if (config.LLM_BACKEND === 'openai') return [new OpenAiCompatibleLlm(config, logger, countingFetch(deps.metrics, 'llm'))];
+  // LLM_RUNNER=process: llama.cpp in a supervised child process, so a native fault costs a restart, not the service
+  return [config.LLM_RUNNER === 'process' ? new LlamaRunnerEngine(llamaCppOptions(config), logger, deps.metrics) : new LlamaCppEngine(llamaCppOptions(config), logger)];
 }
 
 export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {

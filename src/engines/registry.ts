@@ -81,7 +81,9 @@ export class EngineRegistry {
     const ready = chain.filter((e) => e.state().status === 'ready');
     if (ready.length > 0) return ready as EngineChains[C];
     const why = chain.map((e) => `${e.id}: ${describe(e.state())}`).join('; ') || 'no engine configured';
-    const code = chain.some((e) => e.state().status === 'loading')
+    const code = chain.some((e) => e.state().status === 'restarting')
+      ? 'engine_restarting'
+      : chain.some((e) => e.state().status === 'loading')
       ? 'engine_loading'
       : chain.some((e) => e.state().status === 'missing_model')
         ? 'model_missing'

@@ -1,7 +1,8 @@
 /** What every engine adapter shares, whatever its capability. */
 export type Capability = 'llm' | 'stt' | 'tts';
 
-export type EngineStatus = 'ready' | 'loading' | 'missing_model' | 'disabled' | 'error';
+/** `restarting`: its runner process exited and is being started again (detail: the exit reason). */
+export type EngineStatus = 'ready' | 'loading' | 'missing_model' | 'disabled' | 'error' | 'restarting';
 
 export interface EngineState {
   status: EngineStatus;

@@ -12,7 +12,7 @@ import type { SessionStore } from '../sessions/types.ts';
 
 const engineReport = z.object({
   engine: z.string().describe('Adapter id, e.g. `llama-cpp`, `whisper-cpp`, `openaudio`, `embedded`.'),
-  status: z.enum(['ready', 'loading', 'missing_model', 'disabled', 'error']),
+  status: z.enum(['ready', 'loading', 'restarting', 'missing_model', 'disabled', 'error']).describe('`restarting`: the model runner process exited (`detail` says why) and is being started again.'),
   detail: z.string().optional().describe('Why it is not ready, and the remedy.'),
 });
 const capabilityReport = z.object({

@@ -1,0 +1,236 @@
+/**
+ * The LLM in its supervised runner process (LLM_RUNNER=process), on real service processes with
+ * the tiny generated models: kill -9 of the runner mid-generation fails only the requests it was
+ * serving (503 / SSE `error` with code `engine_restarting`), /health answers every 50 ms
+ * throughout, STT keeps serving, the runner is restarted and the next generation succeeds; a
+ * runner that keeps dying while loading ends in `error` and is not started again; neither SIGTERM
+ * nor kill -9 of the gateway leaves a runner behind.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { describe, it } from 'node:test';
+import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
+import { wav } from '../helpers/audio.ts';
+import { HealthProber } from '../helpers/health-prober.ts';
+import { metricSum } from '../helpers/metrics.ts';
+import { loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
+import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The pids of the LLM runners whose parent is `pid`. */
+function runners(pid: number): number[] {
+  let out: string;
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when there is no such process
+  }
+  return out
+    .split('\n')
+    .filter((l) => l.includes('llm-runner'))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+/** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+type Readiness = { capabilities: Record<string, { status: string; engines: { engine: string; status: string; detail?: string }[] }> };
+const llmState = async (url: string) => ((await (await fetch(`${url}/health/ready`)).json()) as Readiness).capabilities.llm!.engines[0]!;
+
+function start(env: Record<string, string>, port: number): ServiceProcess {
+  return spawnService({ LLM_RUNNER: 'process', LLM_DEVICE: 'cpu', LLM_THREADS: '1', TTS_BACKEND: 'embedded', LOG_LEVEL: 'info', ...env }, port);
+}
+
+const post = (url: string, body: unknown, signal?: AbortSignal) => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+
+describe('LLM runner process: supervision', () => {
+  it('kill -9 of the runner mid-generation: those requests fail cleanly, /health and STT keep serving, the runner restarts', async () => {
+    const service = start({ GEMMA_MODEL: loopingGemmaPath(), LLM_CONTEXT_SIZE: '16384', LLM_MAX_TOKENS: '16000', LOCAL_WHISPER_MODEL: tinyWhisperPath() }, await freePort());
+    const url = service.url;
+    const prober = new HealthProber(url, 50);
+    try {
+      await waitForHealth(url);
+      await until('the LLM to load', async () => (await llmState(url)).status === 'ready');
+      const [runner] = runners(service.child.pid!);
+      assert.ok(runner, 'a runner process is a child of the gateway');
+      prober.start();
+
+      // one plain and one streamed generation, both far from done when the runner dies
+      const plain = post(url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 16000 });
+      const streamed = await post(url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 16000, stream: true });
+      assert.equal(streamed.status, 200);
+      const reader = streamed.body!.getReader();
+      const decoder = new TextDecoder();
+      let sse = '';
+      while (!sse.includes('Hello')) sse += decoder.decode((await reader.read()).value, { stream: true });
+      process.kill(runner, 'SIGKILL');
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        sse += decoder.decode(value, { stream: true });
+      }
+      assert.match(sse, /event: error\ndata: .*"code":"engine_restarting"/, 'the stream ends with an error event');
+      assert.doesNotMatch(sse, /\[DONE\]|"finish_reason":"(stop|length)"/, 'the stream did not finish before the kill');
+      const failed = await plain;
+      assert.equal(failed.status, 503);
+      const envelope = (await failed.json()) as { error: { code: string; type: string; message: string } };
+      assert.equal(envelope.error.code, 'engine_restarting');
+      assert.match(envelope.error.message, /SIGKILL/);
+
+      // meanwhile: readiness says restarting with the reason, STT answers, and so do new LLM requests (503, not a hang)
+      const state = await llmState(url);
+      assert.equal(state.status, 'restarting');
+      assert.match(state.detail ?? '', /SIGKILL/);
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(wav(1))], { type: 'audio/wav' }), 'clip.wav');
+      const stt = await fetch(`${url}/v1/speech-to-text`, { method: 'POST', body: form });
+      assert.equal(stt.status, 200, await stt.clone().text());
+      const during = await post(url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 5 });
+      if (during.status !== 200) assert.equal(((await during.json()) as { error: { code: string } }).error.code, 'engine_restarting');
+
+      // restarted: a new runner serves the next request
+      await until('the runner to restart', async () => (await llmState(url)).status === 'ready');
+      const [again] = runners(service.child.pid!);
+      assert.ok(again && again !== runner, 'a new runner process');
+      const next = await post(url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 6 });
+      assert.equal(next.status, 200);
+      assert.match(((await next.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content, /^Hello from the tiny/);
+      assert.equal(await metricSum(url, 'runner_restarts_total', { reason: 'SIGKILL' }), 1);
+      assert.equal(await metricSum(url, 'runner_up'), 1);
+      assert.ok((await metricSum(url, 'runner_rss_bytes')) > 10 * 1024 * 1024, 'runner RSS is reported');
+
+      const health = await prober.stop();
+      assert.equal(health.failures, 0, `/health failed ${health.failures} times of ${health.count}`);
+      assert.ok(health.count > 20, `probed ${health.count} times`);
+    } finally {
+      await prober.stop();
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  });
+
+  it('a client that leaves mid-stream stops the generation in the runner at once (its CPU goes idle)', async () => {
+    const service = start({ GEMMA_MODEL: loopingGemmaPath(), LLM_CONTEXT_SIZE: '16384', LLM_MAX_TOKENS: '16000', LLM_PARALLEL: '1', ENABLE_LOCAL_WHISPER: 'false' }, await freePort());
+    try {
+      await waitForHealth(service.url);
+      await until('the LLM to load', async () => (await llmState(service.url)).status === 'ready');
+      const [runner] = runners(service.child.pid!);
+      assert.ok(runner);
+      const leave = new AbortController();
+      const res = await post(service.url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 16000, stream: true }, leave.signal);
+      const reader = res.body!.getReader();
+      await reader.read();
+      // busy: the runner's CPU over one second while it generates (the control, under today's load)
+      const busyFrom = cpuSeconds(runner);
+      const drain = (async () => {
+        try {
+          while (!(await reader.read()).done);
+        } catch {
+          // aborted below
+        }
+      })();
+      await sleep(1000);
+      const busy = cpuSeconds(runner) - busyFrom;
+      leave.abort();
+      await drain;
+      await sleep(500);
+      const idleFrom = cpuSeconds(runner);
+      await sleep(1000);
+      const idle = cpuSeconds(runner) - idleFrom;
+      assert.ok(busy >= 0.1, `the runner was generating (${busy} CPU s in 1 s)`);
+      assert.ok(idle < busy / 4, `the runner stopped: ${idle} CPU s in 1 s after the client left, ${busy} while generating`);
+      const next = await post(service.url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 4 });
+      assert.equal(next.status, 200, 'the only slot is free again');
+    } finally {
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  });
+
+  it('a runner that dies while loading, again and again, ends in `error` with its last log lines and is not started again', async () => {
+    const service = start({ GEMMA_MODEL: tinyGemmaPath(), ENABLE_LOCAL_WHISPER: 'false' }, await freePort());
+    try {
+      await waitForHealth(service.url);
+      // kill each runner the moment it appears, long before its model has loaded
+      const killed = new Set<number>();
+      await until(
+        'three runners killed while loading',
+        () => {
+          for (const pid of runners(service.child.pid!)) {
+            if (killed.has(pid)) continue;
+            process.kill(pid, 'SIGKILL');
+            killed.add(pid);
+          }
+          return killed.size >= 3 || undefined;
+        },
+        60_000,
+        10,
+      );
+      const state = await until('the LLM to be marked error', async () => {
+        const s = await llmState(service.url);
+        return s.status === 'error' ? s : undefined;
+      });
+      assert.match(state.detail ?? '', /crashed 3 times while loading .*SIGKILL/s);
+      assert.match(state.detail ?? '', /Last log lines/);
+      await sleep(3000);
+      assert.deepEqual(runners(service.child.pid!), [], 'no fourth runner');
+      assert.equal((await llmState(service.url)).status, 'error');
+      const res = await post(service.url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 5 });
+      assert.equal(res.status, 503);
+      assert.equal(await metricSum(service.url, 'runner_restarts_total', { reason: 'SIGKILL' }), 3);
+    } finally {
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  });
+
+  it('SIGTERM of the gateway stops its runner with it; kill -9 of the gateway leaves no orphan runner', async () => {
+    const env = { GEMMA_MODEL: tinyGemmaPath(), ENABLE_LOCAL_WHISPER: 'false' };
+    const [first, second] = [start(env, await freePort()), start(env, await freePort())];
+    try {
+      await Promise.all([waitForHealth(first.url), waitForHealth(second.url)]);
+      await until('both LLMs to load', async () => (await llmState(first.url)).status === 'ready' && (await llmState(second.url)).status === 'ready');
+      const ok = await post(first.url, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 32 });
+      assert.equal(((await ok.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content, TINY_GEMMA_REPLY);
+      const [a] = runners(first.child.pid!);
+      const [b] = runners(second.child.pid!);
+      assert.ok(a && b);
+
+      first.child.kill('SIGTERM');
+      assert.equal(await first.exited, 0);
+      await until('the runner of the SIGTERMed gateway to exit', () => !alive(a) || undefined, 10_000);
+
+      second.child.kill('SIGKILL');
+      await second.exited;
+      await until('the orphaned runner to notice and exit', () => !alive(b) || undefined, 10_000);
+    } finally {
+      first.child.kill('SIGKILL');
+      second.child.kill('SIGKILL');
+    }
+  });
+});

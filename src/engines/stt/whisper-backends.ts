@@ -3,7 +3,8 @@
  *  - CPU: smart-whisper 0.8.1, rebuilt at install with AVX2-class flags and current whisper.cpp's
  *    seek and no_speech_prob patched in (scripts/build-whisper.mjs). Tokens, probabilities and
  *    token timestamps; its speed against whisper.cpp 1.9.3's CLI is in the README.
- *  - CUDA: @fugood/whisper.node 1.1.3's prebuilt CUDA 12 variant (whisper.cpp 1.9.3). Its CPU
+ *  - CUDA: @fugood/whisper.node 1.1.1's prebuilt CUDA 12 variant (whisper.cpp 1.9.1; 1.1.3 is not
+ *    installable with `npm ci`: most of its platform packages were never published). Its CPU
  *    builds have no AVX (~12× slower), hence CPU stays on smart-whisper. It returns segment text
  *    and times only: no tokens, probabilities or word timestamps; it always uses the first visible
  *    GPU (CUDA_VISIBLE_DEVICES selects it). Not exercised on a GPU in this project's CI.
@@ -110,7 +111,7 @@ export async function loadFugood(file: string, variant: 'cuda' | 'default', useG
         maxThreads: p.threads,
         tokenTimestamps: false,
       });
-      // not job.stop(): in 1.1.3 its promise then never settles (seen here), so, as with
+      // not job.stop(): in 1.1.3 (and so assumed in 1.1.1) its promise then never settles (seen here), so, as with
       // smart-whisper, an abort takes effect when the window ends
       // its native job holds no reference on the event loop: without this a process with nothing
       // else to do (a CLI, a test) would exit with the transcription pending

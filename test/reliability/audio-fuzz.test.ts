@@ -12,9 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { wav } from '../helpers/audio.ts';
 import { CONTAINERS, encodeWith } from '../helpers/ffmpeg.ts';
-import { HealthProber, peakRssMb } from '../helpers/health-prober.ts';
-import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { type HealthProber, peakRssMb } from '../helpers/health-prober.ts';
+import { startProbedTinyService, type ProbedService } from '../helpers/tiny-service.ts';
+import type { ServiceProcess } from '../helpers/process.ts';
 
 const SEED = 20_261_130;
 const TIME_BUDGET_MS = 60_000;
@@ -65,6 +65,7 @@ function apply(original: Buffer, mutations: { kind: Mutation['kind']; p: Positio
 describe('audio mutation fuzzer on a real service process', () => {
   let service: ServiceProcess;
   let prober: HealthProber;
+  let running: ProbedService | undefined;
   const fixtures: Record<string, Buffer> = {};
 
   before(async () => {
@@ -73,34 +74,12 @@ describe('audio mutation fuzzer on a real service process', () => {
     fixtures['wav-float32'] = wav(1.5, { format: 'float32' });
     fixtures['wav-stereo-44k'] = wav(1, { rate: 44_100, channels: 2 });
     for (const container of Object.keys(CONTAINERS) as (keyof typeof CONTAINERS)[]) fixtures[container] = encodeWith(tone, container);
-    const port = await freePort();
-    service = spawnService(
-      {
-        GEMMA_MODEL: tinyGemmaPath(),
-        LOCAL_WHISPER_MODEL: tinyWhisperPath(),
-        STT_BACKEND: 'local',
-        TTS_BACKEND: 'embedded',
-        LLM_THREADS: '1',
-        WHISPER_THREADS: '1',
-        MAX_AUDIO_SECONDS: '120',
-        LOG_LEVEL: 'warn',
-      },
-      port,
-    );
-    await waitForHealth(service.url, 60_000);
-    const deadline = Date.now() + 120_000;
-    while ((await fetch(`${service.url}/health/ready`)).status !== 200) {
-      assert.ok(Date.now() < deadline, 'the engines did not become ready');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    prober = new HealthProber(service.url);
-    prober.start();
+    running = await startProbedTinyService({ MAX_AUDIO_SECONDS: '120', LOG_LEVEL: 'warn' });
+    ({ service, prober } = running);
   });
 
   after(async () => {
-    await prober?.stop();
-    service?.child.kill('SIGTERM');
-    await service?.exited;
+    await running?.stop();
   });
 
   it('mutated files never get a 5xx, never kill the process, and /health keeps answering', async () => {

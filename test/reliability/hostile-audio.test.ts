@@ -14,9 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { wav } from '../helpers/audio.ts';
-import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
-import { HealthProber, peakRssMb } from '../helpers/health-prober.ts';
+import type { ServiceProcess } from '../helpers/process.ts';
+import { type HealthProber, peakRssMb } from '../helpers/health-prober.ts';
+import { startProbedTinyService, type ProbedService } from '../helpers/tiny-service.ts';
 
 const LIMIT_SECONDS = 300;
 
@@ -62,41 +62,18 @@ function rateWav(rate: number): Buffer {
 describe('hostile audio on a real service process', () => {
   let service: ServiceProcess;
   let prober: HealthProber;
+  let running: ProbedService | undefined;
   const flacs: Record<string, Buffer> = {};
 
   before(async () => {
     flacs.declared = silentFlac(LIMIT_SECONDS + 100);
     flacs.undeclared = silentFlac(LIMIT_SECONDS + 100, false);
-    const port = await freePort();
-    service = spawnService(
-      {
-        GEMMA_MODEL: tinyGemmaPath(),
-        LOCAL_WHISPER_MODEL: tinyWhisperPath(),
-        STT_BACKEND: 'local',
-        TTS_BACKEND: 'embedded',
-        LLM_THREADS: '1',
-        WHISPER_THREADS: '1',
-        MAX_AUDIO_SECONDS: String(LIMIT_SECONDS),
-        DECODE_THREADS: '1',
-        DECODE_QUEUE_SIZE: '1',
-        LOG_LEVEL: 'info',
-      },
-      port,
-    );
-    await waitForHealth(service.url, 60_000);
-    const deadline = Date.now() + 120_000;
-    while ((await fetch(`${service.url}/health/ready`)).status !== 200) {
-      assert.ok(Date.now() < deadline, 'the engines did not become ready');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    prober = new HealthProber(service.url);
-    prober.start();
+    running = await startProbedTinyService({ MAX_AUDIO_SECONDS: String(LIMIT_SECONDS), DECODE_THREADS: '1', DECODE_QUEUE_SIZE: '1', LOG_LEVEL: 'info' });
+    ({ service, prober } = running);
   });
 
   after(async () => {
-    await prober?.stop();
-    service?.child.kill('SIGTERM');
-    await service?.exited;
+    await running?.stop();
   });
 
   async function transcribe(file: Buffer, name = 'clip.wav'): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {

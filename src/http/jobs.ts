@@ -301,11 +301,13 @@ async function* follow(jobs: JobService, ref: JobRef, signal: AbortSignal, reque
       yield { event: 'status', data: { id: record.id, status: record.status } };
     }
     if (record.windows_done > windowsSent) {
-      const windows = await jobs.records.windows(ref);
-      for (const w of windows.slice(windowsSent)) {
+      // up to what this record says: a window checkpointed since it was read comes with the next
+      // record (and its progress), so the last progress event always says every window
+      const windows = (await jobs.records.windows(ref)).slice(windowsSent, record.windows_done);
+      for (const w of windows) {
         for (const s of w.segments) yield { event: 'segment', data: { id: segmentsSent++, start: s.start, end: s.end, text: s.text, avg_logprob: s.avgLogprob, no_speech_prob: s.noSpeechProb } };
       }
-      windowsSent = windows.length;
+      windowsSent += windows.length;
       const view = jobs.summary(record);
       yield { event: 'progress', data: { id: record.id, ...view.progress } };
     }
@@ -314,8 +316,14 @@ async function* follow(jobs: JobService, ref: JobRef, signal: AbortSignal, reque
       return;
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, POLL_MS);
-      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      // one listener per wait, removed when the wait ends (a listener per poll would pile up)
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, POLL_MS);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 }

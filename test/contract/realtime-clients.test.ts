@@ -36,7 +36,8 @@ function makeCert(dir: string, name: string): { cert: string; key: string; ca: B
 
 function getTls(url: string, ca: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
-    https.get(url, { ca }, (res) => {
+    // a new connection each time (no keep-alive pool): a certificate reload applies to new handshakes
+    https.get(url, { ca, agent: false }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     }).on('error', reject);

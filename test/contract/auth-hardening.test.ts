@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { freePort } from '../helpers/process.ts';
+import { handshakeStatus } from '../helpers/ws.ts';
 
 const KEY = 'hardening-key-5d1e9a';
 const OTHER = 'hardening-key-7c2b40';
@@ -45,21 +45,7 @@ function raw(url: string, options: { method?: string; path: string; headers?: Re
   });
 }
 
-/** The handshake's status: 101, or the refusal's. */
-function handshake(url: string, options: WebSocket.ClientOptions = {}, protocols: string[] = []): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, protocols, options);
-    ws.once('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('error', () => undefined);
-  });
-}
+const handshake = handshakeStatus;
 
 describe('API keys: where they are accepted, and what they never leak', () => {
   let t: TestApp;

@@ -1,26 +1,15 @@
 /** CORS, WebSocket origin checks, security headers and per-key rate limits (in Redis across replicas). */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { handshakeStatus } from '../helpers/ws.ts';
 
 const LIGHT = { GEMMA_MODEL: '/absent.gguf', ENABLE_LOCAL_WHISPER: 'false' };
 
 /** The handshake's outcome: 101, or the refusal's status. `host` stands in for the Host header a browser would send. */
 function handshake(url: string, origin?: string, host?: string): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { ...(origin ? { origin } : {}), ...(host ? { headers: { host } } : {}) });
-    ws.once('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('error', () => undefined);
-  });
+  return handshakeStatus(url, { ...(origin ? { origin } : {}), ...(host ? { headers: { host } } : {}) });
 }
 
 describe('protection', () => {

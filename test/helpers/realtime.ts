@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { float32ToInt16, int16ToFloat32 } from '../../src/audio/pcm.ts';
 import { resample } from '../../src/audio/resample.ts';
 import { speech, type Part } from './speech.ts';
+import { waitForEvent } from './ws.ts';
 
 /** Generated speech as 24 kHz PCM16 (the Realtime API's `audio/pcm`). */
 export async function speech24k(parts: Part[]): Promise<Int16Array> {
@@ -26,15 +27,7 @@ export async function openRealtime(wsUrl: string, options: WebSocket.ClientOptio
   const ws = new WebSocket(`${wsUrl}/v1/realtime${options.query ?? ''}`, options.protocols ?? [], options);
   const events: RtEvent[] = [];
   ws.on('message', (data) => events.push({ ...(JSON.parse(data.toString()) as { type: string }), at: performance.now() }));
-  const waitFor = async (test: (e: RtEvent) => boolean, timeoutMs = 20_000): Promise<RtEvent> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = events.find(test);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out; events: ${events.map((e) => e.type).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
+  const waitFor = (test: (e: RtEvent) => boolean, timeoutMs = 20_000) => waitForEvent(events, test, timeoutMs);
   const send = (event: object) => ws.send(JSON.stringify(event));
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);

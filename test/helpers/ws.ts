@@ -1,5 +1,5 @@
 /** WebSocket test clients: paced PCM streaming like a live microphone, and an event log with arrival times. */
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
 
 export type WsEvent = { type: string; at: number; [key: string]: unknown };
 
@@ -22,14 +22,33 @@ export function eventLog(ws: WebSocket) {
     if (isBinary) audio.push({ at: performance.now(), bytes: data as Buffer });
     else events.push({ ...(JSON.parse(data.toString()) as { type: string }), at: performance.now() });
   });
-  const waitFor = async (test: (e: WsEvent) => boolean, timeoutMs = 15_000): Promise<WsEvent> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = events.find(test);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out; events: ${events.map((e) => e.type).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
+  const waitFor = (test: (e: WsEvent) => boolean, timeoutMs = 15_000) => waitForEvent(events, test, timeoutMs);
   return { events, audio, waitFor };
+}
+
+/** The first event in `events` (a log that grows as messages arrive) that passes `test`; throws after `timeoutMs`. */
+export async function waitForEvent<E extends { type: string }>(events: E[], test: (e: E) => boolean, timeoutMs: number): Promise<E> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = events.find(test);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`timed out; events: ${events.map((e) => e.type).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A handshake's status: 101 when it opened (then closed at once), else the refusal's HTTP status. */
+export function handshakeStatus(url: string, options: WebSocket.ClientOptions = {}, protocols: string[] = []): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, protocols, options);
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.once('error', () => undefined);
+  });
 }

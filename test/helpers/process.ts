@@ -40,6 +40,16 @@ export function spawnService(env: Record<string, string>, port: number, options:
   return { child, url: `http://127.0.0.1:${port}`, output: () => output, exited };
 }
 
+/** Polls /health/ready until every engine is ready; false when `timeoutMs` passed first. */
+export async function waitForReady(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await fetch(`${url}/health/ready`)).status !== 200) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
 export async function waitForHealth(url: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

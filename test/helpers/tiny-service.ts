@@ -4,7 +4,7 @@
  */
 import { tinyGemmaPath, tinyWhisperPath } from './models.ts';
 import { HealthProber } from './health-prober.ts';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from './process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from './process.ts';
 
 export interface ProbedService {
   service: ServiceProcess;
@@ -19,13 +19,9 @@ export async function startProbedTinyService(env: Record<string, string>, readyT
     await freePort(),
   );
   await waitForHealth(service.url, 60_000);
-  const deadline = Date.now() + readyTimeoutMs;
-  while ((await fetch(`${service.url}/health/ready`)).status !== 200) {
-    if (Date.now() > deadline) {
-      service.child.kill('SIGTERM');
-      throw new Error(`the engines did not become ready within ${readyTimeoutMs / 1000} s`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  if (!(await waitForReady(service.url, readyTimeoutMs))) {
+    service.child.kill('SIGTERM');
+    throw new Error(`the engines did not become ready within ${readyTimeoutMs / 1000} s`);
   }
   const prober = new HealthProber(service.url);
   prober.start();

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { wav } from '../helpers/audio.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 
 type LogLine = { level: string; msg: string; request_id?: string; err?: unknown; reason?: string };
 
@@ -62,8 +62,7 @@ describe('clients that disconnect mid-work', () => {
       await freePort(),
     );
     await waitForHealth(service.url);
-    const ready = Date.now() + 60_000;
-    while ((await fetch(`${service.url}/health/ready`)).status !== 200 && Date.now() < ready) await new Promise((r) => setTimeout(r, 100));
+    await waitForReady(service.url, 60_000);
   });
   after(() => service.child.kill('SIGKILL'));
 

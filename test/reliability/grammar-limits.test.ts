@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 import { tinyGemmaPath } from '../helpers/models.ts';
 
 type Envelope = { error: { message: string; type: string; param: string | null; code: string | null } };
@@ -69,8 +69,7 @@ describe('response_format JSON schema bounds (GRAMMAR_*) on a real process', () 
   before(async () => {
     service = spawnService({ GEMMA_MODEL: tinyGemmaPath(), LLM_DEVICE: 'cpu', LLM_CONTEXT_SIZE: '2048', ENABLE_LOCAL_WHISPER: 'false', LOG_LEVEL: 'info' }, await freePort());
     await waitForHealth(service.url, 120_000);
-    const deadline = Date.now() + 120_000;
-    while ((await fetch(`${service.url}/health/ready`)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await waitForReady(service.url, 120_000);
   });
   after(async () => {
     service.child.kill('SIGTERM');

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 import { loopingGemmaPath } from '../helpers/models.ts';
 import { eventLog, type WsEvent } from '../helpers/ws.ts';
 
@@ -124,8 +124,7 @@ describe('the dialogue reply speech on a real process', () => {
       await freePort(),
     );
     await waitForHealth(service.url, 120_000);
-    const deadline = Date.now() + 120_000;
-    while ((await fetch(`${service.url}/health/ready`)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await waitForReady(service.url, 120_000);
   });
   after(async () => {
     service.child.kill('SIGTERM');

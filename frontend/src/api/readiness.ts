@@ -34,7 +34,10 @@ export function useReadiness(connection: Connection): ReadinessState {
   const [readiness, setReadiness] = useState<Readiness | null>(null);
   const [unreachable, setUnreachable] = useState<string | null>(null);
   const poke = useRef<() => void>(() => undefined);
+  // the fields, not the object: a re-render with an equal connection does not restart polling
+  const { baseUrl, apiKey, keyHeader } = connection;
   useEffect(() => {
+    const current: Connection = { baseUrl, apiKey, keyHeader };
     let cancelled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let delay = POLL_MS;
@@ -44,7 +47,7 @@ export function useReadiness(connection: Connection): ReadinessState {
       try {
         // 503 (not ready) still carries the report
         // with API keys on, the server tells the remedies (`detail`) only to a request with a valid key
-        const res = await fetch(`${connection.baseUrl}/health/ready`, { headers: headers(connection) });
+        const res = await fetch(`${current.baseUrl}/health/ready`, { headers: headers(current) });
         const body = (await res.json()) as Readiness;
         if (cancelled) return;
         setReadiness(body);
@@ -53,7 +56,7 @@ export function useReadiness(connection: Connection): ReadinessState {
         steady = body.status === 'ready' || engines.some((e) => e.status === 'loading');
       } catch (error) {
         if (cancelled) return;
-        setUnreachable(`cannot reach ${connection.baseUrl} (${(error as Error).message})`);
+        setUnreachable(`cannot reach ${current.baseUrl} (${(error as Error).message})`);
       }
       delay = steady ? POLL_MS : Math.min(delay * 2, MAX_POLL_MS);
       timer = setTimeout(() => void poll(), steady ? POLL_MS : delay);
@@ -67,7 +70,7 @@ export function useReadiness(connection: Connection): ReadinessState {
       cancelled = true;
       clearTimeout(timer);
     };
-  }, [connection.baseUrl, connection.apiKey, connection.keyHeader]);
+  }, [baseUrl, apiKey, keyHeader]);
   const refresh = useCallback(() => poke.current(), []);
   return { readiness, unreachable, refresh };
 }

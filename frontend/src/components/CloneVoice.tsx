@@ -34,7 +34,7 @@ export function CloneVoice({ connection, onAdded }: { connection: Connection; on
     [],
   );
 
-  const useClip = (blob: Blob, name: string) =>
+  const takeClip = (blob: Blob, name: string) =>
     setClip((old) => {
       if (old) URL.revokeObjectURL(old.url);
       return { blob, name, url: URL.createObjectURL(blob) };
@@ -55,7 +55,7 @@ export function CloneVoice({ connection, onAdded }: { connection: Connection; on
         for (const t of stream.getTracks()) t.stop();
         recorder.current = null;
         setRecordingSince(null);
-        useClip(new Blob(chunks, { type: rec.mimeType }), 'recording.webm');
+        takeClip(new Blob(chunks, { type: rec.mimeType }), 'recording.webm');
         if (fileInput.current) fileInput.current.value = ''; // the recording is the clip now, not the file picked before
       };
       rec.start();
@@ -98,7 +98,7 @@ export function CloneVoice({ connection, onAdded }: { connection: Connection; on
         </label>
         <label>
           Reference clip
-          <input ref={fileInput} type="file" accept="audio/*,video/webm" onChange={(e) => e.target.files?.[0] && useClip(e.target.files[0], e.target.files[0].name)} />
+          <input ref={fileInput} type="file" accept="audio/*,video/webm" onChange={(e) => e.target.files?.[0] && takeClip(e.target.files[0], e.target.files[0].name)} />
         </label>
         <button type="button" onClick={() => void toggleRecording()} aria-pressed={recordingSince !== null}>
           {recordingSince !== null ? 'Stop recording' : 'Record a clip'}

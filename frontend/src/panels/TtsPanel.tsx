@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { getJson, request } from '../api/client.ts';
 import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
@@ -48,11 +48,14 @@ export function TtsPanel({ connection, readiness }: { connection: Connection; re
   const player = useRef<PcmPlayer | null>(null);
   useEffect(() => () => player.current?.close(), []);
 
-  const loadVoices = () =>
-    getJson<{ voices: Voice[] }>(connection, '/v1/audio/voices')
-      .then((v) => setVoices(v.voices))
-      .catch(() => setVoices([]));
-  useEffect(() => void loadVoices(), [connection]);
+  const loadVoices = useCallback(
+    () =>
+      getJson<{ voices: Voice[] }>(connection, '/v1/audio/voices')
+        .then((v) => setVoices(v.voices))
+        .catch(() => setVoices([])),
+    [connection],
+  );
+  useEffect(() => void loadVoices(), [loadVoices]);
   // voice cloning needs fish-speech (the openaudio engine) ready on the server
   const cloning = readiness?.readiness?.capabilities.tts?.engines.some((e) => e.engine === 'openaudio' && e.status === 'ready') ?? false;
 

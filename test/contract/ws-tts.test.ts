@@ -172,6 +172,30 @@ describe('WS /ws/tts', () => {
     c.ws.close();
   });
 
+  it('an empty flush still pairs its events: start, then end with no audio, then the next utterance as usual', async () => {
+    const c = await connect(t);
+    await c.next('ready');
+    c.send({ type: 'flush' }); // nothing written yet
+    c.send({ type: 'text', text: '   ' });
+    c.send({ type: 'flush' }); // only blanks
+    c.send({ type: 'text', text: 'Now some words.' });
+    c.send({ type: 'flush' });
+    await c.next('end');
+    await c.next('end');
+    const last = await c.next('end');
+    assert.equal(last.text, 'Now some words.');
+    const events = c.log.filter((l) => l.event && l.event.type !== 'ready').map((l) => `${l.event!.type}:${String(l.event!.utterance_id)}`);
+    assert.deepEqual(events, ['start:1', 'end:1', 'start:2', 'end:2', 'start:3', 'end:3']);
+    const empty = c.log.find((l) => l.event?.type === 'end')!.event!;
+    assert.equal(empty.duration_seconds, 0);
+    assert.equal(empty.text, '');
+    // no audio frame belongs to the empty utterances: every binary frame comes after start:3
+    const firstAudio = c.log.findIndex((l) => l.audio);
+    const start3 = c.log.findIndex((l) => l.event?.type === 'start' && l.event.utterance_id === 3);
+    assert.ok(firstAudio > start3, 'audio only for the utterance with words');
+    c.ws.close();
+  });
+
   it('the documented client example (examples/tts-websocket.mjs) runs against it', async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tts-example-')), 'speech.wav');
     const { stdout } = await promisify(execFile)(process.execPath, ['examples/tts-websocket.mjs', out], { env: { ...process.env, GEMMA_API_URL: t.wsUrl } });

@@ -50,7 +50,7 @@ export const TTS_WS_DOC = {
 - \`{"type":"ready","format","sample_rate","voice","request_id"}\` on connect.
 - \`{"type":"start","utterance_id","format","sample_rate","engine"}\` before an utterance's first audio.
 - Binary frames: the audio, one continuous stream per utterance (\`pcm\`: raw 16-bit little-endian mono at \`sample_rate\`; \`opus\`: Ogg Opus pages at 48 kHz; \`wav\` starts with a header).
-- \`{"type":"end","utterance_id","duration_seconds","engine","text","truncated"}\` after the utterance's last audio; \`truncated: true\` when MAX_TTS_AUDIO_SECONDS cut it short (text sent for it afterwards, until its flush, is dropped).
+- \`{"type":"end","utterance_id","duration_seconds","engine","text","truncated"}\` after the utterance's last audio (always after its \`start\`: a flush with no text gets a \`start\` and an \`end\` with \`duration_seconds: 0\` and no audio between); \`truncated: true\` when MAX_TTS_AUDIO_SECONDS cut it short (text sent for it afterwards, until its flush, is dropped).
 - \`{"type":"cancelled","utterance_id"}\` after a cancel.
 - \`{"type":"error","error":{message,type,param,code},"request_id"}\` — a bad message or a failed synthesis; the socket stays open. An utterance holds at most MAX_TTS_TEXT_CHARS characters of text: a \`text\` message past that gets \`text_too_long\` and is not added. Messages over WS_MAX_MESSAGE_BYTES close it with 1009.
 
@@ -195,15 +195,20 @@ class TtsSocket {
       signal,
     );
     let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      this.sendJson({ type: 'start', utterance_id: u.id, format: settings.format, sample_rate: encoded.sampleRate, engine: encoded.engine() });
+    };
     try {
       for await (const bytes of encoded.bytes) {
-        if (!started) {
-          started = true;
-          this.sendJson({ type: 'start', utterance_id: u.id, format: settings.format, sample_rate: encoded.sampleRate, engine: encoded.engine() });
-        }
+        start();
         await this.out.sendBinary(bytes);
       }
       if (signal.aborted) return;
+      // an utterance without audio (an empty flush, text with nothing to say) still gets its
+      // start before its end: clients pair them, and one waiting for `end` after a flush gets it
+      start();
       const truncated = encoded.truncated();
       this.sendJson({ type: 'end', utterance_id: u.id, duration_seconds: Math.round(encoded.durationSeconds() * 1000) / 1000, engine: encoded.engine(), text: u.text.join(' '), truncated });
       // cut at MAX_TTS_AUDIO_SECONDS: the rest of this utterance's text, until its flush, is dropped

@@ -19,7 +19,7 @@ import { SocketDrain } from './http/ws/shutdown.ts';
 import type { WebSocket } from 'ws';
 import { checkWebSocketOrigin, registerProtection, webSocketOriginPolicy } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
-import { clientErrorHandler, frameworkErrorHandler } from './http/framework-errors.ts';
+import { clientErrorHandler, frameworkErrorHandler, requestShapeError } from './http/framework-errors.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
 import { generateRoutes } from './http/generate.ts';
@@ -86,7 +86,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const tls = readTls(config);
   const app = Fastify({
     // HTTPS/WSS when TLS_CERT_FILE and TLS_KEY_FILE are set (src/http/tls.ts); the server type stays node's http.Server for the routes
-    ...((tls ? { https: tls } : {}) as object),
+    ...((tls ? { https: { ...tls, requireHostHeader: false } } : {}) as object),
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: requestIdGenerator(config.REQUEST_ID_HEADER),
@@ -99,7 +99,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
     // Node ignores a request timeout shorter than the headers timeout (60 s) when it is set after the
     // server is built (as Fastify does), and checks it only every 30 s by default
-    http: { headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_SECONDS * 1000 || 60_000), connectionsCheckingInterval: 1000 },
+    // requireHostHeader: a request without Host gets the envelope from the onRequest hook (requestShapeError), not Node's bare 400
+    http: { headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_SECONDS * 1000 || 60_000), connectionsCheckingInterval: 1000, requireHostHeader: false },
     // avvio's plugin timeout also bounds app.close()'s preClose hooks, where WebSockets finish their
     // accepted work: at its default (10 s) a longer drain failed with AVV_ERR_READY_TIMEOUT and
     // exit 1. Draining is bounded by SHUTDOWN_GRACE_SECONDS (main.ts), so this outlasts it.
@@ -140,6 +141,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       reply.raw.once('close', () => httpInFlight.dec());
     }
     try {
+      const malformed = requestShapeError(request.raw, upgrade && websocketRoutes.has(request.routeOptions.url ?? ''));
+      if (malformed) throw malformed;
       // CORS does not cover WebSockets: a browser page from another origin is checked here
       if (upgrade) checkWebSocketOrigin(request, origins);
       const denied = config.API_KEY_ENABLED && !isPublic(request) ? authenticator.check(request) : undefined;

@@ -9,11 +9,16 @@
  *   `malformed_request`), a request not received within REQUEST_TIMEOUT_SECONDS (408
  *   `request_timeout`). There is no response object then, so a minimal HTTP/1.1 response is
  *   written on the socket, which is then closed.
+ * - A request without a Host header (HTTP/1.1 requires one; Node would answer a bare 400, and
+ *   let a WebSocket handshake through), and a WebSocket handshake that `ws` would refuse with a
+ *   bare text/html answer (bad Sec-WebSocket-Key, version, Upgrade): refused from the onRequest
+ *   hook (requestShapeError) as 400 in the envelope, before authentication.
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import { ApiError, typeForStatus } from '../errors.ts';
 import { redactUrl } from '../observability/logger.ts';
 
@@ -79,4 +84,27 @@ export function clientErrorHandler(requestIdHeader: string, headers: HeaderSourc
     socket.resume();
     setTimeout(() => socket.destroy(), LINGER_MS).unref();
   };
+}
+
+/** ws's own test of a handshake key: 16 random bytes, base64 (RFC 6455 §4.1). */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * Why this request is refused before routing on (no Host header; a WebSocket handshake to a
+ * WebSocket route that `ws` would refuse), or undefined. The server needs `requireHostHeader:
+ * false` so that the first case reaches here instead of Node's bare 400.
+ */
+export function requestShapeError(raw: IncomingMessage, websocketRoute: boolean): ApiError | undefined {
+  if (raw.headers.host === undefined && raw.httpVersionMajor === 1 && raw.httpVersionMinor >= 1) {
+    return new ApiError(400, 'invalid_request_error', 'The request has no Host header; HTTP/1.1 requires one.', { param: 'Host', code: 'missing_host' });
+  }
+  if (!websocketRoute || raw.headers.upgrade === undefined) return undefined;
+  const bad = (header: string, message: string, headers: Record<string, string> = {}) =>
+    new ApiError(400, 'invalid_request_error', message, { param: header, code: 'invalid_websocket_handshake', headers });
+  if (raw.headers.upgrade.toLowerCase() !== 'websocket') return bad('Upgrade', `This route upgrades only to "websocket", not "${raw.headers.upgrade.slice(0, 50)}".`);
+  const key = raw.headers['sec-websocket-key'];
+  if (key === undefined || !WEBSOCKET_KEY.test(key)) return bad('Sec-WebSocket-Key', 'The Sec-WebSocket-Key header is missing or not 16 bytes in base64 (RFC 6455).');
+  const version = raw.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') return bad('Sec-WebSocket-Version', 'The Sec-WebSocket-Version header is missing or not supported; this server speaks version 13.', { 'Sec-WebSocket-Version': '13, 8' });
+  return undefined;
 }

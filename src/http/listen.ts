@@ -33,8 +33,9 @@ export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' |
   // with TLS_CERT_FILE/TLS_KEY_FILE both ports serve HTTPS (a page must not mix schemes)
   const tls = readTls(config);
   const scheme = tls ? 'https' : 'http';
+  // requireHostHeader: false as on the API port (src/app.ts): the app refuses a missing Host in its envelope
   // one listener when the API port already is the browser port (or the second one is off)
-  const browser = wanted > 0 && wanted !== config.PORT ? (tls ? https.createServer(tls) : http.createServer()) : undefined;
+  const browser = wanted > 0 && wanted !== config.PORT ? (tls ? https.createServer({ ...tls, requireHostHeader: false }) : http.createServer({ requireHostHeader: false })) : undefined;
   if (browser) {
     const main = app.server;
     browser.on('request', (req, res) => main.emit('request', req, res));

@@ -61,11 +61,20 @@ describe('refusals before any route runs: the envelope, a request id, the securi
   });
   after(() => service.child.kill('SIGKILL'));
 
+  const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\n';
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
   const cases: { name: string; request: () => string; status: number; code: string; parser: boolean }[] = [
     { name: 'a bad percent-encoding in the path (FST_ERR_BAD_URL)', request: () => 'GET /v1/sessions/%zz HTTP/1.1\r\nHost: x\r\nX-Request-ID: bad-url-1\r\n\r\n', status: 400, code: 'invalid_url', parser: false },
     { name: 'a path parameter over 1,024 characters (FST_ERR_MAX_PARAM_LENGTH)', request: () => `GET /v1/sessions/${'a'.repeat(1100)} HTTP/1.1\r\nHost: x\r\n\r\n`, status: 414, code: 'path_too_long', parser: false },
     { name: 'a 20 KB header (Node: HPE_HEADER_OVERFLOW)', request: () => `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, status: 431, code: 'headers_too_large', parser: true },
     { name: 'a malformed request line (Node: HPE_INVALID_METHOD)', request: () => 'GARBAGE\r\n\r\n', status: 400, code: 'malformed_request', parser: true },
+    // ws refused these handshakes itself, with a bare text/html 400; a handshake without Host was upgraded
+    { name: 'a WebSocket handshake with a bad Sec-WebSocket-Key', request: () => `GET /ws/tts HTTP/1.1\r\nHost: x\r\n${upgrade}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: bad\r\n\r\n`, status: 400, code: 'invalid_websocket_handshake', parser: false },
+    { name: 'a WebSocket handshake without Sec-WebSocket-Key', request: () => `GET /ws/stt HTTP/1.1\r\nHost: x\r\n${upgrade}Sec-WebSocket-Version: 13\r\n\r\n`, status: 400, code: 'invalid_websocket_handshake', parser: false },
+    { name: 'a WebSocket handshake with an unknown Sec-WebSocket-Version', request: () => `GET /ws/tts HTTP/1.1\r\nHost: x\r\n${upgrade}Sec-WebSocket-Version: 99\r\nSec-WebSocket-Key: ${key}\r\n\r\n`, status: 400, code: 'invalid_websocket_handshake', parser: false },
+    { name: 'a WebSocket handshake without a Host header', request: () => `GET /ws/tts HTTP/1.1\r\n${upgrade}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`, status: 400, code: 'missing_host', parser: false },
+    // Node answered this one itself, a bare 400 with no body
+    { name: 'an HTTP/1.1 request without a Host header', request: () => 'GET /health HTTP/1.1\r\n\r\n', status: 400, code: 'missing_host', parser: false },
     { name: 'a malformed header line (Node: HPE_INVALID_HEADER_TOKEN)', request: () => 'GET /health HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n', status: 400, code: 'malformed_request', parser: true },
   ];
 
@@ -87,6 +96,7 @@ describe('refusals before any route runs: the envelope, a request id, the securi
       assert.match(answer.headers['strict-transport-security'] ?? '', /max-age=/);
       assert.equal(answer.headers['x-frame-options'], 'SAMEORIGIN');
       if (c.parser) assert.equal(answer.headers.connection, 'close');
+      if (c.name.includes('Sec-WebSocket-Version')) assert.equal(answer.headers['sec-websocket-version'], '13, 8', 'RFC 6455 §4.4: the versions the server speaks');
       const deadline = Date.now() + 10_000;
       const logged = () => service.output().split('\n').find((l) => l.includes(`"request_id":"${id}"`));
       while (!logged() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -35,6 +35,13 @@ export function toApiError(error: FastifyError | ApiError | Error): ApiError {
   if (error instanceof ApiError) return error;
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation;
+    // a field a strict schema does not know: named as OpenAI names it (`Unknown parameter: 'x'.`)
+    const unknown = issues.find((i) => i.keyword === 'unrecognized_keys');
+    const key = (unknown?.params as { keys?: string[] } | undefined)?.keys?.[0];
+    if (unknown && key !== undefined) {
+      const param = paramFromPath(`${unknown.instancePath}/${key}`) ?? key;
+      return new ApiError(400, 'invalid_request_error', `Unknown parameter: '${param}'.`, { param, code: 'unknown_parameter' });
+    }
     const first = issues[0];
     const param = first ? paramFromPath(first.instancePath) : null;
     const message = issues

@@ -106,3 +106,37 @@ export function pageOfItems(items: StoredItem[], query: { limit: number; order: 
   const data = query.before !== undefined && query.after === undefined ? list.slice(-query.limit) : list.slice(0, query.limit);
   return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: list.length > data.length };
 }
+
+/** Cuts tried one by one before the steps between them start doubling (a long overflow is cut coarser). */
+const FINE_CUTS = 8;
+
+/**
+ * `truncation: "auto"`: the prompt with fewer of its oldest turns, in the order to try them until
+ * one fits the context window. System messages (instructions included) stay, as do the last user
+ * message and what follows it; each cut starts the conversation at a user turn. The first
+ * FINE_CUTS cuts drop one turn more each (the usual case: a conversation just grew past the
+ * window, so the fit is exact); after that the step doubles, so that a hostile input of a thousand
+ * turns costs a few dozen prompt countings, not a thousand (it may then drop up to twice the turns
+ * it had to). The last candidate keeps no turn before the last user message.
+ */
+export function* truncations(messages: ChatMessage[]): Generator<ChatMessage[]> {
+  let lastUser = -1;
+  messages.forEach((m, i) => {
+    if (m.role === 'user') lastUser = i;
+  });
+  const turns = messages.map((m, i) => (i < lastUser && m.role !== 'system' ? i : -1)).filter((i) => i >= 0);
+  if (turns.length === 0) return;
+  // a cut drops the first `n` turns; it must leave a user turn first (or drop them all)
+  const cuts = turns.map((index, n) => (n > 0 && messages[index]!.role === 'user' ? n : -1)).filter((n) => n > 0);
+  cuts.push(turns.length);
+  const order: number[] = [];
+  for (let i = 0, step = 1; i < cuts.length; i += step) {
+    order.push(cuts[i]!);
+    if (order.length >= FINE_CUTS) step *= 2;
+  }
+  if (order.at(-1) !== turns.length) order.push(turns.length);
+  for (const n of order) {
+    const dropped = new Set(turns.slice(0, n));
+    yield messages.filter((_, i) => !dropped.has(i));
+  }
+}

@@ -261,6 +261,66 @@ describe('/v1/responses', () => {
     await assert.rejects(client.responses.create({ model: 'g', input: 'Hi', background: true }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'background');
   });
 
+  it("an unknown top-level field is a 400 `Unknown parameter: 'x'.` naming it, as OpenAI (not silently ignored)", async () => {
+    for (const [body, param] of [
+      [{ model: 'g', input: 'Hi', temprature: 0.5 }, 'temprature'],
+      [{ model: 'g', input: 'Hi', stream: true, frequency_penalty: 1 }, 'frequency_penalty'],
+    ] as const) {
+      const res = await post(`${t.url}/v1/responses`, body);
+      assert.equal(res.status, 400, res.text);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+      assert.deepEqual(JSON.parse(res.text).error, { message: `Unknown parameter: '${param}'.`, type: 'invalid_request_error', param, code: 'unknown_parameter' });
+    }
+    // every parameter of OpenAI's create request is known (at its neutral value where it cannot be honoured)
+    const known = { model: 'g', input: 'Hi', max_tool_calls: null, prompt_cache_retention: null, prompt_cache_key: 'k', safety_identifier: 's', service_tier: 'auto', stream_options: null, top_logprobs: null, include: [], parallel_tool_calls: null, truncation: 'disabled', user: 'u', store: false };
+    assert.equal((await post(`${t.url}/v1/responses`, known)).status, 200);
+    await assert.rejects(
+      client.responses.create({ model: 'g', input: 'Hi', ...({ colour: 'blue' } as object) }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'colour' && e.code === 'unknown_parameter',
+    );
+  });
+
+  it('truncation: "auto" drops the oldest turns until the prompt fits; "disabled" (the default) is a 400', async () => {
+    const turns = Array.from({ length: 12 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}: ${'word '.repeat(30)}` }));
+    const input = [...turns, { role: 'user', content: 'And now?' }];
+    for (const truncation of [undefined, 'disabled']) {
+      const refused = await post(`${t.url}/v1/responses`, { model: 'g', instructions: 'Be brief.', input, ...(truncation ? { truncation } : {}) });
+      assert.equal(refused.status, 400, refused.text);
+      assert.equal(JSON.parse(refused.text).error.code, 'context_length_exceeded');
+    }
+    const fitted = await client.responses.create({ model: 'g', instructions: 'Be brief.', input: input as OpenAI.Responses.ResponseInput, truncation: 'auto', store: false });
+    assert.equal(fitted.status, 'completed');
+    assert.equal(fitted.truncation, 'auto');
+    assert.equal(fitted.output_text, TINY_GEMMA_REPLY);
+    const window = Number(LLM_ENV.LLM_CONTEXT_SIZE);
+    const used = fitted.usage!.input_tokens;
+    assert.ok(used < window, `the prompt fits: ${used} < ${window}`);
+    // only what had to go went: the newest turns are still there, so the prompt is more than the last message
+    const alone = await client.responses.create({ model: 'g', instructions: 'Be brief.', input: 'And now?', store: false });
+    const oneTurn = await client.responses.create({ model: 'g', input: [turns[10]!, turns[11]!] as OpenAI.Responses.ResponseInput, store: false });
+    assert.ok(used > alone.usage!.input_tokens + oneTurn.usage!.input_tokens, `some turns kept: ${used} vs ${alone.usage!.input_tokens} alone`);
+    // the kept prompt is the longest that fits: one more turn pair would not
+    assert.ok(used + oneTurn.usage!.input_tokens > window, `${used} + ${oneTurn.usage!.input_tokens} would pass ${window}`);
+    // a last message that alone does not fit stays a 400, truncation or not
+    const huge = await post(`${t.url}/v1/responses`, { model: 'g', input: 'word '.repeat(3000), truncation: 'auto' });
+    assert.equal(huge.status, 400);
+    assert.equal(JSON.parse(huge.text).error.param, 'input');
+  });
+
+  it('POST /v1/responses/{id}/cancel: 400 for a (synchronous) stored response, as OpenAI; 404 for an unknown or another key\'s id', async () => {
+    const stored = await client.responses.create({ model: 'g', input: 'Hi' });
+    const res = await post(`${t.url}/v1/responses/${stored.id}/cancel`, {});
+    assert.equal(res.status, 400, res.text);
+    const error = JSON.parse(res.text).error as { message: string; type: string; param: string | null };
+    assert.equal(error.message, 'Cannot cancel a synchronous response.');
+    assert.equal(error.type, 'invalid_request_error');
+    await assert.rejects(client.responses.cancel(stored.id), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    await assert.rejects(other.responses.cancel(stored.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(client.responses.cancel('resp_unknown'), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    // the response itself is untouched
+    assert.equal((await client.responses.retrieve(stored.id)).status, 'completed');
+  });
+
   it('validation errors on stream: true stay plain JSON (as OpenAI), on /v1/responses and /v1/chat/completions', async () => {
     for (const [path, body] of [
       ['/v1/responses', { model: 'g', input: 'Hi', stream: true, temperature: 9 }],

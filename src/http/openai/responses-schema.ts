@@ -69,8 +69,10 @@ const unsupported = {
   prompt: z.null({ error: 'prompt templates are not supported by this server' }).optional(),
 };
 
+// strict, as OpenAI: a field it does not know is a 400 `Unknown parameter: 'x'.` naming it
+// (error-handling.ts maps zod's unrecognized_keys), not silently ignored
 export const responseRequestSchema = z
-  .object({
+  .strictObject({
     model: z.string().optional().describe('Accepted for compatibility; the loaded model answers (see GET /v1/models).'),
     input: z
       .union([z.string(), z.array(inputItemSchema).max(MAX_INPUT_ITEMS)])
@@ -93,7 +95,13 @@ export const responseRequestSchema = z
     previous_response_id: z.string().max(128).nullable().optional().describe('Continue from a stored response: its conversation (within SESSION_HISTORY_TURNS / SESSION_HISTORY_TOKENS) comes before `input`.'),
     stream: samplingFields.stream,
     stream_options: z.object({ include_obfuscation: z.boolean().optional() }).nullable().optional(),
-    truncation: z.enum(['disabled', 'auto']).nullable().optional(),
+    truncation: z
+      .enum(['disabled', 'auto'])
+      .nullable()
+      .optional()
+      .describe('`disabled` (default): a prompt beyond the context window is a 400 `context_length_exceeded`. `auto`: the oldest turns (never system messages or instructions, never the last user message) are dropped until it fits.'),
+    max_tool_calls: z.number().int().min(1).nullable().optional().describe('Accepted; there are no tools.'),
+    prompt_cache_retention: z.string().max(32).nullable().optional(),
     user: z.string().max(256).optional(),
     safety_identifier: z.string().max(256).optional(),
     prompt_cache_key: z.string().max(256).optional(),

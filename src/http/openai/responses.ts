@@ -1,6 +1,6 @@
 /**
  * OpenAI-compatible Responses API: POST /v1/responses (plain or typed SSE events), GET/DELETE
- * /v1/responses/{id}, GET /v1/responses/{id}/input_items. Generation goes through the same
+ * /v1/responses/{id}, POST /v1/responses/{id}/cancel, GET /v1/responses/{id}/input_items. Generation goes through the same
  * GenerationService, message mapping and parameter mapping (json_schema → grammar) as chat
  * completions; stored responses live in the session store (see services/responses.ts).
  */
@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import type { ChatMessage, GenerationResult } from '../../engines/llm/types.ts';
 import { ApiError } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
-import { pageOfItems, type ResponseStore } from '../../services/responses.ts';
+import { pageOfItems, truncations, type ResponseStore } from '../../services/responses.ts';
 import { toApiError } from '../error-handling.ts';
 import { chatMessage, contentText, type responseFormatSchema, toParams } from '../generation-params.ts';
 import type { FastifyRequest } from 'fastify';
@@ -52,6 +52,34 @@ function responseFormat(format: NonNullable<NonNullable<ResponseRequest['text']>
   return { type: 'json_schema', json_schema: { name: format.name, description: format.description, schema: format.schema, strict: format.strict } };
 }
 
+const overflows = (error: unknown): error is ApiError => error instanceof ApiError && error.code === 'context_length_exceeded';
+
+/**
+ * Starts the generation. A prompt beyond the context window is a 400 — named `input` (the engine
+ * names chat `messages`; here the prompt is input, instructions and history) — unless truncation
+ * is `auto`: then the oldest turns are dropped until it fits (services/responses.ts truncations).
+ */
+async function startFitting<T>(messages: ChatMessage[], attempt: (prompt: ChatMessage[]) => Promise<T>, truncate: boolean): Promise<T> {
+  let overflow: ApiError;
+  try {
+    return await attempt(messages);
+  } catch (error) {
+    if (!overflows(error)) throw error;
+    overflow = error;
+  }
+  if (truncate) {
+    for (const fewer of truncations(messages)) {
+      try {
+        return await attempt(fewer);
+      } catch (error) {
+        if (!overflows(error)) throw error;
+        overflow = error;
+      }
+    }
+  }
+  throw new ApiError(overflow.statusCode, overflow.type, overflow.message, { param: 'input', code: overflow.code, headers: overflow.headers });
+}
+
 /** A stored response's owner: the tenant of the request's key (src/tenancy.ts); null with keys off. */
 const ownerOf = (request: FastifyRequest): Owner => tenantOf(request) ?? null;
 
@@ -66,7 +94,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         tags: ['openai'],
         summary: 'Create a response (OpenAI Responses API)',
         description:
-          'The OpenAI Responses API over the loaded Gemma 3 model (the official SDKs, the Vercel AI SDK and LangChain work against it). `input` is a string or message items; `instructions` is a system message for this response only. `text.format` `json_object`/`json_schema` is enforced with a llama.cpp grammar. Responses are stored (unless `store: false`) for SESSION_TTL_SECONDS — in Redis when REDIS_URL is set, so every replica sees them — and belong to the API key that created them. `previous_response_id` continues a stored conversation (within SESSION_HISTORY_TURNS / SESSION_HISTORY_TOKENS). `stream: true` sends OpenAI\'s typed events, each with a `sequence_number`: `response.created`, `response.in_progress`, `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then `response.completed` (or `response.incomplete` when `max_output_tokens` is reached, `response.failed` with an `error`). Not supported (400 naming the parameter): tools, reasoning effort/summaries, images/files/audio, `background: true`, logprobs.',
+          'The OpenAI Responses API over the loaded Gemma 3 model (the official SDKs, the Vercel AI SDK and LangChain work against it). `input` is a string or message items; `instructions` is a system message for this response only. `text.format` `json_object`/`json_schema` is enforced with a llama.cpp grammar. Responses are stored (unless `store: false`) for SESSION_TTL_SECONDS — in Redis when REDIS_URL is set, so every replica sees them — and belong to the API key that created them. `previous_response_id` continues a stored conversation (within SESSION_HISTORY_TURNS / SESSION_HISTORY_TOKENS). `stream: true` sends OpenAI\'s typed events, each with a `sequence_number`: `response.created`, `response.in_progress`, `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then `response.completed` (or `response.incomplete` when `max_output_tokens` is reached, `response.failed` with an `error`). Not supported (400 naming the parameter): tools, reasoning effort/summaries, images/files/audio, `background: true`, logprobs. A field OpenAI does not know: 400 `Unknown parameter: \'x\'.` (code `unknown_parameter`). `truncation: "auto"` drops the oldest turns until the prompt fits the context window.',
         body: responseRequestSchema,
         response: { 200: responseObjectSchema, ...errorResponses(400, 404, 429, 503) },
       },
@@ -85,11 +113,9 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       const format = body.text?.format;
       const params = toParams({ maxTokens: body.max_output_tokens ?? Number.MAX_SAFE_INTEGER, temperature: body.temperature ?? undefined, top_p: body.top_p ?? undefined, response_format: responseFormat(format) });
       // everything that can fail with a status (unknown previous id, 429, context overflow) fails before the first byte
-      const run = await generation.start({ kind: 'chat', messages }, params, clientSignal(reply), body.stream ? 'stream' : 'generate').catch((error: unknown) => {
-        // the engine names chat `messages`; here the prompt is `input` (with instructions and history)
-        if (error instanceof ApiError && error.code === 'context_length_exceeded') throw new ApiError(error.statusCode, error.type, error.message, { param: 'input', code: error.code, headers: error.headers });
-        throw error;
-      });
+      const signal = clientSignal(reply);
+      const attempt = (prompt: ChatMessage[]) => generation.start({ kind: 'chat', messages: prompt }, params, signal, body.stream ? 'stream' : 'generate');
+      const run = await startFitting(messages, attempt, body.truncation === 'auto');
 
       const base: ResponseObject = {
         id: id('resp', 24),
@@ -214,6 +240,24 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
     async (request) => {
       await responses.delete(request.params.id, ownerOf(request));
       return { id: request.params.id, object: 'response.deleted' as const, deleted: true as const };
+    },
+  );
+
+  app.post(
+    '/v1/responses/:id/cancel',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'Cancel a background response',
+        description:
+          'As OpenAI: only a response created with `background: true` can be cancelled. This server runs none in the background (`background: true` is a 400), so a stored response of yours is a 400 `Cannot cancel a synchronous response.`; an unknown, expired or another API key\'s id is a 404. To stop a response in progress, close its connection (its generation stops).',
+        params: responseIdParams,
+        response: { 200: responseObjectSchema, ...errorResponses(400, 404, 503) },
+      },
+    },
+    async (request) => {
+      await responses.get(request.params.id, ownerOf(request));
+      throw new ApiError(400, 'invalid_request_error', 'Cannot cancel a synchronous response.', { code: 'response_not_cancellable' });
     },
   );
 

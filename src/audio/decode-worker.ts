@@ -15,6 +15,7 @@ import decode from 'audio-decode';
 import audioType from 'audio-type';
 import * as samplerate from '@alexanderolsen/libsamplerate-js';
 import { MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE } from './inspect.ts';
+import { g711Pieces, g711Wav } from './wav-g711.ts';
 
 export interface DecodeTask {
   bytes: Uint8Array;
@@ -182,6 +183,18 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeOutcom
   const type = audioType(bytes);
   if (!type || !SUPPORTED.has(type)) return { ok: false, status: 400, code: 'unsupported_audio_format', message: `No decoder for this audio (${type ?? 'unknown format'}).` };
   const collector = new Collector(task);
+  // μ-law / A-law WAV: no decoder in audio-decode; expanded here, piece by piece all the same
+  const g711 = type === 'wav' ? g711Wav(bytes) : undefined;
+  if (g711) {
+    try {
+      for (const piece of g711Pieces(bytes, g711, WAV_PIECE_BYTES)) await collector.add(piece);
+      return collector.finish();
+    } catch (error) {
+      collector.dispose();
+      if (error instanceof Refusal) return error.outcome;
+      throw error;
+    }
+  }
   const decoder = await decode[type as DecoderName]();
   const step = type === 'wav' ? WAV_PIECE_BYTES : PIECE_BYTES;
   try {

@@ -6,6 +6,7 @@
  * still enforces the same limits on what it actually produces, because a header can lie.
  */
 import { ApiError } from '../errors.ts';
+import { G711_WAV_TAGS } from './wav-g711.ts';
 
 /** Rates a real recording has; beyond them a file is broken or hostile (and resamplers fail). */
 export const MIN_SAMPLE_RATE = 4000;
@@ -77,7 +78,8 @@ function inspectWav(b: Uint8Array, param: string): DeclaredAudio {
       const { tag, channels, rate, bits } = format;
       const pcm = tag === 1 && [8, 16, 24, 32].includes(bits);
       const float = tag === 3 && (bits === 32 || bits === 64);
-      if (!pcm && !float) throw ApiError.badRequest(`The wav audio is in an unsupported encoding (format ${tag}, ${bits} bits); PCM 8/16/24/32-bit or float 32/64-bit is accepted.`, param, 'invalid_audio');
+      const g711 = G711_WAV_TAGS[tag] !== undefined && bits === 8;
+      if (!pcm && !float && !g711) throw ApiError.badRequest(`The wav audio is in an unsupported encoding (format ${tag}, ${bits} bits); PCM 8/16/24/32-bit, float 32/64-bit or G.711 μ-law/A-law (8-bit) is accepted.`, param, 'invalid_audio');
       const present = Math.min(size, b.length - offset - 8); // a header may claim 4 GB; count what is there
       const frameBytes = (channels * bits) / 8;
       return { sampleRate: rate, channels, seconds: channels > 0 && rate > 0 ? present / frameBytes / rate : undefined };

@@ -103,7 +103,7 @@ describe('speech-to-text routes', () => {
     assertProbability(body.segments[0]!.no_speech_prob);
   });
 
-  it('decodes every container clients send (mp3, flac, ogg/vorbis, ogg/opus, webm/opus, m4a/aac)', async () => {
+  it('decodes every container clients send (mp3, flac, ogg/vorbis, ogg/opus, webm/opus, m4a/aac, μ-law and A-law wav)', async () => {
     // 1.5 s: encoders pad a little, and the tiny model emits one segment per second it is left with
     const source = wav(1.5, { rate: 44100, channels: 2 });
     for (const container of Object.keys(CONTAINERS) as (keyof typeof CONTAINERS)[]) {
@@ -115,6 +115,13 @@ describe('speech-to-text routes', () => {
     }
     const log = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'audio received').map((l) => l.container);
     for (const c of ['mp3', 'flac', 'ogg', 'webm', 'mp4']) assert.ok(log.includes(c), `${c} sniffed`);
+  });
+
+  it('a μ-law WAV longer than MAX_AUDIO_SECONDS is a 413, like any other', async () => {
+    const long = encodeWith(wav(21, { rate: 8000 }), 'wav-mulaw');
+    const res = await upload(`${t.url}/v1/speech-to-text`, long);
+    assert.equal(res.status, 413, res.text);
+    assert.equal(JSON.parse(res.text).error.code, 'audio_too_long');
   });
 
   it('accepts the audio base64 in JSON on /v1/speech-to-text', async () => {

@@ -11,6 +11,9 @@ export const CONTAINERS = {
   'ogg-opus': ['-c:a', 'libopus', '-f', 'ogg'],
   'webm-opus': ['-c:a', 'libopus', '-f', 'webm'],
   'm4a-aac': ['-c:a', 'aac', '-f', 'ipod'],
+  // telephony WAV: G.711 at 8 kHz (WAVE format tags 7 and 6)
+  'wav-mulaw': ['-c:a', 'pcm_mulaw', '-ar', '8000', '-f', 'wav'],
+  'wav-alaw': ['-c:a', 'pcm_alaw', '-ar', '8000', '-f', 'wav'],
 } as const;
 
 /** Encodes through a file, not a pipe: real m4a files (moov atom written after the data) need a seekable output. */

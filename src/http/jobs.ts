@@ -16,6 +16,7 @@ import type { JobService } from '../jobs/service.ts';
 import type { Webhooks } from '../jobs/webhooks.ts';
 import { tenantOf } from '../tenancy.ts';
 import { audioFileField, formNumber } from './multipart-audio.ts';
+import { languageSchema } from './schemas.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse, type SseEvent } from './streaming.ts';
 import { RESPONSE_FORMATS } from './transcript-formats.ts';
@@ -32,7 +33,7 @@ export interface JobRoutesOptions {
 const granularity = z.enum(['word', 'segment']);
 const jobFields = {
   model: z.string().max(128).optional().describe('Accepted for compatibility; the configured engine answers.'),
-  language: z.string().trim().regex(/^[a-z]{2,3}$/i, 'must be an ISO-639-1 code such as "en"').optional().describe('Spoken language (ISO-639-1); detected in the first window when absent.'),
+  language: languageSchema.optional().describe('Spoken language (ISO-639-1); detected in the first window when absent.'),
   prompt: z.string().max(2000).optional().describe('Text to guide spelling and style (whisper initial prompt, given to every window).'),
   temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
   response_format: z.enum(RESPONSE_FORMATS).optional().describe('Format of `result` once completed (default json).'),

@@ -1,5 +1,6 @@
 /** Schema fragments shared by several routes (HTTP and WebSocket), so each is written once. */
 import { z } from 'zod';
+import { WHISPER_CODES } from '../engines/stt/languages.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 
 export const speedSchema = z.number().min(0.25).max(4).describe('Speaking speed, 0.25–4.0 (1 = normal).');
@@ -23,12 +24,18 @@ export function assertAudioSize(file: Buffer, maxUploadBytes: number): void {
   if (file.length > maxUploadBytes) throw new ApiError(413, 'invalid_request_error', `The audio is ${file.length} bytes; the limit is ${maxUploadBytes} (MAX_UPLOAD_BYTES).`, { param: 'audio_base64', code: 'audio_too_large' });
 }
 
-/** A spoken language as an ISO-639-1 (or -3) code. */
-const LANGUAGE = /^[a-z]{2,3}$/i;
-/** In HTTP bodies and forms: trimmed, with a message that says what is expected. */
-export const languageSchema = z.string().trim().regex(LANGUAGE, 'must be an ISO-639-1 code such as "en"');
+/**
+ * A spoken language: one of Whisper's codes (ISO-639-1, and haw/yue), any case. A code Whisper does
+ * not know is refused here, naming the field and the valid codes, rather than passed on to fail in
+ * (or be ignored by) the engine.
+ */
+const KNOWN_LANGUAGES = new Set(WHISPER_CODES);
+const LANGUAGE_MESSAGE = `must be one of Whisper's language codes (ISO-639-1; listed in docs/api.md#languages): ${WHISPER_CODES.join(', ')}`;
+const isKnownLanguage = (value: string) => KNOWN_LANGUAGES.has(value.toLowerCase());
+/** In HTTP bodies and forms: trimmed. */
+export const languageSchema = z.string().trim().max(16).refine(isKnownLanguage, LANGUAGE_MESSAGE);
 /** In WebSocket queries and messages. */
-export const wsLanguageSchema = z.string().regex(LANGUAGE);
+export const wsLanguageSchema = z.string().max(16).refine(isKnownLanguage, LANGUAGE_MESSAGE);
 
 /** One transcript segment as the routes answer it (see transcript-formats.ts `segmentView`). */
 export const transcriptSegmentSchema = z.object({

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import { wsLanguageSchema } from '../http/schemas.ts';
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
@@ -36,7 +37,7 @@ const turnDetection = z
 const transcription = z
   .object({
     model: z.string().max(200).optional(),
-    language: z.string().regex(/^[a-z]{2,3}$/i).optional(),
+    language: wsLanguageSchema.optional(),
     prompt: z.string().max(10_000).optional(),
   })
   .strict();

@@ -117,6 +117,34 @@ describe('speech-to-text routes', () => {
     for (const c of ['mp3', 'flac', 'ogg', 'webm', 'mp4']) assert.ok(log.includes(c), `${c} sniffed`);
   });
 
+  it('a language Whisper does not know is a 400 naming `language` and listing the valid codes, on every transcription route', async () => {
+    const cases: [string, () => Promise<{ status: number; text: string }>][] = [
+      ['/v1/audio/transcriptions', () => upload(`${t.url}/v1/audio/transcriptions`, wav(1), { model: 'whisper-1', language: 'xx' })],
+      ['/v1/audio/translations', () => upload(`${t.url}/v1/audio/translations`, wav(1), { model: 'whisper-1', language: 'qq' })],
+      ['/v1/speech-to-text', () => upload(`${t.url}/v1/speech-to-text`, wav(1), { language: 'zz' })],
+      ['/v1/audio/transcriptions/jobs', () => upload(`${t.url}/v1/audio/transcriptions/jobs`, wav(1), { language: 'xx' })],
+      [
+        '/v1/speech-to-text (JSON)',
+        async () => {
+          const res = await fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ audio_base64: wav(1).toString('base64'), language: 'abc' }) });
+          return { status: res.status, text: await res.text() };
+        },
+      ],
+    ];
+    for (const [route, send] of cases) {
+      const res = await send();
+      assert.equal(res.status, 400, `${route}: ${res.text}`);
+      const error = (JSON.parse(res.text) as { error: { param: string; message: string } }).error;
+      assert.equal(error.param, 'language', route);
+      assert.match(error.message, /docs\/api\.md#languages/, route);
+      assert.match(error.message, /\ben, zh, de\b.*\byue\b/, `${route}: the codes are listed`);
+    }
+    // a known code in any case still works
+    const ok = await upload(`${t.url}/v1/audio/transcriptions`, wav(1), { model: 'whisper-1', language: 'EN' });
+    assert.equal(ok.status, 200, ok.text);
+    await assert.rejects(client.audio.transcriptions.create({ file: await toFile(wav(1), 'a.wav'), model: 'whisper-1', language: 'xx' }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'language');
+  });
+
   it('a μ-law WAV longer than MAX_AUDIO_SECONDS is a 413, like any other', async () => {
     const long = encodeWith(wav(21, { rate: 8000 }), 'wav-mulaw');
     const res = await upload(`${t.url}/v1/speech-to-text`, long);

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { compose } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { listen, type Listening } from './http/listen.ts';
+import { listen, ListenError, type Listening } from './http/listen.ts';
 import { reloadTls } from './http/tls.ts';
 import { findOnPath, GpuSampler } from './observability/gpu.ts';
 import { createLogger } from './observability/logger.ts';
@@ -101,6 +101,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // a busy port is the operator's to fix: one line naming it and the variable, no stack trace
+  if (error instanceof ListenError) {
+    process.stderr.write(`gemma-3-api: ${error.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`gemma-3-api: failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
   process.exit(1);
 });

@@ -23,6 +23,19 @@ export interface Listening {
   secureServers: https.Server[];
 }
 
+/** A port that cannot be opened (in use, not allowed): main.ts prints its message as one line and exits 1. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+}
+
+/** Why `port` could not be opened, naming the variable that sets it. */
+function listenError(error: unknown, variable: 'PORT' | 'BROWSER_PORT', port: number, host: string): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why = code === 'EADDRINUSE' ? 'it is already in use (another process listens there)' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : code === 'EADDRNOTAVAIL' ? `${host} is not an address of this machine (HOST)` : (error as Error).message;
+  const remedy = variable === 'PORT' ? 'set PORT to a free port' : 'set BROWSER_PORT to a free port, or to off';
+  return new ListenError(`cannot listen on ${variable} ${port} (${host}): ${why}; ${remedy}`);
+}
+
 function shownHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return 'localhost';
   return host.includes(':') ? `[${host}]` : host;
@@ -53,7 +66,9 @@ export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' |
     });
     app.addHook('onClose', async () => closed);
   }
-  await app.listen({ port: config.PORT, host: config.HOST });
+  await app.listen({ port: config.PORT, host: config.HOST }).catch((error: unknown) => {
+    throw listenError(error, 'PORT', config.PORT, config.HOST);
+  });
   const apiPort = (app.server.address() as AddressInfo).port;
   const apiUrl = `${scheme}://${shownHost(config.HOST)}:${apiPort}`;
   if (!browser) {
@@ -67,7 +82,7 @@ export async function listen(app: FastifyInstance, config: Pick<Config, 'PORT' |
   browser.maxRequestsPerSocket = app.server.maxRequestsPerSocket;
   browser.timeout = app.server.timeout;
   await new Promise<void>((resolve, reject) => {
-    const failed = (error: Error) => reject(new Error(`cannot listen on BROWSER_PORT ${wanted} (${error.message}); set BROWSER_PORT to a free port, or to off`));
+    const failed = (error: Error) => reject(listenError(error, 'BROWSER_PORT', wanted, config.HOST));
     browser.once('error', failed);
     browser.listen(wanted, config.HOST, () => {
       browser.off('error', failed);

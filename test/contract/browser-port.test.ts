@@ -103,6 +103,22 @@ describe('BROWSER_PORT', () => {
       const second = spawnService({ LOG_LEVEL: 'warn', BROWSER_PORT: String(port) }, await freePort());
       assert.equal(await second.exited, 1);
       assert.match(second.output(), new RegExp(`cannot listen on BROWSER_PORT ${port}.*set BROWSER_PORT to a free port, or to off`));
+      assert.doesNotMatch(second.output(), /\n\s+at /, 'no stack trace');
+    } finally {
+      first.child.kill('SIGTERM');
+      await first.exited;
+    }
+  });
+
+  it('a busy PORT stops the start-up with one line naming the port and PORT, no stack trace, exit 1', async () => {
+    const port = await freePort();
+    const first = spawnService({ LOG_LEVEL: 'warn' }, port);
+    try {
+      await waitForHealth(first.url);
+      const second = spawnService({ LOG_LEVEL: 'warn' }, port);
+      assert.equal(await second.exited, 1);
+      const lines = second.output().trim().split('\n');
+      assert.deepEqual(lines, [`gemma-3-api: cannot listen on PORT ${port} (127.0.0.1): it is already in use (another process listens there); set PORT to a free port`]);
     } finally {
       first.child.kill('SIGTERM');
       await first.exited;

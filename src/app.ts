@@ -19,6 +19,7 @@ import { SocketDrain } from './http/ws/shutdown.ts';
 import type { WebSocket } from 'ws';
 import { checkWebSocketOrigin, registerProtection, webSocketOriginPolicy } from './http/protection.ts';
 import { registerErrorHandling } from './http/error-handling.ts';
+import { registerContentEncoding } from './http/content-encoding.ts';
 import { clientErrorHandler, frameworkErrorHandler, requestShapeError } from './http/framework-errors.ts';
 import { healthRoutes } from './http/health.ts';
 import { metricsRoutes } from './http/metrics.ts';
@@ -114,6 +115,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  // compressed request bodies: decoded, the size limit counted on the decoded bytes (src/http/content-encoding.ts)
+  registerContentEncoding(app);
 
   // Hot path: one callback-style hook each side of the request (async hooks and a separate auth
   // hook cost measurable /health throughput; see bench/health-overhead.ts).

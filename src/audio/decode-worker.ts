@@ -16,6 +16,7 @@ import audioType from 'audio-type';
 import * as samplerate from '@alexanderolsen/libsamplerate-js';
 import { MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE } from './inspect.ts';
 import { g711Pieces, g711Wav } from './wav-g711.ts';
+import { moovFirst } from './mp4-faststart.ts';
 
 export interface DecodeTask {
   bytes: Uint8Array;
@@ -197,8 +198,10 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeOutcom
   }
   const decoder = await decode[type as DecoderName]();
   const step = type === 'wav' ? WAV_PIECE_BYTES : PIECE_BYTES;
+  // an m4a with its tables (moov) at the end would be decoded whole in one call: tables first
+  const input = type === 'm4a' ? moovFirst(bytes) : bytes;
   try {
-    for (let offset = 0; offset < bytes.length; offset += step) await collector.add(await decoder(bytes.subarray(offset, offset + step)));
+    for (let offset = 0; offset < input.length; offset += step) await collector.add(await decoder(input.subarray(offset, offset + step)));
     await collector.add(await decoder());
     if (type === 'flac') await collector.add(await flacTail(bytes, collector.decodedFrames));
     return collector.finish();

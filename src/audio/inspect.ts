@@ -100,9 +100,9 @@ function inspectFlac(b: Uint8Array): DeclaredAudio {
 }
 
 /**
- * MP4/M4A: the movie and media headers' durations (mvhd, mdhd). A file whose moov comes after its
- * mdat is decoded by the decoder only once it is complete, in one go; refusing a declared length
- * here is what keeps an honest long file from being decoded at all.
+ * MP4/M4A: the movie and media headers' durations (mvhd, mdhd). Refusing a declared length here
+ * keeps an honest long file from being decoded at all; one whose header hides it is stopped while
+ * decoding (a moov after the mdat is moved first for that: src/audio/mp4-faststart.ts).
  */
 function inspectMp4(b: Uint8Array): DeclaredAudio {
   const v = view(b);

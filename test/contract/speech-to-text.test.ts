@@ -145,6 +145,35 @@ describe('speech-to-text routes', () => {
     await assert.rejects(client.audio.transcriptions.create({ file: await toFile(wav(1), 'a.wav'), model: 'whisper-1', language: 'xx' }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'language');
   });
 
+  it('an m4a with its moov at the end is decoded piece by piece: MAX_AUDIO_SECONDS stops it while decoding, even when its header hides the length', async () => {
+    // ffmpeg's m4a (-f ipod) puts moov after mdat; mvhd/mdhd durations set to "unknown" (all ones) pass the header check
+    const file = encodeWith(wav(60), 'm4a-aac');
+    const v = new DataView(file.buffer, file.byteOffset, file.byteLength);
+    const walk = (start: number, end: number) => {
+      for (let at = start; at + 8 <= end; ) {
+        const size = v.getUint32(at);
+        const type = file.toString('latin1', at + 4, at + 8);
+        if (size < 8) return;
+        if (['moov', 'trak', 'mdia'].includes(type)) walk(at + 8, at + size);
+        if (type === 'mvhd' || type === 'mdhd') v.setUint32(at + 8 + (file[at + 8] === 1 ? 28 : 16), 0xffffffff);
+        at += size;
+      }
+    };
+    walk(0, file.length);
+    const types: string[] = [];
+    for (let at = 0; at + 8 <= file.length; at += v.getUint32(at)) types.push(file.toString('latin1', at + 4, at + 8));
+    assert.ok(types.indexOf('moov') > types.indexOf('mdat'), `moov after mdat: ${types.join(',')}`);
+    const res = await upload(`${t.url}/v1/speech-to-text`, file, {}, 'long.m4a');
+    assert.equal(res.status, 413, res.text);
+    const seconds = Number(/The audio is ([\d.]+) s long/.exec(JSON.parse(res.text).error.message)?.[1]);
+    // refused as the decoded length passed 20 s, not after all 60 s had been decoded at once
+    assert.ok(seconds > 20 && seconds < 25, `refused at ${seconds} s`);
+    // and an honest one under the limit still decodes whole
+    const ok = await upload(`${t.url}/v1/speech-to-text`, encodeWith(wav(3), 'm4a-aac'), {}, 'short.m4a');
+    assert.equal(ok.status, 200, ok.text);
+    assert.ok(Math.abs((JSON.parse(ok.text) as { duration: number }).duration - 3) < 0.1, ok.text);
+  });
+
   it('a μ-law WAV longer than MAX_AUDIO_SECONDS is a 413, like any other', async () => {
     const long = encodeWith(wav(21, { rate: 8000 }), 'wav-mulaw');
     const res = await upload(`${t.url}/v1/speech-to-text`, long);

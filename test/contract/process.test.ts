@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loopingGemmaPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth } from '../helpers/process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady } from '../helpers/process.ts';
 import { recordSecrets } from '../helpers/test-logs.ts';
 
 describe('service process', () => {
@@ -59,11 +59,10 @@ describe('service process', () => {
 
   it('on SIGTERM finishes in-flight generations, refuses new work, and exits 0', async () => {
     const port = await freePort();
-    const service = spawnService({ GEMMA_MODEL: loopingGemmaPath(), LLM_DEVICE: 'cpu', LLM_PARALLEL: '2', LLM_CONTEXT_SIZE: '2048', LOG_LEVEL: 'info' }, port);
+    const service = spawnService({ GEMMA_MODEL: loopingGemmaPath(), LLM_DEVICE: 'cpu', LLM_PARALLEL: '2', LLM_CONTEXT_SIZE: '2048', LOG_LEVEL: 'info', ENABLE_LOCAL_WHISPER: 'false' }, port);
     try {
       await waitForHealth(service.url);
-      const deadline = Date.now() + 30_000;
-      while ((await fetch(`${service.url}/health/ready`)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await waitForReady(service.url, 30_000), 'every engine ready');
       const inflight = [1, 2].map(() =>
         fetch(`${service.url}/v1/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'go', max_tokens: 300 }) }).then(
           async (r) => ({ status: r.status, body: (await r.json()) as { usage: { completion_tokens: number } } }),

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { wav } from '../helpers/audio.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 
 type Expect = 'reject' | 'tolerate';
 interface Case {
@@ -94,7 +94,7 @@ describe('bad-input corpus', () => {
     service = spawnService({ GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), TTS_BACKEND: 'embedded', LOG_LEVEL: 'warn', STT_PARTIAL_INTERVAL_MS: '0', ...LIMITS }, port);
     base = service.url;
     await waitForHealth(base);
-    for (let i = 0; i < 300 && (await fetch(`${base}/health/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await waitForReady(base, 30_000), 'every engine ready');
   });
   after(() => {
     service.child.kill('SIGKILL');

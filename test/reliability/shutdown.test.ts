@@ -11,7 +11,7 @@ import { startFakeFishSpeech } from '../fakes/fish-speech.ts';
 import { wav } from '../helpers/audio.ts';
 import { metricSum, scrapeMetrics, sumIn } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth } from '../helpers/process.ts';
+import { freePort, spawnService, waitForHealth, waitForReady } from '../helpers/process.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
 import { eventLog, streamPcm } from '../helpers/ws.ts';
 
@@ -54,8 +54,7 @@ describe('shutdown under load', () => {
     const wsUrl = url.replace('http', 'ws');
     try {
       await waitForHealth(url);
-      const ready = Date.now() + 60_000;
-      while ((await fetch(`${url}/health/ready`)).status !== 200 && Date.now() < ready) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await waitForReady(url, 60_000), 'every engine ready');
       const pcm = await speech([{ silence: 0.3 }, 'Hello there, this is a rather long turn that is still going on.']);
 
       // 10 streams: 3 /ws/tts with an unfinished sentence, 2 /ws/stt and 2 /ws/dialogue mid-turn, 3 SSE generations

@@ -1,7 +1,7 @@
-import { useEffect, useRef, useState } from 'react';
+import { useRef, useState } from 'react';
 import { request } from '../api/client.ts';
 import type { Connection } from '../api/settings.ts';
-import { openMicrophone } from '../audio/mic.ts';
+import { useRecorder } from '../audio/useRecorder.ts';
 import { ErrorBox } from './ErrorBox.tsx';
 import { RecordTimer } from './RecordTimer.tsx';
 
@@ -13,26 +13,10 @@ export function CloneVoice({ connection, onAdded }: { connection: Connection; on
   const [id, setId] = useState('');
   const [text, setText] = useState('');
   const [clip, setClip] = useState<{ blob: Blob; name: string; url: string } | null>(null);
-  const [recordingSince, setRecordingSince] = useState<number | null>(null);
-  const recorder = useRef<MediaRecorder | null>(null);
   const fileInput = useRef<HTMLInputElement | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [added, setAdded] = useState('');
-
-  // leaving the tab stops a recording and releases the microphone
-  useEffect(
-    () => () => {
-      const rec = recorder.current;
-      recorder.current = null;
-      if (rec) {
-        rec.onstop = null;
-        if (rec.state !== 'inactive') rec.stop();
-        for (const t of rec.stream.getTracks()) t.stop();
-      }
-    },
-    [],
-  );
 
   const takeClip = (blob: Blob, name: string) =>
     setClip((old) => {
@@ -40,30 +24,15 @@ export function CloneVoice({ connection, onAdded }: { connection: Connection; on
       return { blob, name, url: URL.createObjectURL(blob) };
     });
 
-  async function toggleRecording() {
-    if (recorder.current) {
-      recorder.current.stop();
-      return;
-    }
-    setError(null);
-    try {
-      const stream = await openMicrophone({ audio: true });
-      const chunks: Blob[] = [];
-      const rec = new MediaRecorder(stream);
-      rec.ondataavailable = (e) => chunks.push(e.data);
-      rec.onstop = () => {
-        for (const t of stream.getTracks()) t.stop();
-        recorder.current = null;
-        setRecordingSince(null);
-        takeClip(new Blob(chunks, { type: rec.mimeType }), 'recording.webm');
-        if (fileInput.current) fileInput.current.value = ''; // the recording is the clip now, not the file picked before
-      };
-      rec.start();
-      recorder.current = rec;
-      setRecordingSince(Date.now());
-    } catch (e) {
-      setError(e);
-    }
+  // the recording becomes the clip (replacing a file picked before); leaving the tab stops it
+  const { recordingSince, toggle } = useRecorder((blob, name) => {
+    takeClip(blob, name);
+    if (fileInput.current) fileInput.current.value = '';
+  }, setError);
+
+  function toggleRecording() {
+    if (recordingSince === null) setError(null);
+    void toggle();
   }
 
   async function add() {
@@ -100,7 +69,7 @@ export function CloneVoice({ connection, onAdded }: { connection: Connection; on
           Reference clip
           <input ref={fileInput} type="file" accept="audio/*,video/webm" onChange={(e) => e.target.files?.[0] && takeClip(e.target.files[0], e.target.files[0].name)} />
         </label>
-        <button type="button" onClick={() => void toggleRecording()} aria-pressed={recordingSince !== null}>
+        <button type="button" onClick={toggleRecording} aria-pressed={recordingSince !== null}>
           {recordingSince !== null ? 'Stop recording' : 'Record a clip'}
         </button>
       </div>

@@ -3,7 +3,8 @@ import { languageLabel, opened, request, socket } from '../api/client.ts';
 import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
 import { Unavailable } from '../components/Unavailable.tsx';
-import { openMicrophone, startMic, type Mic } from '../audio/mic.ts';
+import { startMic, type Mic } from '../audio/mic.ts';
+import { useRecorder } from '../audio/useRecorder.ts';
 import { ErrorBox } from '../components/ErrorBox.tsx';
 import { RecordTimer } from '../components/RecordTimer.tsx';
 
@@ -25,9 +26,6 @@ export function SttPanel({ connection, readiness }: { connection: Connection; re
   const [timing, setTiming] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
-  // when the recording started (null: not recording), for the timer
-  const [recording, setRecording] = useState<number | null>(null);
-  const recorder = useRef<MediaRecorder | null>(null);
   const [live, setLive] = useState<{ finals: string[]; partial: string } | null>(null);
   const liveParts = useRef<{ ws: WebSocket; mic: Mic | null } | null>(null);
   const [liveOn, setLiveOn] = useState(false);
@@ -36,13 +34,6 @@ export function SttPanel({ connection, readiness }: { connection: Connection; re
   useEffect(
     () => () => {
       stopLive();
-      const rec = recorder.current;
-      recorder.current = null;
-      if (rec) {
-        rec.onstop = null;
-        if (rec.state !== 'inactive') rec.stop();
-        for (const t of rec.stream.getTracks()) t.stop();
-      }
     },
     [],
   );
@@ -77,29 +68,8 @@ export function SttPanel({ connection, readiness }: { connection: Connection; re
     }
   }
 
-  async function toggleRecording() {
-    if (recorder.current) {
-      recorder.current.stop();
-      return;
-    }
-    try {
-      const stream = await openMicrophone({ audio: true });
-      const chunks: Blob[] = [];
-      const rec = new MediaRecorder(stream);
-      rec.ondataavailable = (e) => chunks.push(e.data);
-      rec.onstop = () => {
-        for (const t of stream.getTracks()) t.stop();
-        recorder.current = null;
-        setRecording(null);
-        void transcribe(new Blob(chunks, { type: rec.mimeType }), 'recording.webm');
-      };
-      rec.start();
-      recorder.current = rec;
-      setRecording(Date.now());
-    } catch (e) {
-      setError(e);
-    }
-  }
+  // a recording is transcribed when it stops (the recorder is released when the tab is left)
+  const { recordingSince: recording, toggle: toggleRecording } = useRecorder((blob, name) => void transcribe(blob, name), setError);
 
   async function toggleLive() {
     if (liveParts.current) {

@@ -237,6 +237,9 @@ export const configSchema = z.object({
     'Speech-to-text engines in fallback order: `local` (whisper.cpp), `openai` (hosted or any OpenAI-compatible STT).',
   ),
   ENABLE_LOCAL_WHISPER: bool(true).describe('Load the embedded whisper.cpp engine.'),
+  STT_RUNNER: oneOf(['process', 'inline'] as const, 'process').describe(
+    '`process`: the embedded Whisper runs in a supervised child process (a crash in whisper.cpp fails only its in-flight transcriptions with 503 `engine_restarting`; the runner restarts with backoff); `inline`: in the service process itself.',
+  ),
   LOCAL_WHISPER_MODEL: text('base').describe('Whisper tier (tiny, tiny.en, base, base.en, small, medium, large-v3, large-v3-turbo, *-q5_1...) or a ggml file path.'),
   STT_PARALLEL: int(1, 1, 64).describe('Whisper windows (30 s of audio) decoded at once, each with WHISPER_THREADS; requests take turns window by window.'),
   STT_QUEUE_SIZE: int(16, 0, 10_000).describe('Transcription requests in flight beyond STT_PARALLEL; beyond that 429 with Retry-After.'),

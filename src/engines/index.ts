@@ -14,6 +14,7 @@ import type { SttEngine } from './stt/types.ts';
 import { OpenAiCompatibleStt } from './stt/openai-compatible.ts';
 import { countingFetch } from '../observability/upstream-fetch.ts';
 import { WhisperCppEngine, whisperCppOptions } from './stt/whisper-cpp.ts';
+import { WhisperRunnerEngine } from './stt/whisper-runner.ts';
 import { EmbeddedEspeakEngine, espeakOptions } from './tts/embedded-espeak.ts';
 import { OpenAudioEngine, openAudioOptions } from './tts/openaudio.ts';
 import type { TtsEngine } from './tts/types.ts';
@@ -36,7 +37,7 @@ export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
   return config.STT_BACKEND.map((id): SttEngine => {
     if (id === 'local') {
       return config.ENABLE_LOCAL_WHISPER
-        ? new WhisperCppEngine(whisperCppOptions(config), logger)
+        ? config.STT_RUNNER === 'process' ? new WhisperRunnerEngine(whisperCppOptions(config), logger, deps.metrics) : new WhisperCppEngine(whisperCppOptions(config), logger)
         : (new UnconfiguredEngine('stt', 'whisper-cpp', 'disabled by ENABLE_LOCAL_WHISPER=false') as unknown as SttEngine);
     }
     return new OpenAiCompatibleStt(config, logger, countingFetch(deps.metrics, 'stt'));

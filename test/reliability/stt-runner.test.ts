@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { wav } from '../helpers/audio.ts';
@@ -33,6 +34,25 @@ function children(pid: number, entry: string): number[] {
     .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 const sttRunners = (pid: number) => children(pid, 'stt-runner');
+
+/** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
+}
+
+/** Reads an SSE response until its text matches `until` (or it ends); returns what was read. */
+async function readSse(reader: ReadableStreamDefaultReader<Uint8Array>, until?: RegExp): Promise<string> {
+  const decoder = new TextDecoder();
+  let sse = '';
+  for (;;) {
+    if (until?.test(sse)) return sse;
+    const { value, done } = await reader.read();
+    if (done) return sse;
+    sse += decoder.decode(value, { stream: true });
+  }
+}
 
 function alive(pid: number): boolean {
   try {
@@ -60,11 +80,11 @@ function start(env: Record<string, string>, port: number): ServiceProcess {
   return spawnService({ STT_RUNNER: 'process', STT_BACKEND: 'local', WHISPER_THREADS: '1', LLM_DEVICE: 'cpu', LLM_THREADS: '1', TTS_BACKEND: 'embedded', LOG_LEVEL: 'info', ...env }, port);
 }
 
-function transcribe(url: string, seconds: number, stream = false): Promise<Response> {
+function transcribe(url: string, seconds: number, stream = false, signal?: AbortSignal): Promise<Response> {
   const form = new FormData();
   form.append('file', new Blob([new Uint8Array(wav(seconds))], { type: 'audio/wav' }), 'clip.wav');
   if (stream) form.append('stream', 'true'); // the OpenAI route streams: transcript.text.delta per segment
-  return fetch(`${url}${stream ? '/v1/audio/transcriptions' : '/v1/speech-to-text'}`, { method: 'POST', body: form });
+  return fetch(`${url}${stream ? '/v1/audio/transcriptions' : '/v1/speech-to-text'}`, { method: 'POST', body: form, signal });
 }
 
 const chat = (url: string, maxTokens: number) =>
@@ -212,6 +232,99 @@ describe('Whisper runner process: supervision', () => {
     } finally {
       first.child.kill('SIGKILL');
       second.child.kill('SIGKILL');
+    }
+  });
+  it('a client that leaves mid-transcription stops the work in the runner at the next window (its CPU goes idle)', async () => {
+    const WINDOWS = 60; // 30 minutes of audio, in 30 s windows
+    const service = start({ LOCAL_WHISPER_MODEL: tinyWhisperPath(), GEMMA_MODEL: tinyGemmaPath(), STT_PARALLEL: '1', MAX_UPLOAD_BYTES: String(64 * 1024 * 1024) }, await freePort());
+    try {
+      await waitForHealth(service.url);
+      await until('Whisper to load', async () => (await engineState(service.url, 'stt')).status === 'ready');
+      const [runner] = sttRunners(service.child.pid!);
+      assert.ok(runner);
+      const leave = new AbortController();
+      const res = await transcribe(service.url, WINDOWS * 30, true, leave.signal);
+      const reader = res.body!.getReader();
+      let sse = await readSse(reader, /transcript\.text\.delta/);
+      // one second of work: the runner's CPU, and how many windows it decodes (one segment each)
+      const busyFrom = cpuSeconds(runner);
+      const before = sse.split('transcript.text.delta').length - 1;
+      const second = sleep(1000).then(() => 'tick' as const);
+      for (;;) {
+        const next = await Promise.race([reader.read(), second]);
+        if (next === 'tick' || next.done) break;
+        sse += new TextDecoder().decode(next.value);
+      }
+      const busy = cpuSeconds(runner) - busyFrom;
+      const seen = sse.split('transcript.text.delta').length - 1;
+      leave.abort();
+      await reader.cancel().catch(() => undefined);
+      assert.ok(busy >= 0.1, `the runner was transcribing (${busy} CPU s in 1 s)`);
+      // the window running when the client left may finish; then the runner idles. Without the
+      // cancellation it would go on for the windows left: allow at most half of that time.
+      const windowSeconds = 1 / Math.max(seen - before, 0.5);
+      const leftSeconds = (WINDOWS - seen) * windowSeconds;
+      const allowed = Math.min(leftSeconds / 2, 2 * windowSeconds + 3);
+      assert.ok(allowed < leftSeconds, `enough work left to tell (${leftSeconds} s)`);
+      const idle = await until(
+        'the runner to go idle',
+        async () => {
+          const from = cpuSeconds(runner);
+          await sleep(500);
+          const used = cpuSeconds(runner) - from;
+          return used < busy / 8 ? used : undefined;
+        },
+        allowed * 1000,
+        0,
+      );
+      assert.ok(idle < busy / 8);
+      const next = await transcribe(service.url, 2);
+      assert.equal(next.status, 200, 'the only window slot is free again');
+    } finally {
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  });
+
+  it('a hung runner (SIGSTOP) is killed by the watchdog after RUNNER_HANG_SECONDS and restarted after the RUNNER_RESTART_BACKOFF_MS delay; a busy one is not', async () => {
+    const service = start({ LOCAL_WHISPER_MODEL: tinyWhisperPath(), GEMMA_MODEL: tinyGemmaPath(), RUNNER_HANG_SECONDS: '4', RUNNER_RESTART_BACKOFF_MS: '1500,1500' }, await freePort());
+    const url = service.url;
+    let stopped: number | undefined;
+    try {
+      await waitForHealth(url);
+      await until('Whisper to load', async () => (await engineState(url, 'stt')).status === 'ready');
+      const [runner] = sttRunners(service.child.pid!);
+      assert.ok(runner);
+
+      // busy for longer than RUNNER_HANG_SECONDS: still answering pings, not killed
+      const long = await transcribe(url, 300);
+      assert.equal(long.status, 200);
+      assert.equal(await metricSum(url, 'runner_restarts_total', { capability: 'stt' }), 0, 'a busy runner is not taken for a hung one');
+      assert.deepEqual(sttRunners(service.child.pid!), [runner]);
+
+      const streamed = await transcribe(url, 600, true);
+      const reader = streamed.body!.getReader();
+      let sse = await readSse(reader, /transcript\.text\.delta/);
+      process.kill(runner, 'SIGSTOP');
+      stopped = runner;
+      sse += await readSse(reader);
+      assert.match(sse, /event: error\ndata: .*"code":"engine_restarting"/, 'the stream ends with an error event');
+      assert.match(sse, /runner stopped \(hang\)/);
+      const state = await engineState(url, 'stt');
+      assert.equal(state.status, 'restarting');
+      assert.match(state.detail ?? '', /exited \(hang\); restarting in 1500 ms/);
+      await until('the hung runner to be gone', () => !alive(runner) || undefined, 10_000);
+
+      await until('the runner to restart', async () => (await engineState(url, 'stt')).status === 'ready');
+      const [again] = sttRunners(service.child.pid!);
+      assert.ok(again && again !== runner, 'a new runner process');
+      const next = await transcribe(url, 2);
+      assert.equal(next.status, 200);
+      assert.equal(await metricSum(url, 'runner_restarts_total', { capability: 'stt', reason: 'hang' }), 1);
+    } finally {
+      if (stopped && alive(stopped)) process.kill(stopped, 'SIGKILL');
+      service.child.kill('SIGKILL');
+      await service.exited;
     }
   });
 });

@@ -180,6 +180,20 @@ export const configSchema = z.object({
   LLM_RUNNER: oneOf(['process', 'inline'] as const, 'process').describe(
     '`process`: the embedded model runs in a supervised child process (a crash in llama.cpp fails only its in-flight generations with 503 `engine_restarting`; the runner restarts with backoff); `inline`: in the service process itself.',
   ),
+  RUNNER_HANG_SECONDS: num(30, 0, 86_400).describe(
+    'A model runner process (LLM_RUNNER / STT_RUNNER = process) that answers no ping for this long is killed and restarted (reason `hang` in `runner_restarts_total`); its in-flight requests get 503 `engine_restarting`. Inference runs off the runner\'s event loop, so a busy runner still answers. 0 = no watchdog.',
+  ),
+  RUNNER_RESTART_BACKOFF_MS: z
+    .string()
+    .trim()
+    .regex(/^\d+\s*,\s*\d+$/, 'must be `min,max` in milliseconds, e.g. 250,10000')
+    .transform((v) => {
+      const [min, max] = v.split(',').map(Number) as [number, number];
+      return { min, max };
+    })
+    .refine((b) => b.min >= 1 && b.min <= b.max && b.max <= 3_600_000, 'needs 1 ≤ min ≤ max ≤ 3600000')
+    .prefault('250,10000')
+    .describe('Restart delay of a model runner that exited, `min,max` in ms: min after the first crash, doubling per consecutive crash, at most max (a runner up for a minute starts again at min).'),
   GEMMA_MODEL: text('hf:ggml-org/gemma-3-1b-it-GGUF/gemma-3-1b-it-Q4_K_M.gguf').describe(
     'GGUF file path, or `hf:<user>/<repo>/<file>.gguf` resolved into the Hugging Face cache (downloaded once).',
   ),
@@ -237,6 +251,9 @@ export const configSchema = z.object({
     'Speech-to-text engines in fallback order: `local` (whisper.cpp), `openai` (hosted or any OpenAI-compatible STT).',
   ),
   ENABLE_LOCAL_WHISPER: bool(true).describe('Load the embedded whisper.cpp engine.'),
+  STT_RUNNER: oneOf(['process', 'inline'] as const, 'process').describe(
+    '`process`: the embedded Whisper runs in a supervised child process (a crash in whisper.cpp fails only its in-flight transcriptions with 503 `engine_restarting`; the runner restarts with backoff); `inline`: in the service process itself.',
+  ),
   LOCAL_WHISPER_MODEL: text('base').describe('Whisper tier (tiny, tiny.en, base, base.en, small, medium, large-v3, large-v3-turbo, *-q5_1...) or a ggml file path.'),
   STT_PARALLEL: int(1, 1, 64).describe('Whisper windows (30 s of audio) decoded at once, each with WHISPER_THREADS; requests take turns window by window.'),
   STT_QUEUE_SIZE: int(16, 0, 10_000).describe('Transcription requests in flight beyond STT_PARALLEL; beyond that 429 with Retry-After.'),

@@ -121,7 +121,7 @@ describe('LLM runner process: supervision', () => {
       assert.equal(next.status, 200);
       assert.match(((await next.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content, /^Hello from the tiny/);
       assert.equal(await metricSum(url, 'runner_restarts_total', { reason: 'SIGKILL' }), 1);
-      assert.equal(await metricSum(url, 'runner_up'), 1);
+      assert.equal(await metricSum(url, 'runner_up', { capability: 'llm' }), 1);
       assert.ok((await metricSum(url, 'runner_rss_bytes')) > 10 * 1024 * 1024, 'runner RSS is reported');
 
       const health = await prober.stop();

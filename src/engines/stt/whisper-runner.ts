@@ -1,0 +1,82 @@
+/**
+ * The embedded Whisper behind a process boundary (STT_RUNNER=process): the gateway-side adapter of
+ * the STT port that runs whisper.cpp in a supervised child process (stt-runner.ts), supervised by
+ * the shared runner/supervisor.ts. A native fault in whisper.cpp (a ggml assertion, a segfault on
+ * odd input, OOM) ends the runner only: the transcriptions it was serving fail with 503
+ * `engine_restarting` (the WebSocket `error` event mid-stream) and the runner restarts.
+ *
+ * The model file is found and checked here first (missing → `missing_model` with the remedy; a
+ * truncated file is refused before whisper.cpp sees it), so those are reported without a runner.
+ * Audio crosses as a Float32Array with 'advanced' (structured-clone) serialization: one copy of
+ * the samples, no JSON (see docs/benchmarks.md). Segments stream back per 30 s window; a client
+ * that leaves cancels the request in the runner, which stops at the next window.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ModelUnavailableError } from '../../models/errors.ts';
+import { resolveWhisperModel } from '../../models/whisper.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { RunnerSupervisor, siblingEntry, type RunnerSpec } from '../runner/supervisor.ts';
+import type { EngineState } from '../types.ts';
+import type { SttEngine, SttEvent, TranscriptionRequest } from './types.ts';
+import type { WhisperCppOptions } from './whisper-cpp.ts';
+
+export class WhisperRunnerEngine implements SttEngine {
+  readonly id = 'whisper-cpp';
+  readonly capability = 'stt' as const;
+  readonly modelName: string;
+  private readonly runner: RunnerSupervisor<WhisperCppOptions, TranscriptionRequest, SttEvent>;
+
+  constructor(
+    private readonly options: WhisperCppOptions,
+    private readonly logger: Logger,
+    metrics?: Metrics,
+    supervision?: Pick<RunnerSpec, 'backoffMs' | 'hangMs'>,
+  ) {
+    this.modelName = path.basename(options.model);
+    this.runner = new RunnerSupervisor({
+      capability: 'stt',
+      kind: 'Whisper',
+      what: 'speech-to-text',
+      modelName: this.modelName,
+      entry: siblingEntry(import.meta.url, 'stt-runner'),
+      serialization: 'advanced',
+      outputLevel: 'info',
+      logger,
+      metrics,
+      ...supervision,
+    });
+  }
+
+  state(): EngineState {
+    return this.runner.state();
+  }
+
+  /** The runner's pid while it runs (tests and operators). */
+  get pid(): number | undefined {
+    return this.runner.pid;
+  }
+
+  /** Finds (or downloads) and checks the model file here, then starts the runner on it. Never rejects. */
+  async load(): Promise<void> {
+    let file: string;
+    try {
+      ({ file } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' }));
+    } catch (error) {
+      const missing = error instanceof ModelUnavailableError;
+      const detail = missing ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}`;
+      this.runner.fail({ status: missing ? 'missing_model' : 'error', detail });
+      this.logger.error({ engine: this.id, detail }, 'Whisper not available');
+      return;
+    }
+    await this.runner.start({ ...this.options, model: file });
+  }
+
+  transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
+    return this.runner.stream(request, signal);
+  }
+
+  close(): Promise<void> {
+    return this.runner.close();
+  }
+}

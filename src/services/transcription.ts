@@ -9,6 +9,10 @@
  * without speech answers an empty transcript without running Whisper. Remote OpenAI-compatible
  * engines get the whole file: they bill and filter on their own side, and their answer would
  * need no mapping.
+ *
+ * Every engine's segments then pass the hallucination filter (segment-filter.ts: OpenAI's
+ * no_speech_prob/avg_logprob rule, STT_NO_SPEECH_THRESHOLD and STT_LOGPROB_THRESHOLD), streamed
+ * segments included.
  */
 import type { Config } from '../config.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
@@ -19,6 +23,7 @@ import { outcomeOf } from '../observability/metrics.ts';
 import { Admission } from '../util/admission.ts';
 import { STT_SAMPLE_RATE } from '../engines/stt/types.ts';
 import { WINDOW_SECONDS } from '../engines/stt/whisper-cpp.ts';
+import { SegmentFilter, type SegmentThresholds } from './segment-filter.ts';
 import { packRegions, speechRegions, toOriginalTime, type PackedSpeech } from '../audio/speech-regions.ts';
 
 /** Engines that transcribe elsewhere (VAD is not applied before them). */
@@ -39,6 +44,7 @@ export class TranscriptionService {
   private readonly audioSeconds;
   private readonly rtf;
   private readonly vadDefault: boolean;
+  private readonly thresholds: SegmentThresholds;
 
   constructor(
     config: Config,
@@ -49,6 +55,7 @@ export class TranscriptionService {
     // schedule their work fairly among them (whisper.cpp: per 30 s window).
     const inFlight = metrics.gauge('stt_requests_in_flight', 'Transcription requests admitted and not finished.');
     this.vadDefault = config.STT_VAD_FILTER;
+    this.thresholds = { noSpeech: config.STT_NO_SPEECH_THRESHOLD, logprob: config.STT_LOGPROB_THRESHOLD };
     this.admission = new Admission(config.STT_PARALLEL + config.STT_QUEUE_SIZE, 0, 'transcription', (running) => inFlight.set(running));
     this.audioSeconds = metrics.counter('stt_audio_seconds_total', 'Seconds of audio transcribed.', ['engine']);
     this.rtf = metrics.histogram('stt_real_time_factor', 'Processing time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
@@ -80,16 +87,19 @@ export class TranscriptionService {
           if (useVad && packed!.chunks.length === 0) return { transcript: silence(base), engine: engine.id };
           const chunks = useVad ? packed!.chunks : undefined;
           const toOriginal = (s: TranscriptSegment): TranscriptSegment => (chunks ? remapSegment(s, chunks) : s);
+          const filter = new SegmentFilter(this.thresholds);
           let transcript: Transcript | undefined;
           for await (const event of engine.transcribe(chunks ? { ...base, audio: packed!.audio } : base, signal)) {
             if (event.type === 'done') transcript = event.transcript;
             else {
               emitted = true;
-              onSegment?.(toOriginal(event.segment));
+              const segment = filter.pass(toOriginal(event.segment));
+              if (segment) onSegment?.(segment);
             }
           }
           if (!transcript) throw new ApiError(502, 'upstream_error', `${engine.id} ended without a transcript.`);
           if (chunks) transcript = remapTranscript(transcript, chunks, base.audio.length / STT_SAMPLE_RATE);
+          transcript = SegmentFilter.apply(transcript, this.thresholds);
           const seconds = (performance.now() - started) / 1000;
           this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: 'success' }, seconds);
           this.audioSeconds.inc({ engine: engine.id }, transcript.duration);

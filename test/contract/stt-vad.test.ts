@@ -95,6 +95,21 @@ describe('vad_filter: Whisper on the speech regions only', () => {
     assert.ok(on.segments.every((s) => s.end >= s.start && s.end <= on.duration));
   });
 
+  it('STT_VAD_FILTER=true is the default when the request does not say', async () => {
+    const on = await startApp({ env: { LOCAL_WHISPER_MODEL: tinyWhisperPath(), STT_BACKEND: 'local', GEMMA_MODEL: '/absent.gguf', STT_VAD_FILTER: 'true' } });
+    try {
+      const form = new FormData();
+      form.set('file', new Blob([encodeWavPcm16(new Float32Array(16000 * 10), 16000)]), 'silence.wav');
+      const res = await fetch(`${on.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+      assert.deepEqual([res.status, await res.json()], [200, { text: '' }]);
+      form.set('vad_filter', 'false');
+      const off = await fetch(`${on.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+      assert.deepEqual([off.status, await off.json()], [200, { text: TINY_WHISPER_TEXT }], 'the field overrides it');
+    } finally {
+      await on.close();
+    }
+  });
+
   it('rejects a vad_filter that is not a boolean', async () => {
     const form = new FormData();
     form.set('file', new Blob([encodeWavPcm16(new Float32Array(16000), 16000)]), 'clip.wav');

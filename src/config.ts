@@ -269,6 +269,13 @@ export const configSchema = z.object({
     .prefault('auto')
     .describe('Where the embedded Whisper runs: cpu (smart-whisper, AVX2 build), cuda (@fugood/whisper.node CUDA 12 build; first visible GPU, cuda:N needs CUDA_VISIBLE_DEVICES), auto (CUDA when an NVIDIA driver is loaded and the CUDA build loads, else CPU).'),
   WHISPER_THREADS: int(0, 0, 1024).describe('CPU threads per Whisper transcription; 0 = usable cores less one.'),
+  STT_VAD_FILTER: bool(false).describe(
+    'Default of the `vad_filter` request field (transcription routes; also used by transcription jobs and WebSocket turns): the embedded Whisper gets only the speech regions the WebRTC VAD finds (timestamps still refer to the original audio; silence answers empty text). Off by default: see docs/benchmarks.md#vad-filter.',
+  ),
+  STT_NO_SPEECH_THRESHOLD: num(0.6, 0, 1).describe(
+    'A segment is dropped as silence when its no_speech_prob is above this AND its avg_logprob is below STT_LOGPROB_THRESHOLD (OpenAI\'s reference rule); 1 keeps every segment.',
+  ),
+  STT_LOGPROB_THRESHOLD: num(-1, -100, 0).describe('The avg_logprob below which a segment with a high no_speech_prob counts as silence (see STT_NO_SPEECH_THRESHOLD).'),
   VAD_MODE: int(2, 0, 3).describe('WebRTC VAD aggressiveness for the WebSockets (0 keeps the most audio as speech, 3 the least).'),
   VAD_SPEECH_START_MS: int(60, 20, 2000).describe('Voiced audio needed before speech counts as started (ms).'),
   VAD_SILENCE_MS: int(500, 100, 10_000).describe('Silence that ends a turn (ms): lower answers sooner, higher lets people pause.'),

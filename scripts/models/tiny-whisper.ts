@@ -45,6 +45,12 @@ export interface TinyWhisperOptions {
   /** Give <|nospeech|> the embedding of <|0.00|>: at SOT both get the same logit, so the model's
    * no-speech probability is 0.5 (by default it is ~0). The transcript does not change. */
   noSpeechHalf?: boolean;
+  /** A hallucination on silence, as OpenAI's decoder sees one: <|nospeech|> gets 1.5× the
+   * embedding of <|0.00|> (P(no speech) ≈ 1 at SOT) and each word has 4 twins (tokens with the same
+   * embedding, higher ids: greedy decoding still picks the word), so every word has p = 0.2
+   * (avg_logprob ≈ −1.6). whisper.cpp then falls back to sampling at higher temperatures, so the
+   * text is twin tokens ("<2000><2006>…"): garbage, as a hallucination is. */
+  unsure?: boolean;
 }
 
 
@@ -161,6 +167,12 @@ export function tinyWhisper(options: TinyWhisperOptions = {}): Buffer {
   const tokenEmbedding = randomAll ? noise(N_VOCAB * state, 0.05) : zeros(N_VOCAB * state);
   if (!randomAll) for (const [tok, d] of dimOf) tokenEmbedding[tok * state + d] = S;
   if (!randomAll && options.noSpeechHalf) tokenEmbedding[NOSP * state + dimOf.get(BEG)!] = S;
+  if (!randomAll && options.unsure) {
+    tokenEmbedding[NOSP * state + dimOf.get(BEG)!] = 1.5 * S;
+    wordIds.forEach((id, i) => {
+      for (let j = 0; j < 4; j++) tokenEmbedding[(2000 + 4 * i + j) * state + dimOf.get(id)!] = S;
+    });
+  }
 
   const fc1 = zeros(4 * state * state);
   const fc1Bias = zeros(4 * state);

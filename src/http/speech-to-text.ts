@@ -27,6 +27,7 @@ const commonFields = {
   language: languageSchema.optional().describe('Spoken language (ISO-639-1); detected when absent.'),
   prompt: z.string().max(2000).optional().describe('Text to guide spelling and style (whisper initial prompt).'),
   temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
+  vad_filter: formBoolean.optional().describe('Transcribe only the speech regions the VAD finds (faster on sparse audio, no text made up on silence); timestamps still refer to the original audio. Default: STT_VAD_FILTER.'),
 };
 
 const granularity = z.enum(['word', 'segment']);
@@ -58,6 +59,7 @@ export const speechToTextJson = z
     language: commonFields.language,
     prompt: commonFields.prompt,
     temperature: z.number().min(0).max(1).optional(),
+    vad_filter: z.boolean().optional().describe(commonFields.vad_filter.description ?? ''),
     response_format: z.enum(RESPONSE_FORMATS).optional(),
     ...wordsFields,
   })
@@ -112,7 +114,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
 
   async function transcribe(
     audio: DecodedAudio,
-    fields: { language?: string; prompt?: string; temperature?: number },
+    fields: { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean },
     task: 'transcribe' | 'translate',
     words: boolean,
     signal: AbortSignal,
@@ -121,7 +123,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   ) {
     const started = performance.now();
     const result = await transcription.transcribe(
-      { audio: audio.samples, language: fields.language?.toLowerCase(), prompt: fields.prompt, temperature: fields.temperature, task, wordTimestamps: words },
+      { audio: audio.samples, language: fields.language?.toLowerCase(), prompt: fields.prompt, temperature: fields.temperature, task, wordTimestamps: words, vadFilter: fields.vad_filter },
       signal,
       onSegment,
     );
@@ -130,7 +132,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
     return { ...result, transcript: { ...result.transcript, duration: audio.duration } };
   }
 
-  async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
+  async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
     return transcribe(await prepare(file, signal, log), fields, task, words, signal, log);
   }
 
@@ -147,7 +149,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
    * decoded segment, then `transcript.text.done` with the whole text. Errors before the first
    * byte (bad audio, no engine) are ordinary HTTP errors.
    */
-  async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: { file: Buffer; language?: string; prompt?: string; temperature?: number }, task: 'transcribe' | 'translate', signal: AbortSignal) {
+  async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: { file: Buffer; language?: string; prompt?: string; temperature?: number; vad_filter?: boolean }, task: 'transcribe' | 'translate', signal: AbortSignal) {
     const audio = await prepare(body.file, signal, request.log);
     const queue = new AsyncQueue<SseEvent>();
     const done = transcribe(audio, body, task, false, signal, request.log, (segment) => queue.push({ data: { type: 'transcript.text.delta', delta: segment.text } }))

@@ -52,6 +52,20 @@ describe('hosted speech-to-text', () => {
     assert.equal(translated.body.text, 'Hello from the fake translator.');
   });
 
+  it('vad_filter leaves a remote engine alone: it gets the whole file, silence included', async () => {
+    const t = await app({ STT_BACKEND: 'openai', OPENAI_WHISPER_RESPONSE_FORMAT: 'json', STT_VAD_FILTER: 'true' });
+    const form = new FormData();
+    const silent = Buffer.concat([wav(0).subarray(0, 40), Buffer.from(new Uint32Array([32000 * 3]).buffer), Buffer.alloc(32000 * 3)]);
+    silent.writeUInt32LE(36 + 32000 * 3, 4);
+    form.set('file', new Blob([silent]), 'silence.wav');
+    form.set('vad_filter', 'true');
+    const res = await fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', body: form });
+    const body = (await res.json()) as { text: string; engine: string; duration: number };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.deepEqual([body.text, body.engine, body.duration], ['Hello from the fake transcriber.', 'openai', 3]);
+    assert.equal(fake.requests.length, 1);
+  });
+
   it('gives the text only with json (what gpt-4o-*-transcribe models return)', async () => {
     const t = await app({ STT_BACKEND: 'openai', OPENAI_WHISPER_RESPONSE_FORMAT: 'json' });
     const res = await upload(`${t.url}/v1/speech-to-text`);

@@ -29,3 +29,8 @@ export function tinyWhisperPath(): string {
 export function halfNoSpeechWhisperPath(): string {
   return ensureTinyWhisper(path.join(MODELS_DIR, 'tiny-whisper-nosp-half.en.bin'), { noSpeechHalf: true });
 }
+
+/** The tiny whisper model whose output looks like a hallucination on silence (P(no speech) ≈ 1, avg_logprob ≈ −1.6; its text is garbage). */
+export function unsureWhisperPath(): string {
+  return ensureTinyWhisper(path.join(MODELS_DIR, 'tiny-whisper-unsure.en.bin'), { unsure: true });
+}

@@ -11,11 +11,15 @@
  *  - turn: one 30 s window holding a 2 s utterance and then silence (a dialogue or /ws/stt turn);
  *  - windows: three such windows (90 s);
  *  - ten_minutes: a 10-minute file, an utterance in every 30 s window;
+ *  - sparse: a 10-minute file with 14 utterances of 2–4 s at irregular times, silence between
+ *    (a meeting or a voicemail with long pauses): 20 windows for the CLI, ~2 after the VAD;
  *  - legacy: the previous bench's shape, 10 s of tone with a model whose one segment ends at 29.98 s.
  * The real-use model ends its segment at 1.00 s followed by EOT, i.e. a single-timestamp ending.
+ * Every shape runs through HTTP with `vad_filter` false and true (VAD=off,on), each round in a
+ * rotating order with the CLI (which runs without VAD: its VAD needs a Silero model file).
  *
- *   npm run bench:stt      (ROUNDS=3 WHISPER_THREADS=1 SHAPES=turn,windows,ten_minutes,legacy
- *                           WHISPER_CLI=../shared/bench/whisper.cpp-1.9.3/whisper-cli to change)
+ *   npm run bench:stt      (ROUNDS=3 WHISPER_THREADS=1 SHAPES=turn,windows,ten_minutes,sparse,legacy
+ *                           VAD=off,on WHISPER_CLI=../shared/bench/whisper.cpp-1.9.3/whisper-cli to change)
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,11 +33,31 @@ import { freePort, median, waitForHealth } from './support.ts';
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const THREADS = computeThreads(Number(process.env.WHISPER_THREADS ?? 0));
 const CLI = path.resolve(process.env.WHISPER_CLI ?? '../shared/bench/whisper.cpp-1.9.3/whisper-cli');
-const SHAPES = (process.env.SHAPES ?? 'turn,windows,ten_minutes,legacy').split(',');
+const SHAPES = (process.env.SHAPES ?? 'turn,windows,ten_minutes,sparse,legacy').split(',');
+const VAD_MODES = (process.env.VAD ?? 'off,on').split(',') as ('off' | 'on')[];
 const RATE = 16000;
 
 /** 16-bit mono 16 kHz WAV: in every 30 s window `speech` seconds of a voiced-like tone, then silence. */
 function paddedUtterances(seconds: number, speech: number): Buffer {
+  return wavOf(seconds, (i) => {
+    const t = (i % (30 * RATE)) / RATE;
+    return t < speech ? voiced(i, t) : 0;
+  });
+}
+
+/** A voiced-like tone: 220 Hz, modulated at 4 Hz like syllables (the WebRTC VAD takes it for speech). */
+const voiced = (i: number, t: number) => 0.3 * Math.sin((2 * Math.PI * 220 * i) / RATE) * (0.6 + 0.4 * Math.sin(2 * Math.PI * 4 * t));
+
+/** Utterances [start s, length s] in silence. */
+function sparseUtterances(seconds: number, utterances: [number, number][]): Buffer {
+  return wavOf(seconds, (i) => {
+    const at = i / RATE;
+    const u = utterances.find(([start, length]) => at >= start && at < start + length);
+    return u ? voiced(i, at - u[0]) : 0;
+  });
+}
+
+function wavOf(seconds: number, sample: (i: number) => number): Buffer {
   const frames = Math.round(seconds * RATE);
   const b = Buffer.alloc(44 + frames * 2);
   b.write('RIFF', 0);
@@ -48,11 +72,7 @@ function paddedUtterances(seconds: number, speech: number): Buffer {
   b.writeUInt16LE(16, 34);
   b.write('data', 36);
   b.writeUInt32LE(frames * 2, 40);
-  for (let i = 0; i < frames; i++) {
-    const t = (i % (30 * RATE)) / RATE;
-    const v = t < speech ? 0.3 * Math.sin((2 * Math.PI * 220 * i) / RATE) * (0.6 + 0.4 * Math.sin(2 * Math.PI * 4 * t)) : 0;
-    b.writeInt16LE(Math.round(v * 32767), 44 + i * 2);
-  }
+  for (let i = 0; i < frames; i++) b.writeInt16LE(Math.round(sample(i) * 32767), 44 + i * 2);
   return b;
 }
 
@@ -67,15 +87,18 @@ const dir = path.resolve('.cache/bench-stt');
 fs.mkdirSync(dir, { recursive: true });
 const realModel = ensureTinyWhisper(path.resolve('.cache/models/bench-whisper-tiny-dims-e1.bin'), { state: 384, layers: 4, heads: 6, end: 1 });
 const legacyModel = ensureTinyWhisper(path.resolve('.cache/models/bench-whisper-tiny-dims-w30.bin'), { state: 384, layers: 4, heads: 6, end: 29.98 });
-const audio = (name: string, seconds: number, speech: number) => {
+const cached = (name: string, make: () => Buffer) => {
   const file = path.join(dir, `${name}.wav`);
-  if (!fs.existsSync(file)) fs.writeFileSync(file, paddedUtterances(seconds, speech));
+  if (!fs.existsSync(file)) fs.writeFileSync(file, make());
   return file;
 };
+const audio = (name: string, seconds: number, speech: number) => cached(name, () => paddedUtterances(seconds, speech));
+const SPARSE: [number, number][] = [[4, 3], [21, 2], [75, 4], [118, 2.5], [160, 3], [171, 2], [236, 3.5], [290, 2], [333, 4], [398, 2], [447, 3], [489, 2.5], [540, 3], [588, 2]];
 const allShapes: Shape[] = [
   { name: 'turn', model: realModel, seconds: 30, file: audio('turn', 30, 2) },
   { name: 'windows', model: realModel, seconds: 90, file: audio('windows', 90, 2) },
   { name: 'ten_minutes', model: realModel, seconds: 600, file: audio('ten-minutes', 600, 2) },
+  { name: 'sparse', model: realModel, seconds: 600, file: cached('sparse-ten-minutes', () => sparseUtterances(600, SPARSE)) },
   { name: 'legacy', model: legacyModel, seconds: 10, file: audio('legacy', 10, 10) },
 ];
 const shapes = allShapes.filter((s) => SHAPES.includes(s.name));
@@ -90,8 +113,9 @@ function cli(shape: Shape): number {
   return total - load;
 }
 
-async function http(url: string, shape: Shape, retried = false): Promise<{ ms: number; segments: number }> {
+async function http(url: string, shape: Shape, vad: 'off' | 'on', retried = false): Promise<{ ms: number; segments: number }> {
   const form = new FormData();
+  form.set('vad_filter', String(vad === 'on'));
   form.set('file', new Blob([fs.readFileSync(shape.file)]), 'bench.wav');
   form.set('model', 'whisper-1');
   form.set('response_format', 'verbose_json');
@@ -102,7 +126,7 @@ async function http(url: string, shape: Shape, retried = false): Promise<{ ms: n
   } catch (error) {
     // a pooled keep-alive socket the server closed while the CLI ran: nothing was processed, send again
     const code = ((error as Error).cause as { code?: string } | undefined)?.code;
-    if (!retried && (code === 'EPIPE' || code === 'ECONNRESET')) return http(url, shape, true);
+    if (!retried && (code === 'EPIPE' || code === 'ECONNRESET')) return http(url, shape, vad, true);
     throw error;
   }
   const text = await res.text();
@@ -131,36 +155,42 @@ async function startService(model: string) {
 
 const stats = (xs: number[]) => ({ median: Math.round(median(xs)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)), all: xs.map(Math.round) });
 const results: Record<string, unknown> = {};
+const STARTED = new Date().toISOString();
+const LOAD_AT_START = os.loadavg().map((x) => +x.toFixed(2));
 const services = new Map<string, Awaited<ReturnType<typeof startService>>>();
 try {
   for (const shape of shapes) {
     let service = services.get(shape.model);
     if (!service) services.set(shape.model, (service = await startService(shape.model)));
     cli(shape); // warm the page cache and the service's first-request paths alike
-    const { segments } = await http(service.url, shape);
-    const cliMs: number[] = [];
-    const httpMs: number[] = [];
-    const ratios: number[] = [];
+    const segments: Record<string, number> = {};
+    for (const vad of VAD_MODES) segments[vad] = (await http(service.url, shape, vad)).segments;
+    const runners = ['cli', ...VAD_MODES] as const;
+    const ms: Record<string, number[]> = Object.fromEntries(runners.map((r) => [r, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      let c: number, h: number;
-      if (round % 2 === 0) {
-        c = cli(shape);
-        h = (await http(service.url, shape)).ms;
-      } else {
-        h = (await http(service.url, shape)).ms;
-        c = cli(shape);
-      }
-      cliMs.push(c);
-      httpMs.push(h);
-      ratios.push(h / c);
+      // rotate the order each round so that a busy machine slows all alike
+      const order = runners.map((_, k) => runners[(k + round) % runners.length]!);
+      for (const r of order) ms[r]!.push(r === 'cli' ? cli(shape) : (await http(service.url, shape, r)).ms);
     }
+    const cliMs = ms.cli!;
     results[shape.name] = {
       audio_seconds: shape.seconds,
       service_segments: segments,
       cli_compute_ms: stats(cliMs),
-      http_ms: stats(httpMs),
-      ratio_of_medians: +(median(httpMs) / median(cliMs)).toFixed(3),
-      ratio_per_round: { median: +median(ratios).toFixed(3), min: +Math.min(...ratios).toFixed(3), max: +Math.max(...ratios).toFixed(3) },
+      ...Object.fromEntries(
+        VAD_MODES.map((vad) => {
+          const h = ms[vad]!;
+          const ratios = h.map((x, k) => x / cliMs[k]!);
+          return [
+            `http_vad_${vad}`,
+            {
+              ms: stats(h),
+              ratio_of_medians: +(median(h) / median(cliMs)).toFixed(3),
+              ratio_per_round: { median: +median(ratios).toFixed(3), min: +Math.min(...ratios).toFixed(3), max: +Math.max(...ratios).toFixed(3) },
+            },
+          ];
+        }),
+      ),
     };
     console.error(`${shape.name}: ${JSON.stringify(results[shape.name])}`);
   }
@@ -172,6 +202,8 @@ try {
         model: 'tiny dimensions (384 state, 4+4 layers, 6 heads, f16), deterministic decoder',
         threads: THREADS,
         rounds: ROUNDS,
+        started_at: STARTED,
+        load_average_at_start: LOAD_AT_START,
         load_average: os.loadavg().map((x) => +x.toFixed(2)),
         shapes: results,
         goal: 'ratio (http / cli compute) <= 1.10',

@@ -92,9 +92,12 @@ export class TranscriptionService {
           for await (const event of engine.transcribe(chunks ? { ...base, audio: packed!.audio } : base, signal)) {
             if (event.type === 'done') transcript = event.transcript;
             else {
-              emitted = true;
+              // a dropped segment reached no one: the next engine may still answer
               const segment = filter.pass(toOriginal(event.segment));
-              if (segment) onSegment?.(segment);
+              if (segment) {
+                emitted = true;
+                onSegment?.(segment);
+              }
             }
           }
           if (!transcript) throw new ApiError(502, 'upstream_error', `${engine.id} ended without a transcript.`);

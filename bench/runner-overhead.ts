@@ -1,8 +1,9 @@
 /**
  * What the runner process boundary costs, as JSON:
  *  - ipc: the time to hand audio to a child process and hear back, by serialization: a Float32Array
- *    with `advanced` (structured clone, what the Whisper runner uses) against the JSON a plain
- *    `fork` would need (an array of numbers); sizes of one 30 s window, 10 and 60 minutes.
+ *    with `advanced` (structured clone) in one message and in 30 s parts (what the Whisper runner
+ *    sends), against the JSON a plain `fork` would need (an array of numbers); sizes of one 30 s
+ *    window, 10 and 60 minutes. ONLY=ipc runs this part alone.
  *  - stt: /v1/speech-to-text (upload, decoding, transcription) with STT_RUNNER=process against
  *    STT_RUNNER=inline, both services up at once on the same tiny-dimension whisper model, same
  *    audio and threads, requests alternating (never concurrent, order flipped every round).
@@ -29,15 +30,18 @@ async function ipc(): Promise<Record<string, unknown>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-ipc-'));
   const echo = path.join(dir, 'echo.mjs');
   // the child answers with what the runner would need: the number of samples it got
-  fs.writeFileSync(echo, "process.on('message', (m) => process.send(Array.isArray(m.audio) ? m.audio.length : m.audio.length));");
+  fs.writeFileSync(echo, "let n = 0; process.on('message', (m) => { if (m.part) { n += m.part.length; if (m.last) { process.send(n); n = 0; } } else process.send(m.audio.length); });");
   const results: Record<string, unknown> = {};
   for (const serialization of ['advanced', 'json'] as const) {
     const child = fork(echo, [], { serialization });
-    const roundTrip = (audio: Float32Array | number[]) =>
+    const roundTrip = (audio: Float32Array | number[], inParts = false) =>
       new Promise<number>((resolve) => {
         const started = process.hrtime.bigint();
         child.once('message', () => resolve(Number(process.hrtime.bigint() - started) / 1e6));
-        child.send({ audio });
+        if (!inParts || Array.isArray(audio)) return child.send({ audio });
+        // as the Whisper runner sends it: 30 s per message
+        const part = 30 * RATE;
+        for (let o = 0; o < audio.length; o += part) child.send({ part: audio.subarray(o, o + part), last: o + part >= audio.length });
       });
     for (const seconds of [30, 600, 3600]) {
       if (serialization === 'json' && seconds > 600) continue; // minutes of JSON text: not a contender
@@ -47,6 +51,11 @@ async function ipc(): Promise<Record<string, unknown>> {
       const times: number[] = [];
       for (let r = 0; r < ROUNDS; r++) times.push(await roundTrip(payload));
       results[`${serialization}_${seconds}s_ms`] = { median: +median(times).toFixed(2), min: +Math.min(...times).toFixed(2), max: +Math.max(...times).toFixed(2) };
+      if (serialization === 'advanced' && seconds > 30) {
+        const parts: number[] = [];
+        for (let r = 0; r < ROUNDS; r++) parts.push(await roundTrip(payload, true));
+        results[`advanced_30s_parts_${seconds}s_ms`] = { median: +median(parts).toFixed(2), min: +Math.min(...parts).toFixed(2), max: +Math.max(...parts).toFixed(2) };
+      }
     }
     child.kill();
   }
@@ -82,6 +91,7 @@ async function generate(url: string): Promise<void> {
 async function main(): Promise<void> {
   const report: Record<string, unknown> = { date: new Date().toISOString(), cpus: os.cpus().length, loadavg: os.loadavg().map((l) => +l.toFixed(2)), rounds: ROUNDS, whisper_threads: Number(THREADS) };
   report.ipc = await ipc();
+  if (process.env.ONLY === 'ipc') return console.log(JSON.stringify(report, null, 2));
 
   const env = { WHISPER_THREADS: THREADS, LLM_THREADS: '1', LLM_DEVICE: 'cpu', STT_BACKEND: 'local', STT_PARALLEL: '1' };
   const services: Record<'process' | 'inline', TinyService> = {

@@ -13,6 +13,8 @@ export interface RunnerHandlers<Load, Request, Event> {
   /** Loads the model; the engine's state after loading (a clean failure is a state, not a throw). */
   load(options: Load, logger: Logger): Promise<EngineState>;
   run(request: Request, signal: AbortSignal): AsyncIterable<Event>;
+  /** Puts a request sent in parts (its bulk data in `part` messages) back together. */
+  assemble?(request: Request, parts: Float32Array[]): Request;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,8 @@ export function serveRunner<Load, Request, Event>(name: string, handlers: Runner
   process.on('SIGINT', () => undefined);
 
   const running = new Map<number, AbortController>();
+  /** Requests whose parts are still arriving. */
+  const arriving = new Map<number, { request: Request; expected: number; parts: Float32Array[] }>();
 
   async function run(id: number, request: Request): Promise<void> {
     const abort = new AbortController();
@@ -61,9 +65,20 @@ export function serveRunner<Load, Request, Event>(name: string, handlers: Runner
         break;
       }
       case 'start':
-        void run(message.id, message.request);
+        if (message.parts && handlers.assemble) arriving.set(message.id, { request: message.request, expected: message.parts, parts: [] });
+        else void run(message.id, message.request);
         break;
+      case 'part': {
+        const pending = arriving.get(message.id);
+        if (!pending) break; // cancelled while arriving
+        pending.parts.push(message.data);
+        if (pending.parts.length < pending.expected) break;
+        arriving.delete(message.id);
+        void run(message.id, handlers.assemble!(pending.request, pending.parts));
+        break;
+      }
       case 'cancel':
+        if (arriving.delete(message.id)) send({ type: 'failed', id: message.id, error: { name: 'AbortError', message: 'request cancelled' } });
         running.get(message.id)?.abort(new DOMException('cancelled by the gateway', 'AbortError'));
         break;
       case 'ping':

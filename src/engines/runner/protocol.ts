@@ -21,7 +21,9 @@ export interface WireError {
 
 export type ToRunner<Load, Request> =
   | { type: 'load'; options: Load; logLevel: string }
-  | { type: 'start'; id: number; request: Request }
+  /** `parts`: bulk data (audio) follows in that many `part` messages; the request runs once all came. */
+  | { type: 'start'; id: number; request: Request; parts?: number }
+  | { type: 'part'; id: number; data: Float32Array }
   | { type: 'cancel'; id: number }
   | { type: 'ping'; seq: number }
   | { type: 'close' };

@@ -342,11 +342,11 @@ export class RunnerSupervisor<Load, Request, Event> {
   }
 
   /**
-   * One request's events, streamed from the runner. Fails at once (503) when the runner is not
-   * ready; an abort of `signal` cancels the request in the runner and ends this stream without
+   * One request's events, streamed from the runner; bulk data may follow it in `parts` (the runner
+   * entry's `assemble` puts it back). Fails at once (503) when the runner is not ready; an abort of `signal` cancels the request in the runner and ends this stream without
    * waiting for it.
    */
-  async *stream(request: Request, signal: AbortSignal): AsyncIterable<Event> {
+  async *stream(request: Request, signal: AbortSignal, parts: Float32Array[] = []): AsyncIterable<Event> {
     if (this.current.status !== 'ready' || !this.child) {
       throw ApiError.unavailable(`${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, this.current.status === 'restarting' ? 'engine_restarting' : 'engine_unavailable');
     }
@@ -362,7 +362,8 @@ export class RunnerSupervisor<Load, Request, Event> {
       queue.end();
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    this.send({ type: 'start', id, request });
+    this.send({ type: 'start', id, request, ...(parts.length ? { parts: parts.length } : {}) });
+    for (const data of parts) this.send({ type: 'part', id, data });
     try {
       for await (const item of queue) {
         if ('error' in item) throw item.error;

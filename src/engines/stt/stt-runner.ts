@@ -21,5 +21,14 @@ serveRunner<WhisperCppOptions, TranscriptionRequest, SttEvent>('stt-runner', {
     if (!engine) throw ApiError.unavailable('Whisper runner has no model loaded', 'engine_unavailable');
     return engine.transcribe(request, signal);
   },
+  assemble(request, parts) {
+    const audio = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      audio.set(part, offset);
+      offset += part.length;
+    }
+    return { ...request, audio };
+  },
   close: () => engine?.close() ?? Promise.resolve(),
 });

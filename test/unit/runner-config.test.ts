@@ -1,0 +1,39 @@
+/** The model runners' configuration: STT_RUNNER, RUNNER_HANG_SECONDS, RUNNER_RESTART_BACKOFF_MS. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { runnerSupervision } from '../../src/engines/runner/supervision.ts';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('runner configuration', () => {
+  it('defaults: both runners in processes, a 30 s hang watchdog, restarts after 250 ms doubling up to 10 s', () => {
+    const config = loadConfig({});
+    assert.equal(config.STT_RUNNER, 'process');
+    assert.equal(config.LLM_RUNNER, 'process');
+    assert.deepEqual(runnerSupervision(config), { backoffMs: { min: 250, max: 10_000 }, hangMs: 30_000 });
+  });
+
+  it('reads min,max backoff and the hang seconds (0 = no watchdog)', () => {
+    const config = loadConfig({ STT_RUNNER: 'inline', RUNNER_RESTART_BACKOFF_MS: ' 100 , 2000 ', RUNNER_HANG_SECONDS: '0' });
+    assert.equal(config.STT_RUNNER, 'inline');
+    assert.deepEqual(runnerSupervision(config), { backoffMs: { min: 100, max: 2000 }, hangMs: 0 });
+  });
+
+  it('refuses a backoff that is not min,max with 1 ≤ min ≤ max, and a bad STT_RUNNER', () => {
+    for (const value of ['250', '250,', 'a,b', '0,100', '500,100', '1,4000000']) {
+      const problems = problemsOf({ RUNNER_RESTART_BACKOFF_MS: value });
+      assert.ok(problems.some((p) => p.startsWith('RUNNER_RESTART_BACKOFF_MS')), `${value}: ${problems.join('; ')}`);
+    }
+    assert.ok(problemsOf({ STT_RUNNER: 'thread' }).some((p) => p.startsWith('STT_RUNNER')));
+    assert.ok(problemsOf({ RUNNER_HANG_SECONDS: '-1' }).some((p) => p.startsWith('RUNNER_HANG_SECONDS')));
+  });
+});

@@ -3,20 +3,24 @@
  * the tiny generated models: kill -9 of the runner mid-transcription fails only the transcriptions
  * it was serving (503 / SSE `error` with code `engine_restarting`), /health answers every 50 ms
  * throughout, text generation keeps serving, the runner restarts and the next transcription
- * succeeds; a missing model is reported (with its remedy) without a runner; a runner that keeps
- * dying while loading ends in `error` and is not started again; neither SIGTERM nor kill -9 of the
- * gateway leaves a runner behind.
+ * succeeds (also on /ws/stt, as an `error` event); a missing model is reported (with its remedy)
+ * without a runner; a client that leaves stops the work at the next window; a hung runner (SIGSTOP)
+ * is killed by the watchdog; a runner that keeps dying while loading ends in `error` and is not
+ * started again; neither SIGTERM nor kill -9 of the gateway leaves a runner behind.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { wav } from '../helpers/audio.ts';
 import { HealthProber } from '../helpers/health-prober.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { closeSpeech, speech } from '../helpers/speech.ts';
+import { eventLog, streamPcm } from '../helpers/ws.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -91,6 +95,8 @@ const chat = (url: string, maxTokens: number) =>
   fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens }) });
 
 describe('Whisper runner process: supervision', () => {
+  after(() => closeSpeech());
+
   it('kill -9 of the runner mid-transcription: those requests fail cleanly, /health and text generation keep serving, the runner restarts', async () => {
     const service = start({ GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath() }, await freePort());
     const url = service.url;
@@ -321,6 +327,41 @@ describe('Whisper runner process: supervision', () => {
       const next = await transcribe(url, 2);
       assert.equal(next.status, 200);
       assert.equal(await metricSum(url, 'runner_restarts_total', { capability: 'stt', reason: 'hang' }), 1);
+    } finally {
+      if (stopped && alive(stopped)) process.kill(stopped, 'SIGKILL');
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  });
+  it('/ws/stt: the runner dies while transcribing a turn: an `error` event with engine_restarting, the socket stays open and the next turn is transcribed after the restart', async () => {
+    const service = start({ LOCAL_WHISPER_MODEL: tinyWhisperPath(), GEMMA_MODEL: tinyGemmaPath(), STT_PARTIAL_INTERVAL_MS: '0' }, await freePort());
+    let stopped: number | undefined;
+    try {
+      await waitForHealth(service.url);
+      await until('Whisper to load', async () => (await engineState(service.url, 'stt')).status === 'ready');
+      const [runner] = sttRunners(service.child.pid!);
+      assert.ok(runner);
+      const turn = await speech([{ silence: 0.4 }, 'Hello there, how are you doing today?', { silence: 1.0 }]);
+      const ws = new WebSocket(`${service.url.replace('http', 'ws')}/ws/stt?sample_rate=16000&language=en`);
+      const log = eventLog(ws);
+      await new Promise((r) => ws.once('open', r));
+      await log.waitFor((e) => e.type === 'ready');
+      // stopped before the turn, killed once the turn is over: its transcription is in the runner's hands
+      process.kill(runner, 'SIGSTOP');
+      stopped = runner;
+      await streamPcm(ws, turn, 16000, 4);
+      await log.waitFor((e) => e.type === 'speech_stopped');
+      process.kill(runner, 'SIGKILL');
+      const error = await log.waitFor((e) => e.type === 'error', 30_000);
+      assert.equal((error.error as { code: string }).code, 'engine_restarting', JSON.stringify(error));
+      assert.equal(log.events.filter((e) => e.type === 'transcript.final').length, 0);
+
+      await until('the runner to restart', async () => (await engineState(service.url, 'stt')).status === 'ready');
+      assert.equal(ws.readyState, WebSocket.OPEN, 'the socket stayed open');
+      await streamPcm(ws, turn, 16000, 4);
+      const final = await log.waitFor((e) => e.type === 'transcript.final', 60_000);
+      assert.match(final.text as string, /tiny whisper model/);
+      ws.close();
     } finally {
       if (stopped && alive(stopped)) process.kill(stopped, 'SIGKILL');
       service.child.kill('SIGKILL');

@@ -9,7 +9,7 @@ import type { GenerationParams, GenerationResult, LlmEvent, LlmInput } from '../
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
-import { checkJsonSchema, schemaLimits, type SchemaLimits } from '../engines/llm/schema-limits.ts';
+import { checkJsonSchema, type SchemaLimits } from '../engines/llm/schema-limits.ts';
 import { Admission } from '../util/admission.ts';
 
 export interface Generation {
@@ -31,7 +31,7 @@ export class GenerationService {
   ) {
     const queueDepth = metrics.gauge('llm_queue_depth', 'Generations waiting for a free slot.');
     const active = metrics.gauge('llm_active_generations', 'Generations running now.');
-    this.schemaLimits = schemaLimits(config);
+    this.schemaLimits = { maxBytes: config.GRAMMAR_MAX_SCHEMA_BYTES, maxDepth: config.GRAMMAR_MAX_DEPTH, maxEnumValues: config.GRAMMAR_MAX_ENUM_VALUES };
     this.admission = new Admission(config.LLM_PARALLEL, config.LLM_QUEUE_SIZE, 'generation', (running, queued) => {
       active.set(running);
       queueDepth.set(queued);
@@ -62,7 +62,7 @@ export class GenerationService {
       first = await iterator.next(); // validation errors (context overflow, bad schema) surface here, before any byte
     } catch (error) {
       release();
-      this.metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome: outcomeOf(error) }, (performance.now() - startedAt) / 1000);
+      this.metrics.dependencyDuration.observe({ dependency: engine!.id, operation, outcome: outcomeOf(error) }, (performance.now() - startedAt) / 1000);
       throw error;
     }
     this.ttft.observe({ engine: engine!.id }, (performance.now() - startedAt) / 1000);
@@ -77,7 +77,7 @@ export class GenerationService {
       signal.removeEventListener('abort', onAbort);
       await iterator.return?.(undefined);
       release();
-      this.metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome }, (performance.now() - startedAt) / 1000);
+      this.metrics.dependencyDuration.observe({ dependency: engine!.id, operation, outcome }, (performance.now() - startedAt) / 1000);
     };
     const onAbort = () => {
       if (!started) void finish('aborted');

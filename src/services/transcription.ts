@@ -2,7 +2,7 @@
  * Speech-to-text, shared by /v1/speech-to-text, the OpenAI transcription routes (and later the
  * WebSocket): admission (STT_PARALLEL running, STT_QUEUE_SIZE waiting), the engine fallback chain
  * (STT_BACKEND order: the next engine answers when one is unavailable or fails with a 5xx), and
- * metrics (whisper dependency histogram, audio seconds, real-time factor).
+ * metrics (dependency histogram labelled with the engine's id, audio seconds, real-time factor).
  */
 import type { Config } from '../config.ts';
 import type { EngineRegistry } from '../engines/registry.ts';
@@ -63,12 +63,12 @@ export class TranscriptionService {
           }
           if (!transcript) throw new ApiError(502, 'upstream_error', `${engine.id} ended without a transcript.`);
           const seconds = (performance.now() - started) / 1000;
-          this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: 'success' }, seconds);
+          this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: request.task, outcome: 'success' }, seconds);
           this.audioSeconds.inc({ engine: engine.id }, transcript.duration);
           if (transcript.duration > 0) this.rtf.observe({ engine: engine.id }, seconds / transcript.duration);
           return { transcript, engine: engine.id };
         } catch (error) {
-          this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
+          this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
           if (signal.aborted || !isRetryable(error) || emitted) throw error;
           lastError = error;
         }

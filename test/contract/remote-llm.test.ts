@@ -45,6 +45,14 @@ describe('remote OpenAI-compatible LLM backend', () => {
     assert.equal('temperature' in upstream.body, false, "sampling the client did not set is left to the server's defaults");
   });
 
+  it("labels the remote engine's calls in the metrics with its own id, not the embedded engine's", async () => {
+    await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hi' }] });
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="openai",operation="generate",outcome="success"\} [1-9]/);
+    assert.doesNotMatch(metrics, /dependency="(gemma|llama-cpp)"/);
+    assert.match(metrics, /llm_time_to_first_token_seconds_count\{engine="openai"\} [1-9]/);
+  });
+
   it('passes the sampling settings and penalties the client set to the upstream', async () => {
     await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hi' }], temperature: 0.3, top_p: 0.9, seed: 7, presence_penalty: 0.5, frequency_penalty: -0.25 });
     const body = fake.requests.at(-1)!.body;

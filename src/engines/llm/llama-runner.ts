@@ -145,7 +145,7 @@ export class LlamaRunnerEngine implements LlmEngine {
    */
   async load(): Promise<void> {
     try {
-      this.file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'GEMMA_MODEL' });
+      this.file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' });
     } catch (error) {
       const detail = error instanceof ModelUnavailableError ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}`;
       this.current = { status: error instanceof ModelUnavailableError ? 'missing_model' : 'error', detail };

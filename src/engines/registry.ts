@@ -2,6 +2,10 @@
  * The engines of one process, by capability, each an ordered fallback chain. Built once from the
  * configuration by the composition root (`engines/index.ts`), loaded at start-up (the server
  * listens meanwhile and reports `loading`), asked for readiness, and closed on shutdown.
+ *
+ * LLM and STT engines are grouped into models (one chain each): the request's `model` picks one by
+ * id or alias. Without a models file there is one model per capability and it answers any name
+ * (`strict: false`, today's behaviour); with one, an unknown name is a 404 listing the ids.
  */
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -18,7 +22,42 @@ export interface EngineChains {
 
 export interface EngineReport extends EngineState {
   engine: string;
+  /** The model this engine serves (LLM and STT). */
+  model?: string;
 }
+
+/** A model clients can name: its id, its other names, and the engine chain that serves it. */
+export interface ModelEntry<C extends ModelCapability = ModelCapability> {
+  id: string;
+  capability: C;
+  aliases: string[];
+  /** Loaded at start-up; otherwise on the first request that names it. */
+  preload: boolean;
+  engines: EngineChains[C];
+}
+
+export type ModelCapability = 'llm' | 'stt';
+
+export interface ModelCatalogue {
+  /** The first of each is its capability's default. */
+  llm: ModelEntry<'llm'>[];
+  stt: ModelEntry<'stt'>[];
+  /** false: an unknown name picks the default model (one model per capability, no models file). */
+  strict: boolean;
+}
+
+/** What GET /v1/models reports of one model. */
+export interface ModelReport {
+  id: string;
+  capability: ModelCapability;
+  state: 'loaded' | 'loading' | 'unloaded' | 'error';
+  aliases: string[];
+  default: boolean;
+  memoryBytes?: number;
+}
+
+/** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
+export const STT_SDK_ALIASES = ['whisper-1', 'gpt-4o-mini-transcribe', 'gpt-4o-transcribe'];
 
 export interface CapabilityReport {
   /** ready: some engine serves; disabled: nothing configured (does not block readiness). */
@@ -35,31 +74,115 @@ const CAPABILITIES: Capability[] = ['llm', 'stt', 'tts'];
 
 export class EngineRegistry {
   private loading: Promise<void> | undefined;
+  private readonly catalogue: ModelCatalogue;
+  /** Each engine's load, once started (a model that is not preloaded starts on first use). */
+  private readonly loads = new Map<Engine, Promise<void>>();
 
   constructor(
     private readonly chains: EngineChains,
     private readonly metrics?: Metrics,
-  ) {}
+    catalogue?: ModelCatalogue,
+  ) {
+    this.catalogue = catalogue ?? {
+      llm: [{ id: chains.llm[0]?.modelName ?? 'default', capability: 'llm', aliases: [], preload: true, engines: chains.llm }],
+      stt: [{ id: 'default', capability: 'stt', aliases: [], preload: true, engines: chains.stt }],
+      strict: false,
+    };
+  }
 
   private all(): Engine[] {
     return CAPABILITIES.flatMap((c) => this.chains[c] as Engine[]);
   }
 
-  /** Starts loading every engine (once). Resolves when all have settled; never rejects. */
-  start(): Promise<void> {
-    this.loading ??= Promise.all(
-      this.all().map(async (engine) => {
-        await engine.load();
+  private load(engine: Engine): Promise<void> {
+    let loading = this.loads.get(engine);
+    if (!loading) {
+      loading = engine.load().then(() => {
         this.metrics?.engineReady.set({ capability: engine.capability, engine: engine.id }, engine.state().status === 'ready' ? 1 : 0);
-      }),
-    ).then(() => undefined);
+      });
+      this.loads.set(engine, loading);
+    }
+    return loading;
+  }
+
+  /** Engines of models that are not preloaded wait for their first request. */
+  private deferred(): Set<Engine> {
+    const lazy = [...this.catalogue.llm, ...this.catalogue.stt].filter((m, i, all) => !m.preload && all.findIndex((n) => n.capability === m.capability) !== i);
+    return new Set(lazy.flatMap((m) => m.engines as Engine[]));
+  }
+
+  /** Starts loading every engine (once), but those of models loaded on demand. Resolves when all have settled; never rejects. */
+  start(): Promise<void> {
+    const deferred = this.deferred();
+    this.loading ??= Promise.all(this.all().filter((e) => !deferred.has(e)).map((e) => this.load(e))).then(() => undefined);
     return this.loading;
+  }
+
+  /**
+   * The model a request names (undefined: the default): by id, alias, the SDKs' STT names, or —
+   * without a models file — any name. 404 `model_not_found` listing the ids otherwise.
+   */
+  model<C extends ModelCapability>(capability: C, name?: string): ModelEntry<C> {
+    const models = this.catalogue[capability] as ModelEntry<C>[];
+    const fallback = models[0]!;
+    if (name === undefined) return fallback;
+    const found = models.find((m) => m.id === name || m.aliases.includes(name));
+    if (found) return found;
+    if (!this.catalogue.strict || (capability === 'stt' && STT_SDK_ALIASES.includes(name))) return fallback;
+    const ids = models.map((m) => m.id).join(', ');
+    throw new ApiError(404, 'not_found_error', `The model '${name}' does not exist on this server; ${NAMES[capability]} models: ${ids} (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
+  }
+
+  /** Resolves the named model and waits for it to load when it is loaded on demand (load never throws: its state tells). */
+  async prepare<C extends ModelCapability>(capability: C, name?: string): Promise<ModelEntry<C>> {
+    const entry = this.model(capability, name);
+    await Promise.all((entry.engines as Engine[]).map((e) => this.load(e)));
+    return entry;
+  }
+
+  /**
+   * Throws before any work what a request for this model would get: 404 for an unknown name, the
+   * 503 envelope when none of its engines is ready. A model loaded on demand passes before its first
+   * request (that request loads it).
+   */
+  assertServes(capability: ModelCapability, name?: string): void {
+    const entry = this.model(capability, name);
+    if ((entry.engines as Engine[]).some((e) => this.loads.has(e))) this.ready(capability, entry.id);
+  }
+
+  /** Every configured model of LLM and STT, with its state and memory where known. */
+  models(): ModelReport[] {
+    return (['llm', 'stt'] as const).flatMap((capability) =>
+      (this.catalogue[capability] as ModelEntry[]).flatMap((m, i): ModelReport[] => {
+        const engines = m.engines as Engine[];
+        const statuses = engines.map((e) => e.state().status);
+        const started = engines.some((e) => this.loads.has(e));
+        if (started && statuses.every((s) => s === 'disabled')) return []; // switched off (ENABLE_LOCAL_WHISPER=false, no key): not offered
+        const state = !started
+          ? 'unloaded'
+          : statuses.includes('ready')
+            ? 'loaded'
+            : statuses.some((s) => s === 'loading' || s === 'restarting')
+              ? 'loading'
+              : 'error';
+        const memory = engines.reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
+        return [{ id: m.id, capability, state, aliases: m.aliases, default: i === 0, ...(memory > 0 ? { memoryBytes: memory } : {}) }];
+      }),
+    );
   }
 
   readiness(): Readiness {
     const capabilities = {} as Record<Capability, CapabilityReport>;
+    const modelOf = new Map<Engine, string>();
+    if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
+    const deferred = this.deferred();
     for (const capability of CAPABILITIES) {
-      const engines = (this.chains[capability] as Engine[]).map((e) => ({ engine: e.id, ...e.state() }));
+      const engines = (this.chains[capability] as Engine[]).map((e): EngineReport => {
+        const model = modelOf.has(e) ? { model: modelOf.get(e) } : {};
+        // a model loaded on demand does not hold readiness back before its first request
+        if (deferred.has(e) && !this.loads.has(e)) return { engine: e.id, ...model, status: 'disabled', detail: 'not loaded yet (preload: false): loads on the first request that names it' };
+        return { engine: e.id, ...model, ...e.state() };
+      });
       const status = engines.some((e) => e.status === 'ready')
         ? 'ready'
         : engines.every((e) => e.status === 'disabled')
@@ -75,9 +198,9 @@ export class EngineRegistry {
     return this.chains[capability];
   }
 
-  /** The engines of a capability that are ready now, in fallback order; 503 envelope when none is. */
-  ready<C extends Capability>(capability: C): EngineChains[C] {
-    const chain = this.chains[capability] as Engine[];
+  /** The engines of a capability (of its named model, or its default) that are ready now, in fallback order; 503 envelope when none is. */
+  ready<C extends Capability>(capability: C, model?: string): EngineChains[C] {
+    const chain = (capability === 'tts' ? this.chains.tts : this.model(capability, model).engines) as Engine[];
     const ready = chain.filter((e) => e.state().status === 'ready');
     if (ready.length > 0) return ready as EngineChains[C];
     const why = chain.map((e) => `${e.id}: ${describe(e.state())}`).join('; ') || 'no engine configured';

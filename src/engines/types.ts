@@ -17,6 +17,8 @@ export interface Engine {
   /** Loads models / checks the upstream once, at start-up. Must not throw: failures become state. */
   load(): Promise<void>;
   state(): EngineState;
+  /** Memory its model holds now, in bytes, where the adapter can tell (a runner process's RSS). */
+  memoryBytes?(): number | undefined;
   close(): Promise<void>;
 }
 

@@ -26,6 +26,10 @@ export function assertAudioSize(file: Buffer, maxUploadBytes: number): void {
 /** A spoken language as an ISO-639-1 (or -3) code. */
 const LANGUAGE = /^[a-z]{2,3}$/i;
 /** In HTTP bodies and forms: trimmed, with a message that says what is expected. */
+/** The request's `model`: picks one of GET /v1/models by id or alias (absent: the default model). */
+export const llmModelSchema = z.string().max(256).optional().describe('Which text model answers: an id or alias of GET /v1/models (absent: the default). Without a models file any name picks the one model; with one, an unknown name gets 404 `model_not_found`.');
+export const sttModelSchema = z.string().max(256).optional().describe('Which speech-to-text model answers: an id or alias of GET /v1/models; `whisper-1`, `gpt-4o-mini-transcribe`, `gpt-4o-transcribe` pick the default. Without a models file any name picks the one model; with one, an unknown name gets 404 `model_not_found`.');
+
 export const languageSchema = z.string().trim().regex(LANGUAGE, 'must be an ISO-639-1 code such as "en"');
 /** In WebSocket queries and messages. */
 export const wsLanguageSchema = z.string().regex(LANGUAGE);

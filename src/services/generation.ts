@@ -40,9 +40,9 @@ export class GenerationService {
     this.ttft = metrics.histogram('llm_time_to_first_token_seconds', 'Time from admission to the first generated text.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   }
 
-  /** Throws the 503 envelope before any work when no LLM engine is ready. */
-  assertAvailable(): void {
-    this.engines.ready('llm');
+  /** Throws the 503 envelope before any work when no LLM engine (of the named model) is ready, 404 for an unknown model. */
+  assertAvailable(model?: string): void {
+    this.engines.assertServes('llm', model);
   }
 
   /** Clamps max_tokens to LLM_MAX_TOKENS (the configured cap). */
@@ -50,10 +50,12 @@ export class GenerationService {
     return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };
   }
 
-  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream'): Promise<Generation> {
+  /** `model`: the name the request sent (id or alias; undefined: the default model). */
+  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream', model?: string): Promise<Generation> {
     // a JSON schema's bounds (GRAMMAR_*) hold for every backend, and are checked before queueing
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
-    const [engine] = this.engines.ready('llm');
+    const entry = await this.engines.prepare('llm', model);
+    const [engine] = this.engines.ready('llm', entry.id);
     const release = await this.admission.acquire(signal);
     const startedAt = performance.now();
     const iterator = engine!.generate(input, this.params(params), signal)[Symbol.asyncIterator]();
@@ -105,12 +107,12 @@ export class GenerationService {
         await finish(outcome);
       }
     }
-    return { model: engine!.modelName, engine: engine!.id, events: events() };
+    return { model: entry.id, engine: engine!.id, events: events() };
   }
 
   /** Runs a generation to the end. */
-  async complete(input: LlmInput, params: GenerationParams, signal: AbortSignal): Promise<GenerationResult> {
-    return this.result(await this.start(input, params, signal, 'generate'));
+  async complete(input: LlmInput, params: GenerationParams, signal: AbortSignal, model?: string): Promise<GenerationResult> {
+    return this.result(await this.start(input, params, signal, 'generate', model));
   }
 
   /**

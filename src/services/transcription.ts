@@ -15,6 +15,8 @@ import { Admission } from '../util/admission.ts';
 export interface TranscriptionResult {
   transcript: Transcript;
   engine: string;
+  /** The id of the model that served it. */
+  model: string;
 }
 
 export class TranscriptionService {
@@ -35,17 +37,18 @@ export class TranscriptionService {
     this.rtf = metrics.histogram('stt_real_time_factor', 'Processing time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
   }
 
-  /** Throws the 503 envelope before any work when no STT engine is ready. */
-  assertAvailable(): void {
-    this.engines.ready('stt');
+  /** Throws the 503 envelope before any work when no STT engine (of the named model) is ready, 404 for an unknown model. */
+  assertAvailable(model?: string): void {
+    this.engines.assertServes('stt', model);
   }
 
   /**
    * Runs one transcription. `onSegment` sees each segment as it is decoded (for streaming); once
    * an engine has emitted a segment, a later failure is not retried on the next engine.
    */
-  async transcribe(request: TranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void): Promise<TranscriptionResult> {
-    const chain = this.engines.ready('stt');
+  async transcribe(request: TranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string): Promise<TranscriptionResult> {
+    const entry = await this.engines.prepare('stt', model);
+    const chain = this.engines.ready('stt', entry.id);
     const release = await this.admission.acquire(signal);
     try {
       let lastError: unknown;
@@ -66,7 +69,7 @@ export class TranscriptionService {
           this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: request.task, outcome: 'success' }, seconds);
           this.audioSeconds.inc({ engine: engine.id }, transcript.duration);
           if (transcript.duration > 0) this.rtf.observe({ engine: engine.id }, seconds / transcript.duration);
-          return { transcript, engine: engine.id };
+          return { transcript, engine: engine.id, model: entry.id };
         } catch (error) {
           this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
           if (signal.aborted || !isRetryable(error) || emitted) throw error;

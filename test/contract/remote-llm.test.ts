@@ -29,7 +29,7 @@ describe('remote OpenAI-compatible LLM backend', () => {
   it('is ready once the upstream answers /models, and lists the model', async () => {
     const ready = (await (await fetch(`${t.url}/health/ready`)).json()) as { capabilities: { llm: { status: string } } };
     assert.equal(ready.capabilities.llm.status, 'ready');
-    assert.deepEqual((await client.models.list()).data.map((m) => m.id), ['fake-gemma']);
+    assert.deepEqual((await client.models.list()).data.filter((m) => (m as { capability?: string }).capability === 'llm').map((m) => m.id), ['fake-gemma']);
   });
 
   it('passes chat through (streamed upstream), with the upstream key and model', async () => {

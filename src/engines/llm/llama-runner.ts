@@ -126,6 +126,10 @@ export class LlamaRunnerEngine implements LlmEngine {
     return this.child?.pid;
   }
 
+  memoryBytes(): number | undefined {
+    return this.rssBytes() || undefined;
+  }
+
   rssBytes(): number {
     const pid = this.child?.pid;
     if (!pid || this.child?.exitCode !== null) return 0;

@@ -85,7 +85,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       const format = body.text?.format;
       const params = toParams({ maxTokens: body.max_output_tokens ?? Number.MAX_SAFE_INTEGER, temperature: body.temperature ?? undefined, top_p: body.top_p ?? undefined, response_format: responseFormat(format) });
       // everything that can fail with a status (unknown previous id, 429, context overflow) fails before the first byte
-      const run = await generation.start({ kind: 'chat', messages }, params, clientSignal(reply), body.stream ? 'stream' : 'generate').catch((error: unknown) => {
+      const run = await generation.start({ kind: 'chat', messages }, params, clientSignal(reply), body.stream ? 'stream' : 'generate', body.model).catch((error: unknown) => {
         // the engine names chat `messages`; here the prompt is `input` (with instructions and history)
         if (error instanceof ApiError && error.code === 'context_length_exceeded') throw new ApiError(error.statusCode, error.type, error.message, { param: 'input', code: error.code, headers: error.headers });
         throw error;

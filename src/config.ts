@@ -229,6 +229,16 @@ export const configSchema = z.object({
   MODELS_FILE: optionalText().describe(
     'A models file (YAML or JSON) naming several models per capability, routed by the request\'s `model` (see docs/operations.md, "Several models"). Unset: the variables here define one model per capability, which answers any `model` name.',
   ),
+  MODEL_KEEP_ALIVE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^(-1|\d+(\.\d+)?(ms|s|m|h)?)$/, 'must be a duration such as 30s, 5m, 1h (a plain number: seconds), 0 or -1')
+    .prefault('-1')
+    .transform(durationMs)
+    .describe(
+      'How long a model stays loaded after its last request (Ollama\'s keep_alive): a duration such as `30s`, `5m`, `1h`; `0` unloads after each request; `-1` keeps it loaded. Applies to models in runner processes (local LLMs with LLM_RUNNER=process); they load again on the next request. `POST /v1/models/{id}/load` and `/unload` do it by hand.',
+    ),
   LLM_MODEL_ALIASES: z
     .string()
     .trim()
@@ -410,6 +420,15 @@ export function loadConfig(env: Record<string, string | undefined> = readEnviron
   problems.push(...crossFieldProblems(cleaned));
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return result.data;
+}
+
+/** `30s`, `5m`, `1h`, `250ms`, `90` (seconds) → milliseconds; `-1` stays -1 (forever). */
+export function durationMs(value: string): number {
+  if (value === '-1') return -1;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  if (!match) return -1;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(match[1]) * unit);
 }
 
 /** Cores this process may use. */

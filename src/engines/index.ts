@@ -207,6 +207,6 @@ export function createEngines(config: Config, deps: EngineDeps): EngineRegistry 
   return new EngineRegistry(
     { llm: llm.flatMap((m) => m.engines), stt: stt.flatMap((m) => m.engines), tts },
     deps.metrics,
-    { llm, stt, strict: Boolean(config.MODELS_FILE) },
+    { llm, stt, strict: Boolean(config.MODELS_FILE), keepAliveMs: config.MODEL_KEEP_ALIVE },
   );
 }

@@ -44,6 +44,8 @@ export interface ModelCatalogue {
   stt: ModelEntry<'stt'>[];
   /** false: an unknown name picks the default model (one model per capability, no models file). */
   strict: boolean;
+  /** How long a model stays loaded after its last request, in ms; -1: forever (MODEL_KEEP_ALIVE). */
+  keepAliveMs?: number;
 }
 
 /** What GET /v1/models reports of one model. */
@@ -77,6 +79,10 @@ export class EngineRegistry {
   private readonly catalogue: ModelCatalogue;
   /** Each engine's load, once started (a model that is not preloaded starts on first use). */
   private readonly loads = new Map<Engine, Promise<void>>();
+  /** Requests using each model now, its idle timer, and an unload under way. */
+  private readonly inUse = new Map<ModelEntry, number>();
+  private readonly idleTimers = new Map<ModelEntry, NodeJS.Timeout>();
+  private readonly unloading = new Map<ModelEntry, Promise<void>>();
 
   constructor(
     private readonly chains: EngineChains,
@@ -114,7 +120,10 @@ export class EngineRegistry {
   /** Starts loading every engine (once), but those of models loaded on demand. Resolves when all have settled; never rejects. */
   start(): Promise<void> {
     const deferred = this.deferred();
-    this.loading ??= Promise.all(this.all().filter((e) => !deferred.has(e)).map((e) => this.load(e))).then(() => undefined);
+    this.loading ??= Promise.all(this.all().filter((e) => !deferred.has(e)).map((e) => this.load(e))).then(() => {
+      // loaded and idle: the keep-alive runs from now (MODEL_KEEP_ALIVE; forever by default)
+      for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) if (!(m.engines as Engine[]).some((e) => deferred.has(e)) && !this.inUse.has(m)) this.use(m)();
+    });
     return this.loading;
   }
 
@@ -136,6 +145,7 @@ export class EngineRegistry {
   /** Resolves the named model and waits for it to load when it is loaded on demand (load never throws: its state tells). */
   async prepare<C extends ModelCapability>(capability: C, name?: string): Promise<ModelEntry<C>> {
     const entry = this.model(capability, name);
+    await this.unloading.get(entry);
     await Promise.all((entry.engines as Engine[]).map((e) => this.load(e)));
     return entry;
   }
@@ -150,13 +160,82 @@ export class EngineRegistry {
     if ((entry.engines as Engine[]).some((e) => this.loads.has(e))) this.ready(capability, entry.id);
   }
 
+  /**
+   * Marks the model in use until the returned function is called; then, idle, it stays loaded for
+   * the keep-alive (MODEL_KEEP_ALIVE) and is unloaded (only adapters that can unload: runner processes).
+   */
+  use(entry: ModelEntry): () => void {
+    clearTimeout(this.idleTimers.get(entry));
+    this.idleTimers.delete(entry);
+    this.inUse.set(entry, (this.inUse.get(entry) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.inUse.get(entry) ?? 1) - 1;
+      this.inUse.set(entry, left);
+      const keepAlive = this.catalogue.keepAliveMs ?? -1;
+      if (left > 0 || keepAlive < 0 || !this.unloadable(entry)) return;
+      const timer = setTimeout(() => void this.unload(entry).catch(() => undefined), keepAlive);
+      timer.unref();
+      this.idleTimers.set(entry, timer);
+    };
+  }
+
+  private unloadable(entry: ModelEntry): boolean {
+    return (entry.engines as Engine[]).every((e) => typeof e.unload === 'function');
+  }
+
+  private byId(id: string): ModelEntry {
+    const entry = [...this.catalogue.llm, ...this.catalogue.stt].find((m) => m.id === id || m.aliases.includes(id));
+    if (!entry) throw new ApiError(404, 'not_found_error', `The model '${id}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
+    return entry;
+  }
+
+  /** POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled. */
+  async loadModel(id: string): Promise<ModelReport> {
+    const entry = this.byId(id);
+    await this.prepare(entry.capability, entry.id);
+    this.use(entry)(); // idle from now: the keep-alive runs
+    return this.report(entry);
+  }
+
+  /** POST /v1/models/{id}/unload: frees a model's memory now; 409 while requests use it. */
+  async unloadModel(id: string): Promise<ModelReport> {
+    const entry = this.byId(id);
+    if (!this.unloadable(entry)) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' cannot be unloaded: its engine does not run in a runner process of its own.`, { param: 'model', code: 'model_not_unloadable' });
+    if ((this.inUse.get(entry) ?? 0) > 0) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' is serving requests; unload it when they are done.`, { param: 'model', code: 'model_busy' });
+    await this.unload(entry);
+    return this.report(entry);
+  }
+
+  private async unload(entry: ModelEntry): Promise<void> {
+    if ((this.inUse.get(entry) ?? 0) > 0) return; // a request came in meanwhile
+    clearTimeout(this.idleTimers.get(entry));
+    this.idleTimers.delete(entry);
+    const engines = (entry.engines as Engine[]).filter((e) => this.loads.has(e));
+    if (engines.length === 0) return;
+    const done = (async () => {
+      await Promise.all(engines.map((e) => this.loads.get(e) ?? Promise.resolve())); // a load under way settles first
+      await Promise.all(engines.map((e) => (e.unload ? e.unload() : Promise.resolve())));
+      for (const e of engines) this.loads.delete(e);
+    })().finally(() => this.unloading.delete(entry));
+    this.unloading.set(entry, done);
+    await done;
+  }
+
+  private report(entry: ModelEntry): ModelReport {
+    const listed = this.models().find((m) => m.id === entry.id && m.capability === entry.capability);
+    return listed ?? { id: entry.id, capability: entry.capability, state: 'unloaded', aliases: entry.aliases, default: this.catalogue[entry.capability][0] === entry };
+  }
+
   /** Every configured model of LLM and STT, with its state and memory where known. */
   models(): ModelReport[] {
     return (['llm', 'stt'] as const).flatMap((capability) =>
       (this.catalogue[capability] as ModelEntry[]).flatMap((m, i): ModelReport[] => {
         const engines = m.engines as Engine[];
         const statuses = engines.map((e) => e.state().status);
-        const started = engines.some((e) => this.loads.has(e));
+        const started = engines.some((e) => this.loads.has(e)) && !this.unloading.has(m);
         if (started && statuses.every((s) => s === 'disabled')) return []; // switched off (ENABLE_LOCAL_WHISPER=false, no key): not offered
         const state = !started
           ? 'unloaded'
@@ -217,6 +296,7 @@ export class EngineRegistry {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.idleTimers.values()) clearTimeout(timer);
     await Promise.allSettled(this.all().map((e) => e.close()));
   }
 }

@@ -19,6 +19,8 @@ export interface Engine {
   state(): EngineState;
   /** Memory its model holds now, in bytes, where the adapter can tell (a runner process's RSS). */
   memoryBytes?(): number | undefined;
+  /** Frees the model's memory (a runner process exits); a later load() loads it again. Called only while no request uses it. */
+  unload?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -56,7 +56,18 @@ export class GenerationService {
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
     const entry = await this.engines.prepare('llm', model);
     const [engine] = this.engines.ready('llm', entry.id);
-    const release = await this.admission.acquire(signal);
+    const idle = this.engines.use(entry); // held until the generation ends: the keep-alive counts from then
+    let admitted: () => void;
+    try {
+      admitted = await this.admission.acquire(signal);
+    } catch (error) {
+      idle();
+      throw error;
+    }
+    const release = () => {
+      admitted();
+      idle();
+    };
     const startedAt = performance.now();
     const iterator = engine!.generate(input, this.params(params), signal)[Symbol.asyncIterator]();
     let first: IteratorResult<LlmEvent>;

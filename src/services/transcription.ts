@@ -49,7 +49,14 @@ export class TranscriptionService {
   async transcribe(request: TranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string): Promise<TranscriptionResult> {
     const entry = await this.engines.prepare('stt', model);
     const chain = this.engines.ready('stt', entry.id);
-    const release = await this.admission.acquire(signal);
+    const idle = this.engines.use(entry);
+    let release: () => void;
+    try {
+      release = await this.admission.acquire(signal);
+    } catch (error) {
+      idle();
+      throw error;
+    }
     try {
       let lastError: unknown;
       let emitted = false;
@@ -79,6 +86,7 @@ export class TranscriptionService {
       throw lastError;
     } finally {
       release();
+      idle();
     }
   }
 }

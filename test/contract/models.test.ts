@@ -6,6 +6,7 @@
  * with states, and a model loaded on its first request.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -198,6 +199,71 @@ describe('several models per capability, routed by `model` (MODELS_FILE)', () =>
       assert.match(error.message, ids, route);
     }
     await assert.rejects(client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'Hi' }] }), OpenAI.NotFoundError);
+  });
+});
+
+describe('keep-alive and operator load/unload (MODEL_KEEP_ALIVE)', () => {
+  let dir: string;
+  let service: ServiceProcess;
+  const state = async (id: string) => ((await (await fetch(`${service.url}/v1/models`)).json()) as { data: ListedModel[] }).data.find((m) => m.id === id)!;
+  /** The service's child processes (the LLM runners; nothing else forks here). */
+  const children = () => {
+    try {
+      return execFileSync('ps', ['-o', 'pid=', '--ppid', String(service.child.pid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).length;
+    } catch {
+      return 0; // ps exits 1 when there is none
+    }
+  };
+  const until = async (what: string, check: () => Promise<boolean>) => {
+    const deadline = Date.now() + 60_000;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-file-'));
+    const file = path.join(dir, 'models.json');
+    fs.writeFileSync(file, JSON.stringify({ llm: [{ id: 'tiny', model: tinyGemmaPath(), context: 512, parallel: 1, threads: 1 }, { id: 'looper', model: loopingGemmaPath(), context: 1024, parallel: 1, threads: 1, preload: false }], stt: [] }));
+    service = spawnService({ MODELS_FILE: file, MODEL_KEEP_ALIVE: '1s', LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded' }, await freePort());
+    await waitForHealth(service.url, 60_000);
+    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+  });
+  after(async () => {
+    service.child.kill('SIGTERM');
+    await service.exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads a model on request, unloads it when idle past the keep-alive (its runner exits), and loads it again for the next request', async () => {
+    assert.equal((await state('looper')).state, 'unloaded');
+    // the preloaded default, never asked for, is idle from start-up: unloaded past the keep-alive too
+    await until('tiny to unload', async () => (await state('tiny')).state === 'unloaded');
+    await until("tiny's runner to exit", async () => children() === 0);
+    const loaded = await fetch(`${service.url}/v1/models/looper/load`, { method: 'POST' });
+    assert.equal(loaded.status, 200);
+    const report = (await loaded.json()) as ListedModel;
+    assert.equal(report.state, 'loaded');
+    assert.ok((report.memory_bytes ?? 0) > 0);
+    assert.equal(children(), 1, "looper's runner process");
+    // idle past MODEL_KEEP_ALIVE: unloaded, its runner gone, its memory freed
+    await until('looper to unload', async () => (await state('looper')).state === 'unloaded');
+    assert.equal((await state('looper')).memory_bytes, undefined);
+    await until("looper's runner to exit", async () => children() === 0);
+    const res = await json(`${service.url}/v1/chat/completions`, { model: 'looper', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 10 });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { choices: { finish_reason: string }[] }).choices[0]!.finish_reason, 'length');
+  });
+
+  it('unloads on request; unknown names are 404', async () => {
+    assert.equal((await fetch(`${service.url}/v1/models/looper/load`, { method: 'POST' })).status, 200);
+    const unloaded = await fetch(`${service.url}/v1/models/looper/unload`, { method: 'POST' });
+    assert.equal(unloaded.status, 200);
+    assert.equal(((await unloaded.json()) as ListedModel).state, 'unloaded');
+    const unknown = await fetch(`${service.url}/v1/models/gpt-9/unload`, { method: 'POST' });
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as Envelope).error.code, 'model_not_found');
   });
 });
 

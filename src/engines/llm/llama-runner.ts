@@ -326,6 +326,13 @@ export class LlamaRunnerEngine implements LlmEngine {
     }
   }
 
+  async unload(): Promise<void> {
+    await this.close();
+    this.closing = false;
+    this.loaded = false;
+    this.current = { status: 'disabled', detail: 'unloaded: loads again on the next request that names it' };
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.restartTimer);

@@ -1,7 +1,7 @@
 /** OpenAI-compatible GET /v1/models: every configured model (text and speech-to-text), with its state. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { EngineRegistry } from '../../engines/registry.ts';
+import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../schemas.ts';
 
@@ -62,8 +62,31 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
       return found;
     },
   );
+
+  for (const action of ['load', 'unload'] as const) {
+    app.post(
+      `/v1/models/:model/${action}`,
+      {
+        schema: {
+          tags: ['openai'],
+          summary: action === 'load' ? 'Load a model now (operators)' : 'Unload a model now (operators)',
+          description:
+            action === 'load'
+              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). 404 for an unknown name.'
+              : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name.',
+          params: z.object({ model: z.string().max(256) }),
+          response: { 200: modelSchema, ...errorResponses(404, 409) },
+        },
+      },
+      async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),
+    );
+  }
 };
 
 function listed(engines: EngineRegistry) {
-  return engines.models().map(({ memoryBytes, ...m }) => ({ ...m, object: 'model' as const, created: STARTED, owned_by: 'gemma-3-api', ...(memoryBytes === undefined ? {} : { memory_bytes: memoryBytes }) }));
+  return engines.models().map(view);
+}
+
+function view({ memoryBytes, ...m }: ModelReport) {
+  return { ...m, object: 'model' as const, created: STARTED, owned_by: 'gemma-3-api', ...(memoryBytes === undefined ? {} : { memory_bytes: memoryBytes }) };
 }

@@ -182,6 +182,21 @@ export class EngineRegistry {
     };
   }
 
+  /** Marks the model in use, then waits for `admit` (a slot); the one function returned releases both. */
+  async hold(entry: ModelEntry, admit: () => Promise<() => void>): Promise<() => void> {
+    const idle = this.use(entry); // held from before the queue: the keep-alive must not unload it meanwhile
+    try {
+      const release = await admit();
+      return () => {
+        release();
+        idle();
+      };
+    } catch (error) {
+      idle();
+      throw error;
+    }
+  }
+
   private unloadable(entry: ModelEntry): boolean {
     return (entry.engines as Engine[]).every((e) => typeof e.unload === 'function');
   }

@@ -56,18 +56,7 @@ export class GenerationService {
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
     const entry = await this.engines.prepare('llm', model);
     const [engine] = this.engines.ready('llm', entry.id);
-    const idle = this.engines.use(entry); // held until the generation ends: the keep-alive counts from then
-    let admitted: () => void;
-    try {
-      admitted = await this.admission.acquire(signal);
-    } catch (error) {
-      idle();
-      throw error;
-    }
-    const release = () => {
-      admitted();
-      idle();
-    };
+    const release = await this.engines.hold(entry, () => this.admission.acquire(signal)); // until the generation ends
     const startedAt = performance.now();
     const iterator = engine!.generate(input, this.params(params), signal)[Symbol.asyncIterator]();
     let first: IteratorResult<LlmEvent>;

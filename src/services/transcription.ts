@@ -49,14 +49,7 @@ export class TranscriptionService {
   async transcribe(request: TranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string): Promise<TranscriptionResult> {
     const entry = await this.engines.prepare('stt', model);
     const chain = this.engines.ready('stt', entry.id);
-    const idle = this.engines.use(entry);
-    let release: () => void;
-    try {
-      release = await this.admission.acquire(signal);
-    } catch (error) {
-      idle();
-      throw error;
-    }
+    const release = await this.engines.hold(entry, () => this.admission.acquire(signal));
     try {
       let lastError: unknown;
       let emitted = false;
@@ -86,7 +79,6 @@ export class TranscriptionService {
       throw lastError;
     } finally {
       release();
-      idle();
     }
   }
 }

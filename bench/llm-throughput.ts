@@ -19,7 +19,8 @@
 import path from 'node:path';
 import { getLlama, LlamaChat } from 'node-llama-cpp';
 import { computeThreads, loadConfig } from '../src/config.ts';
-import { llamaCppOptions, samplingOptions } from '../src/engines/llm/llama-cpp.ts';
+import { samplingOptions } from '../src/engines/llm/llama-cpp.ts';
+import { llamaCppOptions } from '../src/engines/index.ts';
 import type { TensorType } from '../scripts/models/gguf-writer.ts';
 import { ensureTinyGemma } from '../scripts/models/tiny-gemma.ts';
 import { spawnService } from '../test/helpers/process.ts';

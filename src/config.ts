@@ -9,6 +9,7 @@ import os from 'node:os';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
 import { AUDIO_FORMATS } from './audio/formats.ts';
+import { readModelsFile } from './models/models-file.ts';
 import { BROWSER_BLOCKED_PORTS } from './util/browser-ports.ts';
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
@@ -239,6 +240,25 @@ export const configSchema = z.object({
   LLM_MAX_RETRIES: int(2, 0, 10).describe('Retries (with backoff) on 429/5xx/network errors of the remote LLM.'),
 
   // --- models on disk
+  MODELS_FILE: optionalText().describe(
+    'A models file (YAML or JSON) naming several models per capability, routed by the request\'s `model` (see docs/operations.md, "Several models"). Unset: the variables here define one model per capability, which answers any `model` name.',
+  ),
+  MODEL_KEEP_ALIVE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^(-1|\d+(\.\d+)?(ms|s|m|h)?)$/, 'must be a duration such as 30s, 5m, 1h (a plain number: seconds), 0 or -1')
+    .prefault('-1')
+    .transform(durationMs)
+    .describe(
+      'How long a model stays loaded after its last request (Ollama\'s keep_alive): a duration such as `30s`, `5m`, `1h`; `0` unloads after each request; `-1` keeps it loaded. Applies to models in runner processes (local LLMs with LLM_RUNNER=process); they load again on the next request. `POST /v1/models/{id}/load` and `/unload` do it by hand.',
+    ),
+  LLM_MODEL_ALIASES: z
+    .string()
+    .trim()
+    .prefault('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .describe('Comma-separated `model` names that pick the default LLM (e.g. `gpt-4o-mini,gpt-4o` for clients whose model name is fixed).'),
   MODEL_DOWNLOAD: bool(true).describe('Download missing `hf:` models and Whisper tiers at start-up; false = use the cache only.'),
   MODEL_DOWNLOAD_TIMEOUT_SECONDS: num(3600, 1, 86_400).describe('Upper bound for one model download (a stalled connection fails sooner).'),
   HF_ENDPOINT: url('https://huggingface.co').describe('Hugging Face hub endpoint (a mirror or proxy may stand in).'),
@@ -394,6 +414,7 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   if (env.JOB_WEBHOOK_ALLOWED_HOSTS?.trim() && !env.JOB_WEBHOOK_SECRET?.trim()) {
     problems.push('JOB_WEBHOOK_SECRET: JOB_WEBHOOK_ALLOWED_HOSTS needs a secret to sign the webhooks with');
   }
+  if (env.MODELS_FILE?.trim()) problems.push(...readModelsFile(env.MODELS_FILE.trim()).problems);
   if ((env.LLM_BACKEND ?? '').trim().toLowerCase() === 'openai' && !env.LLM_MODEL?.trim()) {
     problems.push('LLM_MODEL: LLM_BACKEND=openai needs the model name the remote server serves');
   }
@@ -423,6 +444,15 @@ export function loadConfig(env: Record<string, string | undefined> = readEnviron
   problems.push(...crossFieldProblems(cleaned));
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return result.data;
+}
+
+/** `30s`, `5m`, `1h`, `250ms`, `90` (seconds) → milliseconds; `-1` stays -1 (forever). */
+export function durationMs(value: string): number {
+  if (value === '-1') return -1;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  if (!match) return -1;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(match[1]) * unit);
 }
 
 /** Cores this process may use. */

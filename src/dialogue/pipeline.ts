@@ -44,6 +44,10 @@ export interface DialogueTurnInput {
   sampleRate?: number;
   maxTokens?: number;
   temperature?: number;
+  /** The text model that answers (id or alias of GET /v1/models; undefined: the default). */
+  model?: string;
+  /** The speech-to-text model that transcribes an audio turn (undefined: the default). */
+  sttModel?: string;
   /** When the request arrived (performance.now()), for first_audio_ms and total_ms. */
   receivedAt?: number;
   /**
@@ -112,8 +116,8 @@ export class DialogueService {
   ) {}
 
   /** Throws the 503 envelope when the model is not ready (speech-to-text is checked per audio turn). */
-  assertAvailable(): void {
-    this.deps.generation.assertAvailable();
+  assertAvailable(model?: string): void {
+    this.deps.generation.assertAvailable(model);
   }
 
   /** The client's session id (checked), or a new one. */
@@ -128,8 +132,8 @@ export class DialogueService {
     const sessionId = this.sessionIdFor(input.sessionId);
     if (!input.audio && !input.text?.trim()) throw ApiError.badRequest('Send the user turn as `text` or as audio (`file` / `audio_base64`).', 'text', 'empty_turn');
     if (!input.modalities.text && !input.modalities.audio) throw ApiError.badRequest('response_modalities must include "text" or "audio".', 'response_modalities', 'invalid_value');
-    if (input.audio) this.deps.transcription.assertAvailable();
-    this.deps.generation.assertAvailable();
+    if (input.audio) this.deps.transcription.assertAvailable(input.sttModel);
+    this.deps.generation.assertAvailable(input.model);
     const history = input.history ?? (await this.deps.sessions.history({ owner: input.owner, id: sessionId }));
 
     let transcript: Transcript | null = null;
@@ -137,7 +141,7 @@ export class DialogueService {
     let sttMs: number | null = null;
     if (input.audio) {
       const started = performance.now();
-      const result = await this.deps.transcription.transcribe({ audio: input.audio.samples, language: input.language, task: 'transcribe', wordTimestamps: false }, signal);
+      const result = await this.deps.transcription.transcribe({ audio: input.audio.samples, language: input.language, task: 'transcribe', wordTimestamps: false }, signal, undefined, input.sttModel);
       transcript = { ...result.transcript, duration: input.audio.duration };
       sttEngine = result.engine;
       sttMs = ms(started);
@@ -226,6 +230,7 @@ export class DialogueService {
           { maxTokens: input.maxTokens ?? this.config.DIALOGUE_MAX_TOKENS, temperature: input.temperature },
           signal,
           'stream',
+          input.model,
         );
         result.engines.llm = generation.engine;
         for await (const event of generation.events) {

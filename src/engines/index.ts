@@ -1,55 +1,226 @@
 /**
- * The composition root for engines: builds each capability's adapter chain from the
- * configuration, once per process.
+ * The composition root for engines: the only place that reads the configuration for them. Each
+ * capability has one registry, `backend id → factory`; a factory maps the configuration onto its
+ * adapter's own typed options (adapters know nothing of environment variables). Adding an engine is
+ * one adapter file and one line here (docs/adding-an-engine.md).
  */
+import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
+import { computeThreads, ConfigError, type Config } from '../config.ts';
+import { hfSettings } from '../models/hugging-face.ts';
+import { readModelsFile, type LlmModelEntry, type SttModelEntry } from '../models/models-file.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { LlamaCppEngine, llamaCppOptions } from './llm/llama-cpp.ts';
-import { LlamaRunnerEngine } from './llm/llama-runner.ts';
-import { OpenAiCompatibleLlm } from './llm/openai-compatible.ts';
-import type { LlmEngine } from './llm/types.ts';
-import { EngineRegistry } from './registry.ts';
-import { runnerSupervision } from './runner/supervision.ts';
-import type { SttEngine } from './stt/types.ts';
-import { OpenAiCompatibleStt } from './stt/openai-compatible.ts';
 import { countingFetch } from '../observability/upstream-fetch.ts';
-import { WhisperCppEngine, whisperCppOptions } from './stt/whisper-cpp.ts';
+import { LlamaCppEngine, type LlamaCppOptions } from './llm/llama-cpp.ts';
+import { LlamaRunnerEngine } from './llm/llama-runner.ts';
+import { OpenAiCompatibleLlm, type OpenAiCompatibleLlmOptions } from './llm/openai-compatible.ts';
+import type { LlmEngine } from './llm/types.ts';
+import { EngineRegistry, type ModelEntry } from './registry.ts';
+import type { RunnerSpec } from './runner/supervisor.ts';
+import { OpenAiCompatibleStt, type OpenAiCompatibleSttOptions } from './stt/openai-compatible.ts';
+import type { SttEngine } from './stt/types.ts';
+import { WhisperCppEngine, type WhisperCppOptions } from './stt/whisper-cpp.ts';
 import { WhisperRunnerEngine } from './stt/whisper-runner.ts';
-import { EmbeddedEspeakEngine, espeakOptions } from './tts/embedded-espeak.ts';
-import { OpenAudioEngine, openAudioOptions } from './tts/openaudio.ts';
+import { EmbeddedEspeakEngine, type EspeakOptions } from './tts/embedded-espeak.ts';
+import { OpenAudioEngine, type OpenAudioOptions } from './tts/openaudio.ts';
 import type { TtsEngine } from './tts/types.ts';
 import { UnconfiguredEngine } from './types.ts';
 
 export interface EngineDeps {
   logger: Logger;
   metrics: Metrics;
+  /** Where the model was configured, quoted in remedies (default: the environment variable). */
+  modelSetting?: string;
+}
+
+/** Builds one engine of a capability from the configuration. */
+export type EngineFactory<E> = (config: Config, deps: EngineDeps) => E;
+
+// ── config → each adapter's options ─────────────────────────────────────────────────────────────
+
+export function llamaCppOptions(config: Config, setting = 'GEMMA_MODEL'): LlamaCppOptions {
+  return {
+    model: config.GEMMA_MODEL,
+    sampling: { temperature: config.LLM_TEMPERATURE, topK: config.LLM_TOP_K, topP: config.LLM_TOP_P },
+    threads: computeThreads(config.LLM_THREADS),
+    contextSize: config.LLM_CONTEXT_SIZE,
+    parallel: config.LLM_PARALLEL,
+    device: config.LLM_DEVICE,
+    gpuLayers: config.LLM_GPU_LAYERS,
+    hf: hfSettings(config),
+    setting,
+  };
+}
+
+/** The supervision settings of every model runner (RUNNER_*). */
+export function runnerSupervision(config: Config): Pick<RunnerSpec, 'backoffMs' | 'hangMs'> {
+  return { backoffMs: config.RUNNER_RESTART_BACKOFF_MS, hangMs: config.RUNNER_HANG_SECONDS * 1000 };
+}
+
+export function remoteLlmOptions(config: Config): OpenAiCompatibleLlmOptions {
+  return {
+    baseUrl: config.LLM_API_BASE,
+    apiKey: config.LLM_API_KEY,
+    model: config.LLM_MODEL ?? 'unknown', // loadConfig requires it with LLM_BACKEND=openai
+    timeoutMs: config.LLM_TIMEOUT_SECONDS * 1000,
+    maxRetries: config.LLM_MAX_RETRIES,
+    remedy: 'Start the server or fix LLM_API_BASE/LLM_API_KEY',
+  };
+}
+
+export function whisperCppOptions(config: Config, setting = 'LOCAL_WHISPER_MODEL'): WhisperCppOptions {
+  return {
+    model: config.LOCAL_WHISPER_MODEL,
+    threads: computeThreads(config.WHISPER_THREADS),
+    parallel: config.STT_PARALLEL,
+    hf: hfSettings(config),
+    device: config.STT_DEVICE,
+    setting,
+  };
+}
+
+export function remoteSttOptions(config: Config): OpenAiCompatibleSttOptions {
+  return {
+    baseUrl: config.OPENAI_API_BASE,
+    apiKey: config.OPENAI_API_KEY,
+    model: config.OPENAI_WHISPER_MODEL,
+    responseFormat: config.OPENAI_WHISPER_RESPONSE_FORMAT,
+    maxRetries: config.OPENAI_MAX_RETRIES,
+    timeoutMs: config.OPENAI_TIMEOUT_SECONDS * 1000,
+    remedy: 'set OPENAI_API_KEY (or OPENAI_API_BASE to an OpenAI-compatible server) to enable the hosted fallback',
+  };
+}
+
+export function espeakOptions(config: Config): EspeakOptions {
+  return { workers: config.EMBEDDED_TTS_WORKERS, defaultVoice: config.EMBEDDED_TTS_VOICE };
+}
+
+export function openAudioOptions(config: Config): OpenAudioOptions {
+  return {
+    baseUrl: config.OPENAUDIO_API_BASE,
+    apiKey: config.OPENAUDIO_API_KEY,
+    ttsPath: config.OPENAUDIO_TTS_PATH,
+    defaultReferenceId: config.OPENAUDIO_DEFAULT_REFERENCE_ID,
+    defaultNormalize: config.OPENAUDIO_DEFAULT_NORMALIZE,
+    timeoutMs: config.OPENAUDIO_TIMEOUT_SECONDS * 1000,
+    maxRetries: config.OPENAUDIO_MAX_RETRIES,
+  };
+}
+
+// ── the registries: one line per backend id (the ids config.ts's enums accept) ─────────────────
+
+export const LLM_BACKENDS: Record<Config['LLM_BACKEND'], EngineFactory<LlmEngine>> = {
+  // LLM_RUNNER=process: llama.cpp in a supervised child process, so a native fault costs a restart, not the service
+  local: (config, { logger, metrics, modelSetting }) =>
+    config.LLM_RUNNER === 'process'
+      ? new LlamaRunnerEngine(llamaCppOptions(config, modelSetting), logger, metrics, runnerSupervision(config))
+      : new LlamaCppEngine(llamaCppOptions(config, modelSetting), logger),
+  openai: (config, { logger, metrics }) => new OpenAiCompatibleLlm(remoteLlmOptions(config), logger, countingFetch(metrics, 'llm')),
+};
+
+export const STT_BACKENDS: Record<Config['STT_BACKEND'][number], EngineFactory<SttEngine>> = {
+  // STT_RUNNER=process: whisper.cpp in a supervised child process, like the LLM
+  local: (config, { logger, metrics, modelSetting }) =>
+    !config.ENABLE_LOCAL_WHISPER
+      ? (new UnconfiguredEngine('stt', 'whisper-cpp', 'disabled by ENABLE_LOCAL_WHISPER=false') as unknown as SttEngine)
+      : config.STT_RUNNER === 'process'
+        ? new WhisperRunnerEngine(whisperCppOptions(config, modelSetting), logger, metrics, runnerSupervision(config))
+        : new WhisperCppEngine(whisperCppOptions(config, modelSetting), logger),
+  openai: (config, { logger, metrics }) => new OpenAiCompatibleStt(remoteSttOptions(config), logger, countingFetch(metrics, 'stt')),
+};
+
+export const TTS_BACKENDS: Record<Config['TTS_BACKEND'][number], EngineFactory<TtsEngine>> = {
+  openaudio: (config, { logger, metrics }) => new OpenAudioEngine(openAudioOptions(config), logger, countingFetch(metrics, 'openaudio')),
+  embedded: (config, { logger }) => new EmbeddedEspeakEngine(espeakOptions(config), logger),
+};
+
+/** The factory of a backend id; config.ts's enums make an unknown id impossible, this says so loudly if one slips by. */
+export function factoryOf<E>(registry: Record<string, EngineFactory<E>>, capability: string, id: string): EngineFactory<E> {
+  const factory = Object.hasOwn(registry, id) ? registry[id] : undefined;
+  if (!factory) throw new Error(`Unknown ${capability} backend "${id}"; known: ${Object.keys(registry).join(', ')}.`);
+  return factory;
 }
 
 export function createLlmChain(config: Config, deps: EngineDeps): LlmEngine[] {
-  const logger = deps.logger.child({ capability: 'llm' });
-  if (config.LLM_BACKEND === 'openai') return [new OpenAiCompatibleLlm(config, logger, countingFetch(deps.metrics, 'llm'))];
-  // LLM_RUNNER=process: llama.cpp in a supervised child process, so a native fault costs a restart, not the service
-  return [config.LLM_RUNNER === 'process' ? new LlamaRunnerEngine(llamaCppOptions(config), logger, deps.metrics, runnerSupervision(config)) : new LlamaCppEngine(llamaCppOptions(config), logger)];
+  return [factoryOf(LLM_BACKENDS, 'LLM', config.LLM_BACKEND)(config, { ...deps, logger: deps.logger.child({ capability: 'llm' }) })];
 }
 
 export function createSttChain(config: Config, deps: EngineDeps): SttEngine[] {
-  const logger = deps.logger.child({ capability: 'stt' });
-  return config.STT_BACKEND.map((id): SttEngine => {
-    if (id === 'local') {
-      return config.ENABLE_LOCAL_WHISPER
-        ? config.STT_RUNNER === 'process' ? new WhisperRunnerEngine(whisperCppOptions(config), logger, deps.metrics, runnerSupervision(config)) : new WhisperCppEngine(whisperCppOptions(config), logger)
-        : (new UnconfiguredEngine('stt', 'whisper-cpp', 'disabled by ENABLE_LOCAL_WHISPER=false') as unknown as SttEngine);
-    }
-    return new OpenAiCompatibleStt(config, logger, countingFetch(deps.metrics, 'stt'));
-  });
+  const scoped = { ...deps, logger: deps.logger.child({ capability: 'stt' }) };
+  return config.STT_BACKEND.map((id) => factoryOf(STT_BACKENDS, 'STT', id)(config, scoped));
 }
 
 export function createTtsChain(config: Config, deps: EngineDeps): TtsEngine[] {
-  const logger = deps.logger.child({ capability: 'tts' });
-  return config.TTS_BACKEND.map((id): TtsEngine => (id === 'openaudio' ? new OpenAudioEngine(openAudioOptions(config), logger, countingFetch(deps.metrics, 'openaudio')) : new EmbeddedEspeakEngine(espeakOptions(config), logger)));
+  const scoped = { ...deps, logger: deps.logger.child({ capability: 'tts' }) };
+  return config.TTS_BACKEND.map((id) => factoryOf(TTS_BACKENDS, 'TTS', id)(config, scoped));
+}
+
+// ── models: one per capability from the variables, or several from MODELS_FILE ────────────────
+
+/** A models-file entry as the configuration its backend's factory reads: the entry's settings over the variables. */
+function llmEntryConfig(config: Config, entry: LlmModelEntry): Config {
+  return {
+    ...config,
+    ...(entry.backend === 'openai' ? { LLM_API_BASE: entry.base_url!, LLM_API_KEY: entry.api_key, LLM_MODEL: entry.model } : { GEMMA_MODEL: entry.model }),
+    LLM_THREADS: entry.threads ?? config.LLM_THREADS,
+    LLM_CONTEXT_SIZE: entry.context ?? config.LLM_CONTEXT_SIZE,
+    LLM_PARALLEL: entry.parallel ?? config.LLM_PARALLEL,
+    LLM_DEVICE: entry.device ?? config.LLM_DEVICE,
+    LLM_GPU_LAYERS: entry.gpu_layers === undefined ? config.LLM_GPU_LAYERS : String(entry.gpu_layers),
+  };
+}
+
+function sttEntryConfig(config: Config, entry: SttModelEntry): Config {
+  return {
+    ...config,
+    ...(entry.backend === 'openai' ? { OPENAI_API_BASE: entry.base_url!, OPENAI_API_KEY: entry.api_key, OPENAI_WHISPER_MODEL: entry.model } : { LOCAL_WHISPER_MODEL: entry.model, ENABLE_LOCAL_WHISPER: true }),
+    WHISPER_THREADS: entry.threads ?? config.WHISPER_THREADS,
+    STT_PARALLEL: entry.parallel ?? config.STT_PARALLEL,
+    STT_DEVICE: entry.device ?? config.STT_DEVICE,
+  };
+}
+
+/** The default STT model's name without a models file: its first engine's model. */
+function defaultSttId(config: Config): string {
+  return config.STT_BACKEND[0] === 'openai' ? config.OPENAI_WHISPER_MODEL : path.basename(config.LOCAL_WHISPER_MODEL).replace(/\.bin$/i, '');
+}
+
+function defaultLlm(config: Config, deps: EngineDeps): ModelEntry<'llm'> {
+  const engines = createLlmChain(config, deps);
+  return { id: engines[0]!.modelName, capability: 'llm', aliases: [], preload: true, engines };
+}
+
+function defaultStt(config: Config, deps: EngineDeps): ModelEntry<'stt'> {
+  return { id: defaultSttId(config), capability: 'stt', aliases: [], preload: true, engines: createSttChain(config, deps) };
 }
 
 export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {
-  return new EngineRegistry({ llm: createLlmChain(config, deps), stt: createSttChain(config, deps), tts: createTtsChain(config, deps) }, deps.metrics);
+  const tts = createTtsChain(config, deps);
+  let llm: ModelEntry<'llm'>[];
+  let stt: ModelEntry<'stt'>[];
+  if (config.MODELS_FILE) {
+    const file = config.MODELS_FILE;
+    const { models, problems } = readModelsFile(file);
+    if (!models) throw new ConfigError(problems);
+    llm = models.llm.length === 0 ? [defaultLlm(config, deps)] : models.llm.map((entry, i) => {
+      const logger = deps.logger.child({ capability: 'llm', model: entry.id });
+      const engine = factoryOf(LLM_BACKENDS, 'LLM', entry.backend)(llmEntryConfig(config, entry), { ...deps, logger, modelSetting: `${file}: llm[${i}].model` });
+      return { id: entry.id, capability: 'llm', aliases: entry.aliases, preload: entry.preload, engines: [engine] };
+    });
+    stt = models.stt.length === 0 ? [defaultStt(config, deps)] : models.stt.map((entry, i) => {
+      const logger = deps.logger.child({ capability: 'stt', model: entry.id });
+      const engine = factoryOf(STT_BACKENDS, 'STT', entry.backend)(sttEntryConfig(config, entry), { ...deps, logger, modelSetting: `${file}: stt[${i}].model` });
+      return { id: entry.id, capability: 'stt', aliases: entry.aliases, preload: entry.preload, engines: [engine] };
+    });
+  } else {
+    llm = [defaultLlm(config, deps)];
+    stt = [defaultStt(config, deps)];
+  }
+  // LLM_MODEL_ALIASES name the default LLM, whichever way it was configured
+  llm[0] = { ...llm[0]!, aliases: [...llm[0]!.aliases, ...config.LLM_MODEL_ALIASES.filter((a) => !llm.some((m) => m.id === a))] };
+  return new EngineRegistry(
+    { llm: llm.flatMap((m) => m.engines), stt: stt.flatMap((m) => m.engines), tts },
+    deps.metrics,
+    { llm, stt, strict: Boolean(config.MODELS_FILE), keepAliveMs: config.MODEL_KEEP_ALIVE },
+  );
 }

@@ -1,6 +1,26 @@
-/** Errors of OpenAI-compatible upstreams (via the official SDK) mapped onto our envelope. */
+/** OpenAI-compatible upstreams (via the official SDK): their connection options, the client, and their errors mapped onto our envelope. */
 import OpenAI from 'openai';
 import { ApiError } from '../errors.ts';
+
+/** What every OpenAI-compatible adapter needs to reach its server. */
+export interface OpenAiUpstreamOptions {
+  /** Base URL of the server's OpenAI API, e.g. `http://vllm:8000/v1`. */
+  baseUrl: string;
+  /** Bearer key, when the server needs one. */
+  apiKey?: string;
+  /** The model name sent upstream (and reported as this engine's model). */
+  model: string;
+  /** Bound of one attempt, in milliseconds. */
+  timeoutMs: number;
+  /** Retries with backoff on 408/409/429/5xx and connection errors. */
+  maxRetries: number;
+  /** What to tell the operator to fix when the server cannot be used (names their settings). */
+  remedy?: string;
+}
+
+export function openAiClient(options: OpenAiUpstreamOptions, fetchImpl: typeof fetch): OpenAI {
+  return new OpenAI({ baseURL: options.baseUrl, apiKey: options.apiKey ?? 'not-needed', maxRetries: options.maxRetries, timeout: options.timeoutMs, fetch: fetchImpl });
+}
 
 /** Upstream 4xx → 400 with its message (401/403 → 502: our credentials are wrong), 429 → 429, 5xx/connection/malformed JSON → 502, timeout → 504. */
 export function upstreamError(error: unknown, upstream: string): unknown {

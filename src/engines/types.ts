@@ -17,6 +17,10 @@ export interface Engine {
   /** Loads models / checks the upstream once, at start-up. Must not throw: failures become state. */
   load(): Promise<void>;
   state(): EngineState;
+  /** Memory its model holds now, in bytes, where the adapter can tell (a runner process's RSS). */
+  memoryBytes?(): number | undefined;
+  /** Frees the model's memory (a runner process exits); a later load() loads it again. Called only while no request uses it. */
+  unload?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -13,7 +13,7 @@ import { tenantOf } from '../tenancy.ts';
 import { resultView, transcriptView } from './dialogue-view.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
-import { assertAudioSize, base64BodyLimit, base64Schema, errorResponses, languageSchema, transcriptSegmentSchema } from './schemas.ts';
+import { assertAudioSize, base64BodyLimit, base64Schema, errorResponses, languageSchema, llmModelSchema, sttModelSchema, transcriptSegmentSchema } from './schemas.ts';
 import { sendSse } from './streaming.ts';
 
 const modalities = z.array(z.enum(['text', 'audio'])).min(1);
@@ -23,6 +23,8 @@ const common = {
   voice: z.string().max(200).optional().describe('Voice of the spoken reply (see GET /v1/audio/voices).'),
   format: z.enum(AUDIO_FORMATS).optional().describe('Audio format of the spoken reply (default wav).'),
   language: languageSchema.optional().describe('Spoken language of the audio (detected when absent).'),
+  model: llmModelSchema,
+  stt_model: sttModelSchema,
 };
 
 export const dialogueJsonSchema = z
@@ -142,6 +144,8 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
           sampleRate: body.sample_rate,
           maxTokens: body.max_tokens,
           temperature: body.temperature,
+          model: body.model,
+          sttModel: body.stt_model,
           receivedAt,
         },
         signal,

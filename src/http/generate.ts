@@ -5,10 +5,11 @@ import type { GenerationService } from '../services/generation.ts';
 import { responseFormatSchema, samplingFields, toParams } from './generation-params.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
-import { errorResponses } from './schemas.ts';
+import { errorResponses, llmModelSchema } from './schemas.ts';
 
 export const generateRequestSchema = z
   .object({
+    model: llmModelSchema,
     prompt: z.string().min(1).describe('What to answer. Rendered as one user turn through the model\'s chat template unless `raw` is true.'),
     system: z.string().optional().describe('Optional system instruction.'),
     raw: z.boolean().optional().default(false).describe('Send the prompt to the model as is (plain completion, no chat template).'),
@@ -53,7 +54,7 @@ export const generateRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         : { kind: 'chat' as const, messages: [...(body.system ? [{ role: 'system' as const, content: body.system }] : []), { role: 'user' as const, content: body.prompt }] };
       const params = toParams({ ...body, maxTokens: body.max_tokens });
       const signal = clientSignal(reply);
-      const run = await generation.start(input, params, signal, body.stream ? 'stream' : 'generate');
+      const run = await generation.start(input, params, signal, body.stream ? 'stream' : 'generate', body.model);
       if (body.stream) {
         return sendSse(
           request,
@@ -61,12 +62,12 @@ export const generateRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
           (async function* () {
             for await (const event of run.events) {
               if (event.type === 'delta') yield { event: 'delta', data: { text: event.text } };
-              else yield { event: 'done', data: shape(event.result) };
+              else yield { event: 'done', data: shape({ ...event.result, model: run.model }) };
             }
           })(),
         );
       }
-      return shape(await generation.result(run));
+      return shape({ ...(await generation.result(run)), model: run.model });
     },
   );
 };

@@ -12,6 +12,7 @@ import type { SessionStore } from '../sessions/types.ts';
 
 const engineReport = z.object({
   engine: z.string().describe('Adapter id, e.g. `llama-cpp`, `whisper-cpp`, `openaudio`, `embedded`.'),
+  model: z.string().optional().describe('With a models file (MODELS_FILE): the model this engine serves.'),
   status: z.enum(['ready', 'loading', 'restarting', 'missing_model', 'disabled', 'error']).describe('`restarting`: the model runner process exited (`detail` says why) and is being started again.'),
   detail: z.string().optional().describe('Why it is not ready, and the remedy.'),
 });

@@ -34,6 +34,10 @@ const LANGUAGE_MESSAGE = `must be one of Whisper's language codes (ISO-639-1; li
 const isKnownLanguage = (value: string) => KNOWN_LANGUAGES.has(value.toLowerCase());
 /** In HTTP bodies and forms: trimmed. */
 export const languageSchema = z.string().trim().max(16).refine(isKnownLanguage, LANGUAGE_MESSAGE);
+
+/** The request's `model`: picks one of GET /v1/models by id or alias (absent: the default model). */
+export const llmModelSchema = z.string().max(256).optional().describe('Which text model answers: an id or alias of GET /v1/models (absent: the default). Without a models file any name picks the one model; with one, an unknown name gets 404 `model_not_found`.');
+export const sttModelSchema = z.string().max(256).optional().describe('Which speech-to-text model answers: an id or alias of GET /v1/models; `whisper-1`, `gpt-4o-mini-transcribe`, `gpt-4o-transcribe` pick the default. Without a models file any name picks the one model; with one, an unknown name gets 404 `model_not_found`.');
 /** In WebSocket queries and messages. */
 export const wsLanguageSchema = z.string().max(16).refine(isKnownLanguage, LANGUAGE_MESSAGE);
 

@@ -11,7 +11,7 @@ import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
-import { assertAudioSize, base64BodyLimit, errorResponses, languageSchema, nonEmptyBase64Schema, transcriptSegmentSchema } from './schemas.ts';
+import { assertAudioSize, sttModelSchema, base64BodyLimit, errorResponses, languageSchema, nonEmptyBase64Schema, transcriptSegmentSchema } from './schemas.ts';
 import { sendSse, type SseEvent } from './streaming.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
 import { RESPONSE_FORMATS, segmentView, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
@@ -28,6 +28,7 @@ const commonFields = {
   prompt: z.string().max(2000).optional().describe('Text to guide spelling and style (whisper initial prompt).'),
   temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
   vad_filter: formBoolean.optional().describe('Transcribe only the speech regions the VAD finds (faster on sparse audio, no text made up on silence); timestamps still refer to the original audio. Default: STT_VAD_FILTER.'),
+  model: sttModelSchema,
 };
 
 const granularity = z.enum(['word', 'segment']);
@@ -35,7 +36,6 @@ const granularity = z.enum(['word', 'segment']);
 export const openAiTranscriptionForm = z
   .object({
     ...commonFields,
-    model: z.string().optional().describe('Accepted for compatibility (whisper-1, gpt-4o-mini-transcribe, ...); the configured engine answers.'),
     response_format: z.enum(RESPONSE_FORMATS).optional(),
     'timestamp_granularities[]': z.union([granularity, z.array(granularity)]).optional().describe('`word` fills `words` (with verbose_json).'),
     timestamp_granularities: z.union([granularity, z.array(granularity)]).optional(),
@@ -58,6 +58,7 @@ export const speechToTextJson = z
     format: z.string().max(16).optional().describe('Container hint (wav, mp3, ...); the bytes decide.'),
     language: commonFields.language,
     prompt: commonFields.prompt,
+    model: commonFields.model,
     temperature: z.number().min(0).max(1).optional(),
     vad_filter: z.boolean().optional().describe(commonFields.vad_filter.description ?? ''),
     response_format: z.enum(RESPONSE_FORMATS).optional(),
@@ -77,6 +78,7 @@ export const speechToTextResponse = z
     segments: z.array(segmentSchema),
     words: z.array(z.object({ word: z.string(), start: z.number(), end: z.number() })).optional(),
     engine: z.string().describe('The engine that answered: `whisper-cpp` or `openai`.'),
+    model: z.string().describe('The id of the model that answered (see GET /v1/models).'),
   })
   .meta({
     id: 'SpeechToTextResponse',
@@ -103,10 +105,11 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   const { transcription } = options;
 
   type Log = { info: (o: object, m: string) => void };
+  type Fields = { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean; model?: string };
 
   /** Everything that can fail with a clean 4xx/503 before any byte is sent. */
-  async function prepare(file: Buffer, signal: AbortSignal, log: Log): Promise<DecodedAudio> {
-    transcription.assertAvailable();
+  async function prepare(file: Buffer, signal: AbortSignal, log: Log, model: string | undefined): Promise<DecodedAudio> {
+    transcription.assertAvailable(model);
     const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds, signal });
     log.info({ container: audio.source.container, bytes: audio.source.bytes, duration_s: +audio.duration.toFixed(3), sample_rate: audio.source.sampleRate, channels: audio.source.channels }, 'audio received');
     return audio;
@@ -114,7 +117,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
 
   async function transcribe(
     audio: DecodedAudio,
-    fields: { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean },
+    fields: Fields,
     task: 'transcribe' | 'translate',
     words: boolean,
     signal: AbortSignal,
@@ -126,14 +129,15 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       { audio: audio.samples, language: fields.language?.toLowerCase(), prompt: fields.prompt, temperature: fields.temperature, task, wordTimestamps: words, vadFilter: fields.vad_filter },
       signal,
       onSegment,
+      fields.model,
     );
-    log.info({ stage: 'stt', engine: result.engine, stt_ms: Math.round(performance.now() - started) }, 'transcribed');
+    log.info({ stage: 'stt', engine: result.engine, model: result.model, stt_ms: Math.round(performance.now() - started) }, 'transcribed');
     // the duration of what was sent, not of the resampled buffer (which may be a sample short)
     return { ...result, transcript: { ...result.transcript, duration: audio.duration } };
   }
 
-  async function run(file: Buffer, fields: { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean }, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
-    return transcribe(await prepare(file, signal, log), fields, task, words, signal, log);
+  async function run(file: Buffer, fields: Fields, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
+    return transcribe(await prepare(file, signal, log, fields.model), fields, task, words, signal, log);
   }
 
   function formatted(format: ResponseFormat, transcript: Transcript, task: 'transcribe' | 'translate', temperature: number) {
@@ -149,8 +153,8 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
    * decoded segment, then `transcript.text.done` with the whole text. Errors before the first
    * byte (bad audio, no engine) are ordinary HTTP errors.
    */
-  async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: { file: Buffer; language?: string; prompt?: string; temperature?: number; vad_filter?: boolean }, task: 'transcribe' | 'translate', signal: AbortSignal) {
-    const audio = await prepare(body.file, signal, request.log);
+  async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: Fields & { file: Buffer }, task: 'transcribe' | 'translate', signal: AbortSignal) {
+    const audio = await prepare(body.file, signal, request.log, body.model);
     const queue = new AsyncQueue<SseEvent>();
     const done = transcribe(audio, body, task, false, signal, request.log, (segment) => queue.push({ data: { type: 'transcript.text.delta', delta: segment.text } }))
       .then((result) => queue.push({ data: { type: 'transcript.text.done', text: result.transcript.text } }))
@@ -173,7 +177,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         schema: {
           tags: ['speech-to-text'],
           summary: task === 'transcribe' ? 'Transcribe audio (OpenAI-compatible)' : 'Translate audio to English (OpenAI-compatible)',
-          description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (accepted, ignored), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy). \`X-STT-Engine\` names the engine that answered (not on \`stream=true\`).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
+          description: `The OpenAI ${task === 'transcribe' ? 'transcription' : 'translation'} API: multipart/form-data with \`file\` (up to MAX_UPLOAD_BYTES, decoded audio up to MAX_AUDIO_SECONDS), \`model\` (an id or alias of GET /v1/models; \`whisper-1\` and \`gpt-4o-mini-transcribe\` pick the default), \`language\`, \`prompt\`, \`response_format\` (json | text | srt | verbose_json | vtt), \`temperature\`, \`timestamp_granularities[]\` (word | segment; word fills \`words\` in verbose_json). The official SDKs work unchanged. 413 too large or too long, 415 unrecognized audio, 400 undecodable audio, 429 queue full, 503 while the Whisper model is missing (with the remedy). \`X-STT-Engine\` names the engine that answered (not on \`stream=true\`).${task === 'translate' ? ' Needs a multilingual model.' : ''}`,
           consumes: ['multipart/form-data'],
           body: openAiTranscriptionForm,
           response: { 200: { description: 'json: {"text"}; verbose_json: OpenAI\'s verbose shape; text/srt/vtt as text.', ...textResponses }, ...errorResponses(400, 413, 415, 429, 503) },
@@ -185,8 +189,9 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         const words = granularities(body).has('word');
         const signal = clientSignal(reply);
         if (body.stream) return streamTranscript(request, reply, body, task, signal);
-        const { transcript, engine } = await run(body.file, body, task, words, signal, request.log);
+        const { transcript, engine, model } = await run(body.file, body, task, words, signal, request.log);
         void reply.header('X-STT-Engine', engine); // as /v1/speech-to-text (a stream starts before the engine is known)
+        void reply.header('X-STT-Model', model);
         const out = formatted(format, transcript, task, body.temperature ?? 0);
         if (out) return reply.type(out.type).send(out.body);
         return reply.type('application/json; charset=utf-8').send(JSON.stringify({ text: transcript.text }));
@@ -215,8 +220,9 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       assertAudioSize(file, options.maxUploadBytes);
       // word timestamps in the plain json shape too (the playground's word view), when asked for
       const words = format === 'verbose_json' || granularities(body).has('word');
-      const { transcript, engine } = await run(file, body, 'transcribe', words, clientSignal(reply), request.log);
+      const { transcript, engine, model } = await run(file, body, 'transcribe', words, clientSignal(reply), request.log);
       void reply.header('X-STT-Engine', engine);
+      void reply.header('X-STT-Model', model);
       const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);
       if (out) return reply.type(out.type).send(out.body as never); // text formats bypass the JSON serializer
       return {
@@ -226,6 +232,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         segments: transcript.segments.map((s) => segmentView(s)),
         ...(transcript.words ? { words: transcript.words } : {}),
         engine,
+        model,
       };
     },
   );

@@ -21,7 +21,7 @@ export class Metrics {
 
   readonly dependencyDuration = new Histogram({
     name: 'dependency_duration_seconds',
-    help: 'Duration of calls to a dependency (gemma, whisper, openaudio, redis) by operation and outcome.',
+    help: 'Duration of calls to a dependency (an engine by its id: llama-cpp, whisper-cpp, openai, openaudio, espeak; or redis) by operation and outcome.',
     labelNames: ['dependency', 'operation', 'outcome'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],

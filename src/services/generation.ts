@@ -9,7 +9,7 @@ import type { GenerationParams, GenerationResult, LlmEvent, LlmInput } from '../
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { outcomeOf } from '../observability/metrics.ts';
-import { checkJsonSchema, schemaLimits, type SchemaLimits } from '../engines/llm/schema-limits.ts';
+import { checkJsonSchema, type SchemaLimits } from '../engines/llm/schema-limits.ts';
 import { Admission } from '../util/admission.ts';
 
 export interface Generation {
@@ -31,7 +31,7 @@ export class GenerationService {
   ) {
     const queueDepth = metrics.gauge('llm_queue_depth', 'Generations waiting for a free slot.');
     const active = metrics.gauge('llm_active_generations', 'Generations running now.');
-    this.schemaLimits = schemaLimits(config);
+    this.schemaLimits = { maxBytes: config.GRAMMAR_MAX_SCHEMA_BYTES, maxDepth: config.GRAMMAR_MAX_DEPTH, maxEnumValues: config.GRAMMAR_MAX_ENUM_VALUES };
     this.admission = new Admission(config.LLM_PARALLEL, config.LLM_QUEUE_SIZE, 'generation', (running, queued) => {
       active.set(running);
       queueDepth.set(queued);
@@ -40,9 +40,9 @@ export class GenerationService {
     this.ttft = metrics.histogram('llm_time_to_first_token_seconds', 'Time from admission to the first generated text.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   }
 
-  /** Throws the 503 envelope before any work when no LLM engine is ready. */
-  assertAvailable(): void {
-    this.engines.ready('llm');
+  /** Throws the 503 envelope before any work when no LLM engine (of the named model) is ready, 404 for an unknown model. */
+  assertAvailable(model?: string): void {
+    this.engines.assertServes('llm', model);
   }
 
   /** Clamps max_tokens to LLM_MAX_TOKENS (the configured cap). */
@@ -50,11 +50,13 @@ export class GenerationService {
     return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };
   }
 
-  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream'): Promise<Generation> {
+  /** `model`: the name the request sent (id or alias; undefined: the default model). */
+  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream', model?: string): Promise<Generation> {
     // a JSON schema's bounds (GRAMMAR_*) hold for every backend, and are checked before queueing
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
-    const [engine] = this.engines.ready('llm');
-    const release = await this.admission.acquire(signal);
+    const entry = await this.engines.prepare('llm', model);
+    const [engine] = this.engines.ready('llm', entry.id);
+    const release = await this.engines.hold(entry, () => this.admission.acquire(signal)); // until the generation ends
     const startedAt = performance.now();
     const iterator = engine!.generate(input, this.params(params), signal)[Symbol.asyncIterator]();
     let first: IteratorResult<LlmEvent>;
@@ -62,7 +64,7 @@ export class GenerationService {
       first = await iterator.next(); // validation errors (context overflow, bad schema) surface here, before any byte
     } catch (error) {
       release();
-      this.metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome: outcomeOf(error) }, (performance.now() - startedAt) / 1000);
+      this.metrics.dependencyDuration.observe({ dependency: engine!.id, operation, outcome: outcomeOf(error) }, (performance.now() - startedAt) / 1000);
       throw error;
     }
     this.ttft.observe({ engine: engine!.id }, (performance.now() - startedAt) / 1000);
@@ -77,7 +79,7 @@ export class GenerationService {
       signal.removeEventListener('abort', onAbort);
       await iterator.return?.(undefined);
       release();
-      this.metrics.dependencyDuration.observe({ dependency: 'gemma', operation, outcome }, (performance.now() - startedAt) / 1000);
+      this.metrics.dependencyDuration.observe({ dependency: engine!.id, operation, outcome }, (performance.now() - startedAt) / 1000);
     };
     const onAbort = () => {
       if (!started) void finish('aborted');
@@ -105,12 +107,12 @@ export class GenerationService {
         await finish(outcome);
       }
     }
-    return { model: engine!.modelName, engine: engine!.id, events: events() };
+    return { model: entry.id, engine: engine!.id, events: events() };
   }
 
   /** Runs a generation to the end. */
-  async complete(input: LlmInput, params: GenerationParams, signal: AbortSignal): Promise<GenerationResult> {
-    return this.result(await this.start(input, params, signal, 'generate'));
+  async complete(input: LlmInput, params: GenerationParams, signal: AbortSignal, model?: string): Promise<GenerationResult> {
+    return this.result(await this.start(input, params, signal, 'generate', model));
   }
 
   /**

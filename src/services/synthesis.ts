@@ -94,8 +94,6 @@ export interface SpokenSentences {
   truncated(): boolean;
 }
 
-const DEPENDENCY: Record<string, string> = { openaudio: 'openaudio', espeak: 'espeak' };
-
 export class SynthesisService {
   private readonly admission: Admission;
   private readonly audioSeconds;
@@ -236,7 +234,7 @@ export class SynthesisService {
         const first = await iterator.next();
         return { engine, tempo, iterator, first, started };
       } catch (error) {
-        this.metrics.dependencyDuration.observe({ dependency: DEPENDENCY[engine.id] ?? engine.id, operation: 'synthesize', outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
+        this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: 'synthesize', outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
         if (signal.aborted || !isRetryable(error)) throw error;
         lastError = error;
       }
@@ -261,7 +259,7 @@ export class SynthesisService {
       signal.removeEventListener('abort', onAbort);
       release();
       const elapsed = (performance.now() - opened.started) / 1000;
-      this.metrics.dependencyDuration.observe({ dependency: DEPENDENCY[engine.id] ?? engine.id, operation: 'synthesize', outcome }, elapsed);
+      this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: 'synthesize', outcome }, elapsed);
       if (outcome === 'success' && sourceSeconds > 0) {
         this.audioSeconds.inc({ engine: engine.id }, sourceSeconds / tempo);
         this.rtf.observe({ engine: engine.id }, elapsed / (sourceSeconds / tempo));

@@ -2,7 +2,7 @@
  * Speech-to-text, shared by /v1/speech-to-text, the OpenAI transcription routes (and later the
  * WebSocket): admission (STT_PARALLEL running, STT_QUEUE_SIZE waiting), the engine fallback chain
  * (STT_BACKEND order: the next engine answers when one is unavailable or fails with a 5xx), and
- * metrics (whisper dependency histogram, audio seconds, real-time factor).
+ * metrics (dependency histogram labelled with the engine's id, audio seconds, real-time factor).
  *
  * `vadFilter` (default STT_VAD_FILTER): the embedded engine gets only the speech regions, packed
  * (src/audio/speech-regions.ts), and its timestamps are mapped back to the original audio; audio
@@ -37,6 +37,8 @@ export interface ServiceTranscriptionRequest extends TranscriptionRequest {
 export interface TranscriptionResult {
   transcript: Transcript;
   engine: string;
+  /** The id of the model that served it. */
+  model: string;
 }
 
 export class TranscriptionService {
@@ -61,20 +63,21 @@ export class TranscriptionService {
     this.rtf = metrics.histogram('stt_real_time_factor', 'Processing time divided by audio duration (lower is faster).', ['engine'], [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
   }
 
-  /** Throws the 503 envelope before any work when no STT engine is ready. */
-  assertAvailable(): void {
-    this.engines.ready('stt');
+  /** Throws the 503 envelope before any work when no STT engine (of the named model) is ready, 404 for an unknown model. */
+  assertAvailable(model?: string): void {
+    this.engines.assertServes('stt', model);
   }
 
   /**
    * Runs one transcription. `onSegment` sees each segment as it is decoded (for streaming); once
    * an engine has emitted a segment, a later failure is not retried on the next engine.
    */
-  async transcribe(request: ServiceTranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void): Promise<TranscriptionResult> {
-    const chain = this.engines.ready('stt');
+  async transcribe(request: ServiceTranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string): Promise<TranscriptionResult> {
+    const entry = await this.engines.prepare('stt', model);
+    const chain = this.engines.ready('stt', entry.id);
     const { vadFilter, ...base } = request;
     const vad = vadFilter ?? this.vadDefault;
-    const release = await this.admission.acquire(signal);
+    const release = await this.engines.hold(entry, () => this.admission.acquire(signal));
     try {
       let lastError: unknown;
       let emitted = false;
@@ -84,7 +87,7 @@ export class TranscriptionService {
         try {
           const useVad = vad && !REMOTE_ENGINES.has(engine.id);
           if (useVad) packed ??= packRegions(base.audio, await speechRegions(base.audio, signal), WINDOW_SECONDS * STT_SAMPLE_RATE);
-          if (useVad && packed!.chunks.length === 0) return { transcript: silence(base), engine: engine.id };
+          if (useVad && packed!.chunks.length === 0) return { transcript: silence(base), engine: engine.id, model: entry.id };
           const chunks = useVad ? packed!.chunks : undefined;
           const toOriginal = (s: TranscriptSegment): TranscriptSegment => (chunks ? remapSegment(s, chunks) : s);
           const filter = new SegmentFilter(this.thresholds);
@@ -104,12 +107,12 @@ export class TranscriptionService {
           if (chunks) transcript = remapTranscript(transcript, chunks, base.audio.length / STT_SAMPLE_RATE);
           transcript = SegmentFilter.apply(transcript, this.thresholds);
           const seconds = (performance.now() - started) / 1000;
-          this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: 'success' }, seconds);
+          this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: request.task, outcome: 'success' }, seconds);
           this.audioSeconds.inc({ engine: engine.id }, transcript.duration);
           if (transcript.duration > 0) this.rtf.observe({ engine: engine.id }, seconds / transcript.duration);
-          return { transcript, engine: engine.id };
+          return { transcript, engine: engine.id, model: entry.id };
         } catch (error) {
-          this.metrics.dependencyDuration.observe({ dependency: 'whisper', operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
+          this.metrics.dependencyDuration.observe({ dependency: engine.id, operation: request.task, outcome: outcomeOf(error) }, (performance.now() - started) / 1000);
           if (signal.aborted || !isRetryable(error) || emitted) throw error;
           lastError = error;
         }

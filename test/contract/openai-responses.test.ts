@@ -423,7 +423,7 @@ describe('/v1/responses: a client that vanishes mid-stream', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.match(metrics, /llm_active_generations 0/);
-    assert.match(metrics, /dependency_duration_seconds_count\{dependency="gemma",operation="stream",outcome="aborted"\} 1/);
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="llama-cpp",operation="stream",outcome="aborted"\} 1/);
     const after = await fetch(`${t.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'hi', max_output_tokens: 3 }) });
     assert.equal(after.status, 200, 'the slot is free again');
     assert.equal((await fetch(`${t.url}/v1/responses/${id}`)).status, 404, 'an interrupted response is not stored');

@@ -29,7 +29,7 @@ describe('remote OpenAI-compatible LLM backend', () => {
   it('is ready once the upstream answers /models, and lists the model', async () => {
     const ready = (await (await fetch(`${t.url}/health/ready`)).json()) as { capabilities: { llm: { status: string } } };
     assert.equal(ready.capabilities.llm.status, 'ready');
-    assert.deepEqual((await client.models.list()).data.map((m) => m.id), ['fake-gemma']);
+    assert.deepEqual((await client.models.list()).data.filter((m) => (m as { capability?: string }).capability === 'llm').map((m) => m.id), ['fake-gemma']);
   });
 
   it('passes chat through (streamed upstream), with the upstream key and model', async () => {
@@ -43,6 +43,14 @@ describe('remote OpenAI-compatible LLM backend', () => {
     assert.equal(upstream.body.stream, true);
     assert.deepEqual(upstream.body.messages, [{ role: 'user', content: 'Hi' }]);
     assert.equal('temperature' in upstream.body, false, "sampling the client did not set is left to the server's defaults");
+  });
+
+  it("labels the remote engine's calls in the metrics with its own id, not the embedded engine's", async () => {
+    await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'Hi' }] });
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="openai",operation="generate",outcome="success"\} [1-9]/);
+    assert.doesNotMatch(metrics, /dependency="(gemma|llama-cpp)"/);
+    assert.match(metrics, /llm_time_to_first_token_seconds_count\{engine="openai"\} [1-9]/);
   });
 
   it('passes the sampling settings and penalties the client set to the upstream', async () => {

@@ -93,7 +93,7 @@ describe('hosted speech-to-text', () => {
     assert.equal((res.body.error as { type: string }).type, 'upstream_error');
     assert.equal(fake.requests.length, 3);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    assert.match(metrics, /dependency_duration_seconds_count\{dependency="whisper",operation="transcribe",outcome="error"\} [1-9]/);
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="openai",operation="transcribe",outcome="error"\} [1-9]/);
   });
 
   it('is disabled without a key for api.openai.com, and says how to enable it', async () => {

@@ -110,7 +110,7 @@ describe('stored responses in Redis across two gateway processes', () => {
       const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEYS[0]}` };
       const generated = async () => {
         const text = await (await fetch(`${a.url}/metrics`, { headers })).text();
-        return [...text.matchAll(/dependency_duration_seconds_count\{dependency="gemma",operation="(?:generate|stream)",outcome="[a-z_]+"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+        return [...text.matchAll(/dependency_duration_seconds_count\{dependency="llama-cpp",operation="(?:generate|stream)",outcome="[a-z_]+"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
       };
       for (let i = 0; i < 100; i++) {
         const ready = (await (await fetch(`${a.url}/health/ready`, { headers })).json()) as { sessions: { status: string } };

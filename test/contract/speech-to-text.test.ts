@@ -243,7 +243,7 @@ describe('speech-to-text routes', () => {
     assert.deepEqual([line.container, line.duration_s, line.sample_rate, line.channels], ['wav', 2, 16000, 1]);
     assert.equal(typeof line.bytes, 'number');
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    assert.match(metrics, /dependency_duration_seconds_count\{dependency="whisper",operation="transcribe",outcome="success"\} \d+/);
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="whisper-cpp",operation="transcribe",outcome="success"\} \d+/);
     assert.match(metrics, /stt_audio_seconds_total\{engine="whisper-cpp"\} \d+/);
     assert.match(metrics, /stt_real_time_factor_count\{engine="whisper-cpp"\} \d+/);
   });

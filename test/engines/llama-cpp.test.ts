@@ -14,7 +14,7 @@ import { gentleGemmaPath, loopingGemmaPath, MODELS_DIR, tinyGemmaPath } from '..
 const logger = pino({ level: 'silent' });
 
 function options(model: string, overrides: Partial<LlamaCppOptions> = {}): LlamaCppOptions {
-  return { model, sampling: { temperature: 1, topK: 64, topP: 0.95 }, threads: 1, contextSize: 512, parallel: 2, device: 'cpu', gpuLayers: 'auto', hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, ...overrides };
+  return { model, sampling: { temperature: 1, topK: 64, topP: 0.95 }, threads: 1, contextSize: 512, parallel: 2, device: 'cpu', gpuLayers: 'auto', hf: { download: false, timeoutMs: 1000, home: os.tmpdir() }, setting: 'GEMMA_MODEL', ...overrides };
 }
 
 async function collect(events: AsyncIterable<LlmEvent>) {

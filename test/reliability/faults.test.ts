@@ -179,10 +179,10 @@ describe('fault matrix', () => {
     assert.ok((await metricSum(ttsApp.url, 'upstream_requests_total', { upstream: 'openaudio', outcome: '502' })) >= 3);
     assert.ok((await metricSum(ttsApp.url, 'upstream_requests_total', { upstream: 'openaudio', outcome: 'timeout' })) + (await metricSum(ttsApp.url, 'upstream_requests_total', { upstream: 'openaudio', outcome: 'aborted' })) >= 3);
     // per request: the outcome the service saw
-    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'gemma', operation: 'generate', outcome: 'success' })) >= 3);
-    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'gemma', operation: 'generate', outcome: 'error' })) >= 3);
-    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'gemma', operation: 'generate', outcome: 'timeout' })) >= 1);
-    assert.ok((await metricSum(sttApp.url, 'dependency_duration_seconds_count', { dependency: 'whisper', operation: 'transcribe', outcome: 'timeout' })) >= 1);
+    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'openai', operation: 'generate', outcome: 'success' })) >= 3);
+    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'openai', operation: 'generate', outcome: 'error' })) >= 3);
+    assert.ok((await metricSum(llmApp.url, 'dependency_duration_seconds_count', { dependency: 'openai', operation: 'generate', outcome: 'timeout' })) >= 1);
+    assert.ok((await metricSum(sttApp.url, 'dependency_duration_seconds_count', { dependency: 'openai', operation: 'transcribe', outcome: 'timeout' })) >= 1);
     assert.ok((await metricSum(ttsApp.url, 'dependency_duration_seconds_count', { dependency: 'openaudio', operation: 'synthesize', outcome: 'timeout' })) >= 1);
     assert.ok((await metricSum(ttsFallbackApp.url, 'dependency_duration_seconds_count', { dependency: 'espeak', operation: 'synthesize', outcome: 'success' })) >= 1);
     for (const t of apps) assert.ok(!t.logs.some((l) => l.includes('"level":"error"') && !l.includes('upstream') && !l.includes('not available')), 'no unexpected server error logged');

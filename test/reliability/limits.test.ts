@@ -168,7 +168,7 @@ describe('limits', () => {
     }
     assert.equal(ok, 200);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    assert.match(metrics, /dependency_duration_seconds_count\{dependency="gemma",operation="generate",outcome="timeout"\} [1-9]/);
+    assert.match(metrics, /dependency_duration_seconds_count\{dependency="llama-cpp",operation="generate",outcome="timeout"\} [1-9]/);
     assert.ok(!t.logs.some((l) => l.includes('"level":"error"')), 'a timeout is not logged as a server error');
   });
 });

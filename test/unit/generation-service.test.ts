@@ -55,7 +55,7 @@ describe('GenerationService', () => {
     const events: LlmEvent[] = [];
     for await (const e of run.events) events.push(e);
     assert.deepEqual(events, []);
-    assert.match(await metrics.registry.metrics(), /dependency_duration_seconds_count\{dependency="gemma",operation="stream",outcome="aborted"\} 1/);
+    assert.match(await metrics.registry.metrics(), /dependency_duration_seconds_count\{dependency="scripted",operation="stream",outcome="aborted"\} 1/);
   });
 
   it('counts a consumer that stops early as aborted and one that reads to the end as success', async () => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { runnerSupervision } from '../../src/engines/runner/supervision.ts';
+import { runnerSupervision } from '../../src/engines/index.ts';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {

@@ -9,9 +9,7 @@ import type * as NodeLlamaCppModule from 'node-llama-cpp';
 import type { ChatHistoryItem, ChatWrapper, LlamaGrammar } from 'node-llama-cpp';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.ts';
-import { computeThreads } from '../../config.ts';
-import { hfSettings, type HfSettings } from '../../models/hugging-face.ts';
+import type { HfSettings } from '../../models/hugging-face.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveGguf } from '../../models/gguf.ts';
@@ -28,35 +26,36 @@ type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
 type LlamaContextSequence = ReturnType<LlamaContext['getSequence']>;
 
-/** Sampling for requests that set none (LLM_TEMPERATURE, LLM_TOP_K, LLM_TOP_P). */
+/** Sampling for requests that set none. */
 export interface SamplingDefaults {
+  /** Sampling temperature; 0 = greedy. */
   temperature: number;
+  /** Sample among the k most likely tokens only. */
   topK: number;
+  /** Nucleus sampling: the smallest token set whose probability reaches p. */
   topP: number;
 }
 
+/** What the embedded llama.cpp engine (and its runner process) needs; plain data, so it crosses IPC. */
 export interface LlamaCppOptions {
+  /** The GGUF: a file path or an `hf:org/repo/file.gguf` URI (resolved through `hf`). */
   model: string;
+  /** Sampling used when a request sets none. */
   sampling: SamplingDefaults;
+  /** CPU threads for llama.cpp (a number, already resolved: no "auto"). */
   threads: number;
+  /** Context size in tokens, shared by all `parallel` sequences. */
   contextSize: number;
+  /** Sequences decoded together (concurrent generations). */
   parallel: number;
+  /** `auto`, `cpu`, `cuda`, `cuda:N`, `vulkan`, `metal`: which llama.cpp build and GPU to use. */
   device: string;
+  /** Layers to offload to the GPU: `auto`, `max` or a number. */
   gpuLayers: string;
+  /** Where `hf:` models are cached and fetched from. */
   hf: HfSettings;
-}
-
-export function llamaCppOptions(config: Config): LlamaCppOptions {
-  return {
-    model: config.GEMMA_MODEL,
-    sampling: { temperature: config.LLM_TEMPERATURE, topK: config.LLM_TOP_K, topP: config.LLM_TOP_P },
-    threads: computeThreads(config.LLM_THREADS),
-    contextSize: config.LLM_CONTEXT_SIZE,
-    parallel: config.LLM_PARALLEL,
-    device: config.LLM_DEVICE,
-    gpuLayers: config.LLM_GPU_LAYERS,
-    hf: hfSettings(config),
-  };
+  /** The configuration entry that names `model`, quoted in remedies (`GEMMA_MODEL`, a models-file path). */
+  setting?: string;
 }
 
 /** `hf:org/repo/gemma-3-1b-it-Q4_K_M.gguf` or `/models/gemma.gguf` → `gemma-3-1b-it-Q4_K_M` */
@@ -124,7 +123,7 @@ export class LlamaCppEngine implements LlmEngine {
   async load(): Promise<void> {
     const started = Date.now();
     try {
-      const file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'GEMMA_MODEL' });
+      const file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' });
       this.lib = await import('node-llama-cpp');
       this.llama = await this.lib.getLlama({
         gpu: gpuOption(this.options.device),

@@ -51,6 +51,10 @@ export class LlamaRunnerEngine implements LlmEngine {
     return this.runner.pid;
   }
 
+  memoryBytes(): number | undefined {
+    return this.rssBytes() || undefined;
+  }
+
   rssBytes(): number {
     return this.runner.rssBytes();
   }
@@ -62,7 +66,7 @@ export class LlamaRunnerEngine implements LlmEngine {
   async load(): Promise<void> {
     let file: string;
     try {
-      file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'GEMMA_MODEL' });
+      file = await resolveGguf(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' });
     } catch (error) {
       const detail = error instanceof ModelUnavailableError ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}`;
       this.runner.fail({ status: error instanceof ModelUnavailableError ? 'missing_model' : 'error', detail });
@@ -74,6 +78,11 @@ export class LlamaRunnerEngine implements LlmEngine {
 
   generate(input: LlmInput, params: GenerationParams, signal: AbortSignal): AsyncIterable<LlmEvent> {
     return this.runner.stream({ input, params }, signal);
+  }
+
+  /** Stops the runner and frees its memory; the next request that names the model loads it again. */
+  unload(): Promise<void> {
+    return this.runner.unload();
   }
 
   close(): Promise<void> {

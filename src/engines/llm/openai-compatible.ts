@@ -1,19 +1,21 @@
 /**
  * The remote LLM: any OpenAI-compatible server (vLLM across GPUs/nodes, Ollama, llama.cpp server,
  * OpenAI) through the official `openai` SDK, which retries 408/409/429/5xx and connection errors
- * with exponential backoff (LLM_MAX_RETRIES) and bounds each request (LLM_TIMEOUT_SECONDS).
+ * with exponential backoff (`maxRetries`) and bounds each request (`timeoutMs`).
  * Streams pass through chunk by chunk. Upstream errors map onto our envelope (engines/openai-errors.ts):
  * an upstream 4xx → 400 with its message (401/403 → 502, 429 → 429), 5xx/connection → 502, timeout → 504.
  */
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.ts';
 import { ApiError } from '../../errors.ts';
-import { upstreamError } from '../openai-errors.ts';
+import { openAiClient, upstreamError, type OpenAiUpstreamOptions } from '../openai-errors.ts';
 import type { EngineState } from '../types.ts';
 import type { GenerationParams, LlmEngine, LlmEvent, LlmInput } from './types.ts';
 
 const RECHECK_MS = 10_000;
+
+/** Connection settings only: sampling is left to the server's defaults unless a request sets it. */
+export type OpenAiCompatibleLlmOptions = OpenAiUpstreamOptions;
 
 export class OpenAiCompatibleLlm implements LlmEngine {
   readonly id = 'openai';
@@ -23,21 +25,17 @@ export class OpenAiCompatibleLlm implements LlmEngine {
   private current: EngineState = { status: 'loading' };
   private recheck: NodeJS.Timeout | undefined;
   private readonly upstream: string;
+  private readonly remedy: string;
 
   constructor(
-    config: Pick<Config, 'LLM_API_BASE' | 'LLM_API_KEY' | 'LLM_MODEL' | 'LLM_TIMEOUT_SECONDS' | 'LLM_MAX_RETRIES'>,
+    options: OpenAiCompatibleLlmOptions,
     private readonly logger: Logger,
     fetchImpl: typeof fetch = globalThis.fetch,
   ) {
-    this.modelName = config.LLM_MODEL ?? 'unknown';
-    this.upstream = `LLM server ${config.LLM_API_BASE}`;
-    this.client = new OpenAI({
-      baseURL: config.LLM_API_BASE,
-      apiKey: config.LLM_API_KEY ?? 'not-needed',
-      maxRetries: config.LLM_MAX_RETRIES,
-      timeout: config.LLM_TIMEOUT_SECONDS * 1000,
-      fetch: fetchImpl,
-    });
+    this.modelName = options.model;
+    this.upstream = `LLM server ${options.baseUrl}`;
+    this.remedy = options.remedy ?? 'Start the server or fix its base URL and key';
+    this.client = openAiClient(options, fetchImpl);
   }
 
   state(): EngineState {
@@ -51,7 +49,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
       this.current = { status: 'ready' };
     } catch (error) {
       const reason = (upstreamError(error, this.upstream) as Error).message;
-      this.current = { status: 'error', detail: `${reason} Start the server or fix LLM_API_BASE/LLM_API_KEY; re-checking every ${RECHECK_MS / 1000} s.` };
+      this.current = { status: 'error', detail: `${reason} ${this.remedy}; re-checking every ${RECHECK_MS / 1000} s.` };
       this.logger.warn({ engine: this.id, detail: this.current.detail }, 'remote LLM not reachable');
       this.recheck = setTimeout(() => void this.load(), RECHECK_MS);
       this.recheck.unref();
@@ -111,7 +109,7 @@ export class OpenAiCompatibleLlm implements LlmEngine {
       throw new ApiError(502, 'upstream_error', `${this.upstream} broke off the stream (${(error as Error).message}).`, { code: 'upstream_stream_broken', cause: error });
     }
     // every OpenAI-compatible server ends a stream with a finish_reason; none means the answer was not a stream of chunks
-    if (finish === undefined) throw new ApiError(502, 'upstream_error', `${this.upstream} ended its answer without a finish_reason: not an OpenAI-compatible stream (check LLM_API_BASE).`, { code: 'upstream_bad_response' });
+    if (finish === undefined) throw new ApiError(502, 'upstream_error', `${this.upstream} ended its answer without a finish_reason: not an OpenAI-compatible stream (check its base URL).`, { code: 'upstream_bad_response' });
     yield { type: 'done', result: { text, finishReason: finish, usage, model: this.modelName } };
   }
 

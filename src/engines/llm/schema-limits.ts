@@ -10,17 +10,15 @@
  * Both walks are iterative: a schema nested thousands of levels deep must get its 400, not a
  * stack overflow.
  */
-import type { Config } from '../../config.ts';
 import { ApiError } from '../../errors.ts';
 
 export interface SchemaLimits {
+  /** Largest schema, in bytes of its JSON. */
   maxBytes: number;
+  /** Deepest nesting of objects and arrays. */
   maxDepth: number;
+  /** Most `enum` values in one schema, all enums together. */
   maxEnumValues: number;
-}
-
-export function schemaLimits(config: Pick<Config, 'GRAMMAR_MAX_SCHEMA_BYTES' | 'GRAMMAR_MAX_DEPTH' | 'GRAMMAR_MAX_ENUM_VALUES'>): SchemaLimits {
-  return { maxBytes: config.GRAMMAR_MAX_SCHEMA_BYTES, maxDepth: config.GRAMMAR_MAX_DEPTH, maxEnumValues: config.GRAMMAR_MAX_ENUM_VALUES };
 }
 
 const DEFS_PREFIX = '#/$defs/'; // the only references node-llama-cpp resolves

@@ -376,6 +376,19 @@ export class RunnerSupervisor<Load, Request, Event> {
     }
   }
 
+  /**
+   * Stops the runner to free its memory (keep-alive expiry, an operator's unload); `start` loads it
+   * again. Unlike `close`, the supervisor stays usable.
+   */
+  async unload(): Promise<void> {
+    await this.close();
+    this.closing = false;
+    this.loaded = false;
+    this.loadCrashes = 0;
+    this.child = undefined;
+    this.current = { status: 'disabled', detail: 'unloaded: loads again on the next request that names it' };
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.restartTimer);

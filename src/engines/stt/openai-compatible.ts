@@ -1,16 +1,15 @@
 /**
  * The hosted STT: OpenAI's transcription API, or any OpenAI-compatible server (Speaches,
  * faster-whisper servers, LocalAI), through the official `openai` SDK — retries with backoff on
- * 429/5xx/connection errors (OPENAI_MAX_RETRIES), each attempt bounded (OPENAI_TIMEOUT_SECONDS).
- * The audio goes up as 16 kHz mono 16-bit WAV. With OPENAI_WHISPER_RESPONSE_FORMAT=verbose_json
+ * 429/5xx/connection errors (`maxRetries`), each attempt bounded (`timeoutMs`).
+ * The audio goes up as 16 kHz mono 16-bit WAV. With `responseFormat: 'verbose_json'`
  * segments, confidences and word timestamps come back; `json`/`text` (what gpt-4o-*-transcribe
  * models support) give the text only, so segments are empty.
  */
-import OpenAI, { toFile } from 'openai';
+import { toFile, type OpenAI } from 'openai';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.ts';
 import { encodeWavPcm16 } from '../../audio/wav.ts';
-import { upstreamError } from '../openai-errors.ts';
+import { openAiClient, upstreamError, type OpenAiUpstreamOptions } from '../openai-errors.ts';
 import { languageCode } from './languages.ts';
 import type { EngineState } from '../types.ts';
 import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest } from './types.ts';
@@ -25,6 +24,11 @@ interface VerboseSegment {
   tokens?: number[];
 }
 
+export interface OpenAiCompatibleSttOptions extends OpenAiUpstreamOptions {
+  /** `verbose_json` brings segments and word timestamps back; any other format gives the text only. */
+  responseFormat: 'json' | 'text' | 'srt' | 'verbose_json' | 'vtt';
+}
+
 export class OpenAiCompatibleStt implements SttEngine {
   readonly id = 'openai';
   readonly capability = 'stt' as const;
@@ -32,40 +36,34 @@ export class OpenAiCompatibleStt implements SttEngine {
   private readonly upstream: string;
 
   constructor(
-    private readonly config: Pick<Config, 'OPENAI_API_KEY' | 'OPENAI_API_BASE' | 'OPENAI_WHISPER_MODEL' | 'OPENAI_WHISPER_RESPONSE_FORMAT' | 'OPENAI_MAX_RETRIES' | 'OPENAI_TIMEOUT_SECONDS'>,
+    private readonly options: OpenAiCompatibleSttOptions,
     private readonly logger: Logger,
     fetchImpl: typeof fetch = globalThis.fetch,
   ) {
-    this.upstream = `transcription server ${config.OPENAI_API_BASE}`;
-    const needsKey = /(^|\.)api\.openai\.com$/.test(new URL(config.OPENAI_API_BASE).hostname);
-    if (!needsKey || config.OPENAI_API_KEY) {
-      this.client = new OpenAI({
-        baseURL: config.OPENAI_API_BASE,
-        apiKey: config.OPENAI_API_KEY ?? 'not-needed',
-        maxRetries: config.OPENAI_MAX_RETRIES,
-        timeout: config.OPENAI_TIMEOUT_SECONDS * 1000,
-        fetch: fetchImpl,
-      });
+    this.upstream = `transcription server ${options.baseUrl}`;
+    const needsKey = /(^|\.)api\.openai\.com$/.test(new URL(options.baseUrl).hostname);
+    if (!needsKey || options.apiKey) {
+      this.client = openAiClient(options, fetchImpl);
     }
   }
 
   state(): EngineState {
-    return this.client ? { status: 'ready' } : { status: 'disabled', detail: 'set OPENAI_API_KEY (or OPENAI_API_BASE to an OpenAI-compatible server) to enable the hosted fallback' };
+    return this.client ? { status: 'ready' } : { status: 'disabled', detail: this.options.remedy ?? 'give it an API key (or the base URL of an OpenAI-compatible server) to enable the hosted fallback' };
   }
 
   async load(): Promise<void> {
-    if (this.client) this.logger.info({ engine: this.id, base: this.config.OPENAI_API_BASE, model: this.config.OPENAI_WHISPER_MODEL }, 'hosted STT configured');
+    if (this.client) this.logger.info({ engine: this.id, base: this.options.baseUrl, model: this.options.model }, 'hosted STT configured');
   }
 
   async *transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
     const client = this.client!;
     const duration = request.audio.length / STT_SAMPLE_RATE;
-    const format = this.config.OPENAI_WHISPER_RESPONSE_FORMAT;
+    const format = this.options.responseFormat;
     const verbose = format === 'verbose_json';
     const file = await toFile(encodeWavPcm16(request.audio, STT_SAMPLE_RATE), 'audio.wav', { type: 'audio/wav' });
     const params = {
       file,
-      model: this.config.OPENAI_WHISPER_MODEL,
+      model: this.options.model,
       prompt: request.prompt,
       temperature: request.temperature,
       response_format: verbose ? ('verbose_json' as const) : ('json' as const),

@@ -9,9 +9,7 @@
  * checked first (models/whisper.ts) and audio is padded to at least one second.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../../config.ts';
-import { computeThreads } from '../../config.ts';
-import { hfSettings, type HfSettings } from '../../models/hugging-face.ts';
+import type { HfSettings } from '../../models/hugging-face.ts';
 import { ApiError } from '../../errors.ts';
 import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
@@ -24,25 +22,20 @@ export const WINDOW_SECONDS = 30;
 const MIN_SAMPLES = STT_SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter input
 
 export interface WhisperCppOptions {
+  /** A ggml model file path, or a tier (`tiny.en`, `base`, `large-v3-turbo`, ...) fetched through `hf`. */
   model: string;
+  /** CPU threads per window (a number, already resolved: no "auto"). */
   threads: number;
-  /** Windows decoded at once (STT_PARALLEL); further windows wait their turn, FIFO. */
+  /** Windows decoded at once; further windows wait their turn, FIFO. */
   parallel: number;
+  /** Where tier models are cached and fetched from. */
   hf: HfSettings;
-  /** STT_DEVICE: auto, cpu, cuda, cuda:N. */
+  /** The configuration entry that names `model`, quoted in remedies (`LOCAL_WHISPER_MODEL`, a models-file path). */
+  setting?: string;
+  /** `auto`, `cpu`, `cuda` or `cuda:N` (default `auto`). */
   device?: string;
   /** Test hook: the @fugood build used for `cuda` ('default' = its CPU build, to run that path without a GPU). */
   cudaVariant?: 'cuda' | 'default';
-}
-
-export function whisperCppOptions(config: Config): WhisperCppOptions {
-  return {
-    model: config.LOCAL_WHISPER_MODEL,
-    threads: computeThreads(config.WHISPER_THREADS),
-    parallel: config.STT_PARALLEL,
-    hf: hfSettings(config),
-    device: config.STT_DEVICE,
-  };
 }
 
 type DetailedToken = WindowToken;
@@ -103,7 +96,7 @@ export class WhisperCppEngine implements SttEngine {
   async load(): Promise<void> {
     const started = Date.now();
     try {
-      const { file, multilingual } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' });
+      const { file, multilingual } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' });
       this.backend = await this.loadBackend(file);
       // English-only models get language "en": "auto" would run language detection for nothing
       this.multilingual = multilingual;

@@ -63,7 +63,7 @@ export class WhisperRunnerEngine implements SttEngine {
   async load(): Promise<void> {
     let file: string;
     try {
-      ({ file } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: 'LOCAL_WHISPER_MODEL' }));
+      ({ file } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' }));
     } catch (error) {
       const missing = error instanceof ModelUnavailableError;
       const detail = missing ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}`;
@@ -80,6 +80,15 @@ export class WhisperRunnerEngine implements SttEngine {
     const parts: Float32Array[] = [];
     for (let offset = 0; offset < request.audio.length; offset += PART_SAMPLES) parts.push(request.audio.subarray(offset, offset + PART_SAMPLES));
     return this.runner.stream({ ...request, audio: new Float32Array(0) }, signal, parts);
+  }
+
+  memoryBytes(): number | undefined {
+    return this.runner.rssBytes() || undefined;
+  }
+
+  /** Stops the runner and frees its memory; the next request that names the model loads it again. */
+  unload(): Promise<void> {
+    return this.runner.unload();
   }
 
   close(): Promise<void> {

@@ -9,7 +9,6 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.ts';
 import { ApiError } from '../../errors.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
 import type { EngineState } from '../types.ts';
@@ -42,6 +41,13 @@ interface Slot {
   jobs: Map<number, AsyncQueue<WorkerMessage>>;
 }
 
+export interface EspeakOptions {
+  /** Worker threads; each speaks one utterance at a time. */
+  workers: number;
+  /** The voice of requests that name none: an eSpeak language (`en-us`), optionally `+variant`. */
+  defaultVoice: string;
+}
+
 export class EmbeddedEspeakEngine implements TtsEngine {
   readonly id = 'espeak';
   readonly capability = 'tts' as const;
@@ -54,7 +60,7 @@ export class EmbeddedEspeakEngine implements TtsEngine {
   private nextId = 1;
 
   constructor(
-    private readonly options: { workers: number; defaultVoice: string },
+    private readonly options: EspeakOptions,
     private readonly logger: Logger,
   ) {}
 
@@ -227,8 +233,4 @@ function voicesFrom(list: { id: string; name: string; languages: string[] }[]): 
     voices.push({ id: v.id, name: v.name, engine: 'espeak' });
   }
   return voices;
-}
-
-export function espeakOptions(config: Config): { workers: number; defaultVoice: string } {
-  return { workers: config.EMBEDDED_TTS_WORKERS, defaultVoice: config.EMBEDDED_TTS_VOICE };
 }

@@ -11,7 +11,6 @@
 import { encode } from '@msgpack/msgpack';
 import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.ts';
 import { WavFormatError, WavStreamReader } from '../../audio/wav.ts';
 import { ApiError } from '../../errors.ts';
 import type { EngineState } from '../types.ts';
@@ -22,16 +21,22 @@ const PROBE_TIMEOUT_MS = 3_000;
 const REFERENCES_TTL_MS = 30_000;
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 
-type OpenAudioConfig = Pick<
-  Config,
-  | 'OPENAUDIO_API_BASE'
-  | 'OPENAUDIO_API_KEY'
-  | 'OPENAUDIO_TTS_PATH'
-  | 'OPENAUDIO_DEFAULT_REFERENCE_ID'
-  | 'OPENAUDIO_DEFAULT_NORMALIZE'
-  | 'OPENAUDIO_TIMEOUT_SECONDS'
-  | 'OPENAUDIO_MAX_RETRIES'
->;
+export interface OpenAudioOptions {
+  /** Base URL of the fish-speech API server, e.g. `http://fish-speech:8080`. */
+  baseUrl: string;
+  /** Bearer key, when the server was started with `--api-key`. */
+  apiKey?: string;
+  /** Path of the synthesis endpoint (`/v1/tts`). */
+  ttsPath: string;
+  /** Reference voice used when a request names none. */
+  defaultReferenceId?: string;
+  /** `normalize` sent when a request sets none. */
+  defaultNormalize: boolean;
+  /** Bound of one attempt (to the response, then between chunks), in milliseconds. */
+  timeoutMs: number;
+  /** Retries with jittered backoff on connection errors, timeouts and 502/503/504. */
+  maxRetries: number;
+}
 
 /** fish-speech's error body: {statusCode, message, error}. */
 interface UpstreamErrorBody {
@@ -50,11 +55,11 @@ export class OpenAudioEngine implements TtsEngine {
   private readonly base: string;
 
   constructor(
-    private readonly config: OpenAudioConfig,
+    private readonly options: OpenAudioOptions,
     private readonly logger: Logger,
     private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
   ) {
-    this.base = config.OPENAUDIO_API_BASE.replace(/\/+$/, '');
+    this.base = options.baseUrl.replace(/\/+$/, '');
   }
 
   state(): EngineState {
@@ -62,7 +67,7 @@ export class OpenAudioEngine implements TtsEngine {
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { ...(this.config.OPENAUDIO_API_KEY ? { Authorization: `Bearer ${this.config.OPENAUDIO_API_KEY}` } : {}), ...extra };
+    return { ...(this.options.apiKey ? { Authorization: `Bearer ${this.options.apiKey}` } : {}), ...extra };
   }
 
   /** Probes GET /v1/health; while it fails, keeps probing every 10 s. */
@@ -135,7 +140,7 @@ export class OpenAudioEngine implements TtsEngine {
   }
 
   private async manageReferences(method: 'POST' | 'DELETE', path: string, body: Record<string, unknown>, id: string, signal: AbortSignal): Promise<void> {
-    const timeoutMs = this.config.OPENAUDIO_TIMEOUT_SECONDS * 1000;
+    const timeoutMs = this.options.timeoutMs;
     let response: Response;
     try {
       response = await this.fetch(`${this.base}${path}`, {
@@ -169,7 +174,7 @@ export class OpenAudioEngine implements TtsEngine {
       const known = await this.referenceIds().catch(() => new Set<string>());
       if (known.has(request.voice)) return request.voice;
     }
-    return this.config.OPENAUDIO_DEFAULT_REFERENCE_ID;
+    return this.options.defaultReferenceId;
   }
 
   /** The ServeTTSRequest body; fields the caller left out are left to fish-speech's defaults. */
@@ -179,7 +184,7 @@ export class OpenAudioEngine implements TtsEngine {
       text: request.text,
       format: 'wav',
       streaming: true,
-      normalize: request.normalize ?? this.config.OPENAUDIO_DEFAULT_NORMALIZE,
+      normalize: request.normalize ?? this.options.defaultNormalize,
       references: (request.references ?? []).map((r) => ({ audio: new Uint8Array(r.audio.buffer, r.audio.byteOffset, r.audio.byteLength), text: r.text })),
       reference_id: referenceId ?? null,
     };
@@ -198,11 +203,11 @@ export class OpenAudioEngine implements TtsEngine {
 
   async *synthesize(request: SynthesisRequest, signal: AbortSignal): AsyncIterable<PcmChunk> {
     const body = await this.body(request);
-    const timeoutMs = this.config.OPENAUDIO_TIMEOUT_SECONDS * 1000;
+    const timeoutMs = this.options.timeoutMs;
     let attempt: { response: Response; controller: AbortController };
     try {
       attempt = await pRetry(() => this.post(body, signal, timeoutMs), {
-        retries: this.config.OPENAUDIO_MAX_RETRIES,
+        retries: this.options.maxRetries,
         minTimeout: 200,
         maxTimeout: 2000,
         factor: 2,
@@ -231,7 +236,7 @@ export class OpenAudioEngine implements TtsEngine {
     signal.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
     try {
-      const response = await this.fetch(`${this.base}${this.config.OPENAUDIO_TTS_PATH}`, {
+      const response = await this.fetch(`${this.base}${this.options.ttsPath}`, {
         method: 'POST',
         headers: this.headers({ 'Content-Type': 'application/msgpack', Accept: 'audio/wav' }),
         body,
@@ -314,8 +319,4 @@ export class OpenAudioEngine implements TtsEngine {
     this.closed = true;
     clearTimeout(this.recheck);
   }
-}
-
-export function openAudioOptions(config: Config): OpenAudioConfig {
-  return config;
 }

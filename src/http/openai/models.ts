@@ -1,22 +1,34 @@
-/** OpenAI-compatible GET /v1/models: the model this service generates with. */
+/** OpenAI-compatible GET /v1/models: every configured model (text and speech-to-text), with its state. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { EngineRegistry } from '../../engines/registry.ts';
+import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../schemas.ts';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
+const EXAMPLE = { id: 'gemma-3-1b-it-Q4_K_M', object: 'model' as const, created: 1764150000, owned_by: 'gemma-3-api', capability: 'llm' as const, state: 'loaded' as const, aliases: ['gpt-4o-mini'], default: true, memory_bytes: 1_073_741_824 };
+
 const modelSchema = z
-  .object({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string() })
-  .meta({ id: 'Model', example: { id: 'gemma-3-1b-it-Q4_K_M', object: 'model', created: 1764150000, owned_by: 'gemma-3-api' } });
+  .object({
+    id: z.string().describe('What to send as `model`.'),
+    object: z.literal('model'),
+    created: z.number().int(),
+    owned_by: z.string(),
+    capability: z.enum(['llm', 'stt']).describe('`llm`: the text routes; `stt`: the transcription routes.'),
+    state: z.enum(['loaded', 'loading', 'unloaded', 'error']).describe('`unloaded`: not loaded yet (loads on the first request naming it); `error`: see GET /health/ready for why.'),
+    aliases: z.array(z.string()).describe('Other names that pick this model.'),
+    default: z.boolean().describe('Answers requests that name no model (and the SDK default names).'),
+    memory_bytes: z.number().int().optional().describe('Memory the model holds now (its runner process\'s RSS), where known.'),
+  })
+  .meta({ id: 'Model', example: EXAMPLE });
 
 export const modelListSchema = z
   .object({
     object: z.literal('list'),
     data: z.array(modelSchema),
   })
-  .meta({ id: 'ModelList', example: { object: 'list', data: [{ id: 'gemma-3-1b-it-Q4_K_M', object: 'model', created: 1764150000, owned_by: 'gemma-3-api' }] } });
+  .meta({ id: 'ModelList', example: { object: 'list', data: [EXAMPLE] } });
 
 export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
   app.get(
@@ -25,11 +37,11 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
       schema: {
         tags: ['openai'],
         summary: 'List models (OpenAI-compatible)',
-        description: 'The text-generation models this service answers with (ready ones). Empty while the model is loading or missing.',
+        description: 'Every configured model, text and speech-to-text, with its `capability`, `state` and memory where known (fields beside OpenAI\'s id/object/created/owned_by). A request\'s `model` picks one by id or alias.',
         response: { 200: modelListSchema },
       },
     },
-    async () => ({ object: 'list' as const, data: readyModels(engines) }),
+    async () => ({ object: 'list' as const, data: listed(engines) }),
   );
 
   app.get(
@@ -38,20 +50,43 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
       schema: {
         tags: ['openai'],
         summary: 'Retrieve a model (OpenAI-compatible)',
-        description: 'One model of GET /v1/models by id; 404 envelope for any other id.',
+        description: 'One model of GET /v1/models by id or alias; 404 envelope for any other name.',
         params: z.object({ model: z.string().max(256) }),
         response: { 200: modelSchema, ...errorResponses(404) },
       },
     },
     async (request) => {
-      const found = readyModels(engines).find((m) => m.id === request.params.model);
+      const name = request.params.model;
+      const found = listed(engines).find((m) => m.id === name) ?? listed(engines).find((m) => m.aliases.includes(name));
       if (!found) throw new ApiError(404, 'not_found_error', `The model '${request.params.model}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
       return found;
     },
   );
+
+  for (const action of ['load', 'unload'] as const) {
+    app.post(
+      `/v1/models/:model/${action}`,
+      {
+        schema: {
+          tags: ['openai'],
+          summary: action === 'load' ? 'Load a model now (operators)' : 'Unload a model now (operators)',
+          description:
+            action === 'load'
+              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). 404 for an unknown name.'
+              : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name.',
+          params: z.object({ model: z.string().max(256) }),
+          response: { 200: modelSchema, ...errorResponses(404, 409) },
+        },
+      },
+      async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),
+    );
+  }
 };
 
-function readyModels(engines: EngineRegistry) {
-  const ready = engines.readiness().capabilities.llm.status === 'ready' ? engines.ready('llm') : [];
-  return ready.map((e) => ({ id: e.modelName, object: 'model' as const, created: STARTED, owned_by: 'gemma-3-api' }));
+function listed(engines: EngineRegistry) {
+  return engines.models().map(view);
+}
+
+function view({ memoryBytes, ...m }: ModelReport) {
+  return { ...m, object: 'model' as const, created: STARTED, owned_by: 'gemma-3-api', ...(memoryBytes === undefined ? {} : { memory_bytes: memoryBytes }) };
 }

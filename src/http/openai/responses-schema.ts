@@ -1,6 +1,7 @@
 /** The OpenAI Responses API shapes (/v1/responses): request, response object, stream events, input items. */
 import { z } from 'zod';
 import { samplingFields } from '../generation-params.ts';
+import { llmModelSchema } from '../schemas.ts';
 
 /** Input items per request: a generous bound that keeps validation and storage cheap. */
 export const MAX_INPUT_ITEMS = 1024;
@@ -73,7 +74,7 @@ const unsupported = {
 // (error-handling.ts maps zod's unrecognized_keys), not silently ignored
 export const responseRequestSchema = z
   .strictObject({
-    model: z.string().optional().describe('Accepted for compatibility; the loaded model answers (see GET /v1/models).'),
+    model: llmModelSchema,
     input: z
       .union([z.string(), z.array(inputItemSchema).max(MAX_INPUT_ITEMS)])
       .describe(`A user message, or up to ${MAX_INPUT_ITEMS} message items (roles system/developer/user/assistant; \`input_text\`/\`output_text\` parts).`),

@@ -27,6 +27,9 @@ const settings = z.object({
   output_sample_rate: z.coerce.number().int().min(8000).max(192_000).optional(),
   language: wsLanguageSchema.optional(),
   response_modalities: z.array(z.enum(['text', 'audio'])).min(1).optional(),
+  /** The text and speech-to-text models of the turns (ids or aliases of GET /v1/models). */
+  model: z.string().max(256).optional(),
+  stt_model: z.string().max(256).optional(),
 });
 
 const query = settings.extend({
@@ -51,7 +54,7 @@ export const DIALOGUE_WS_DOC = {
   tags: ['dialogue'],
   description: `Speak; hear the reply while it is being written; interrupt it by speaking.
 
-Query: \`sample_rate\` of the microphone audio (default 16000), \`session_id\` (continue a conversation — with API keys on, one of this key's; generated when absent), \`voice\`, \`format\` of the reply audio (default \`pcm\`), \`output_sample_rate\` (default DEFAULT_AUDIO_SAMPLE_RATE), \`language\`, \`response_modalities\` (\`text,audio\`).
+Query: \`sample_rate\` of the microphone audio (default 16000), \`session_id\` (continue a conversation — with API keys on, one of this key's; generated when absent), \`voice\`, \`format\` of the reply audio (default \`pcm\`), \`output_sample_rate\` (default DEFAULT_AUDIO_SAMPLE_RATE), \`language\`, \`response_modalities\` (\`text,audio\`), \`model\` and \`stt_model\` (ids or aliases of GET /v1/models; unknown: an \`error\` event \`model_not_found\`, then close).
 
 **Client → server**: binary frames of 16-bit little-endian mono PCM (the microphone, any frame size); JSON: \`{"type":"config",...}\` (as the query, from the next turn), \`{"type":"text","text":"..."}\` (a typed turn), \`{"type":"commit"}\` (end the spoken turn now), \`{"type":"cancel"}\` (stop the reply).
 
@@ -81,6 +84,8 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
     if (refuseUnavailable(socket, request, () => dialogue.assertAvailable())) return;
     const parsed = parseQuery(socket, request, query, request.query);
     if (!parsed) return;
+    // a model named in the query must exist (404 model_not_found), before the first turn
+    if (parsed.model !== undefined && refuseUnavailable(socket, request, () => dialogue.assertAvailable(parsed.model))) return;
     const out = new JsonSocket(socket, request, '/ws/dialogue');
     const { sample_rate: inputRate, session_id: requestedSession, ...initial } = parsed;
     let current: z.infer<typeof settings> = initial;
@@ -128,6 +133,8 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
               voice: settingsNow.voice,
               format: settingsNow.format ?? 'pcm',
               sampleRate: settingsNow.output_sample_rate,
+              model: settingsNow.model,
+              sttModel: settingsNow.stt_model,
             },
             signal,
           );

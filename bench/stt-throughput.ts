@@ -113,7 +113,7 @@ function cli(shape: Shape): number {
   return total - load;
 }
 
-async function http(url: string, shape: Shape, vad: 'off' | 'on', retried = false): Promise<{ ms: number; segments: number }> {
+async function http(url: string, shape: Shape, vad: 'off' | 'on', retries = 3): Promise<{ ms: number; segments: number }> {
   const form = new FormData();
   form.set('vad_filter', String(vad === 'on'));
   form.set('file', new Blob([fs.readFileSync(shape.file)]), 'bench.wav');
@@ -126,7 +126,8 @@ async function http(url: string, shape: Shape, vad: 'off' | 'on', retried = fals
   } catch (error) {
     // a pooled keep-alive socket the server closed while the CLI ran: nothing was processed, send again
     const code = ((error as Error).cause as { code?: string } | undefined)?.code;
-    if (!retried && (code === 'EPIPE' || code === 'ECONNRESET')) return http(url, shape, vad, true);
+    // (the pool may hold several such sockets: try a few times)
+    if (retries > 0 && (code === 'EPIPE' || code === 'ECONNRESET')) return http(url, shape, vad, retries - 1);
     throw error;
   }
   const text = await res.text();

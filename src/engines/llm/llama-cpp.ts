@@ -5,6 +5,7 @@
  * and llama.cpp batches the active sequences together. Generation runs on llama.cpp's threads, so
  * the event loop stays free.
  */
+import { ResourcePool } from '../../util/resource-pool.ts';
 import type * as NodeLlamaCppModule from 'node-llama-cpp';
 import type { ChatHistoryItem, ChatWrapper, LlamaGrammar } from 'node-llama-cpp';
 import { LRUCache } from 'lru-cache';
@@ -97,8 +98,7 @@ export class LlamaCppEngine implements LlmEngine {
   private llama: Llama | undefined;
   private model: LlamaModel | undefined;
   private context: LlamaContext | undefined;
-  private readonly free: LlamaContextSequence[] = [];
-  private readonly waiters: ((s: LlamaContextSequence) => void)[] = [];
+  private readonly sequences = new ResourcePool<LlamaContextSequence>();
   /** Up to 4 MiB of schema text (64 schemas at the GRAMMAR_MAX_SCHEMA_BYTES default). */
   private gbnf: GbnfBuilder | undefined;
   private readonly grammars = new LRUCache<string, Promise<LlamaGrammar>>({ max: 1000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_grammar, key) => Math.max(1, key.length) });
@@ -138,7 +138,7 @@ export class LlamaCppEngine implements LlmEngine {
         sequences: this.options.parallel,
         threads: this.options.threads,
       });
-      for (let i = 0; i < this.options.parallel; i++) this.free.push(this.context.getSequence());
+      for (let i = 0; i < this.options.parallel; i++) this.sequences.release(this.context.getSequence());
       this.chatWrapper = this.lib.resolveChatWrapper(this.model) ?? new this.lib.GeneralChatWrapper();
       // its worker starts with the first JSON schema (~1-2.5 s once, off the event loop), so a
       // service that never sees one never pays for it
@@ -153,30 +153,6 @@ export class LlamaCppEngine implements LlmEngine {
       this.current = { status: error instanceof ModelUnavailableError ? 'missing_model' : 'error', detail };
       this.logger.error({ engine: this.id, detail }, 'LLM not available');
     }
-  }
-
-  private async acquire(signal: AbortSignal): Promise<LlamaContextSequence> {
-    signal.throwIfAborted();
-    const sequence = this.free.pop();
-    if (sequence) return sequence;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.waiters.splice(this.waiters.indexOf(grant), 1);
-        reject(signal.reason);
-      };
-      const grant = (s: LlamaContextSequence) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(s);
-      };
-      this.waiters.push(grant);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  private release(sequence: LlamaContextSequence): void {
-    const next = this.waiters.shift();
-    if (next) next(sequence);
-    else this.free.push(sequence);
   }
 
   /**
@@ -242,7 +218,7 @@ export class LlamaCppEngine implements LlmEngine {
     const maxTokens = Math.min(params.maxTokens, perSequence - promptTokens);
     const grammar = await this.grammarFor(params.responseFormat);
     signal.throwIfAborted(); // the client left while the grammar was built: generate nothing
-    const sequence = await this.acquire(signal);
+    const sequence = await this.sequences.acquire(signal);
     // Stopping early — the caller's signal, or the consumer leaving the loop — cancels llama.cpp.
     const stop = new AbortController();
     const onAbort = () => stop.abort(signal.reason);
@@ -298,7 +274,7 @@ export class LlamaCppEngine implements LlmEngine {
       if (!stop.signal.aborted) stop.abort(new DOMException('generation stopped by its consumer', 'AbortError'));
       // Wait for llama.cpp to let go of the sequence before another request may use it.
       await run.catch(() => undefined);
-      this.release(sequence);
+      this.sequences.release(sequence);
     }
   }
 

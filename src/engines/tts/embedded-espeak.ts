@@ -7,6 +7,7 @@
  * Voices: eSpeak language names (`en-us`, `de`, `fr`, ...), optionally with a variant
  * (`en-us+f3`), and the OpenAI voice names mapped onto English variants so OpenAI clients work.
  */
+import { ResourcePool } from '../../util/resource-pool.ts';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ApiError } from '../../errors.ts';
@@ -37,7 +38,6 @@ export const OPENAI_VOICE_MAP: Record<string, string> = {
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
   jobs: Map<number, AsyncQueue<WorkerMessage>>;
 }
 
@@ -52,8 +52,9 @@ export class EmbeddedEspeakEngine implements TtsEngine {
   readonly id = 'espeak';
   readonly capability = 'tts' as const;
   private current: EngineState = { status: 'loading' };
+  /** Every live worker (a crashed one leaves), and which of them are free. */
   private slots: Slot[] = [];
-  private readonly waiting: ((slot: Slot) => void)[] = [];
+  private readonly free = new ResourcePool<Slot>();
   private voiceList: Voice[] = [];
   /** Every language name eSpeak answers to (`en`, `en-us`, `en-gb-x-rp`, `de`, ...). */
   private languages = new Set<string>();
@@ -72,6 +73,7 @@ export class EmbeddedEspeakEngine implements TtsEngine {
     const started = performance.now();
     try {
       this.slots = await Promise.all(Array.from({ length: this.options.workers }, () => this.spawn()));
+      for (const slot of this.slots) this.free.release(slot);
       this.current = { status: 'ready' };
       this.logger.info({ engine: this.id, workers: this.slots.length, voices: this.voiceList.length, load_ms: Math.round(performance.now() - started) }, 'embedded voice ready');
     } catch (error) {
@@ -88,7 +90,7 @@ export class EmbeddedEspeakEngine implements TtsEngine {
       ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./espeak-worker.ts', import.meta.url).href)}); });`, { eval: true })
       : new Worker(new URL('./espeak-worker.js', import.meta.url));
     worker.unref();
-    const slot: Slot = { worker, busy: false, jobs: new Map() };
+    const slot: Slot = { worker, jobs: new Map() };
     return new Promise((resolve, reject) => {
       worker.once('error', reject);
       worker.on('message', (message: WorkerMessage) => {
@@ -120,10 +122,11 @@ export class EmbeddedEspeakEngine implements TtsEngine {
     }
     slot.jobs.clear();
     this.slots = this.slots.filter((s) => s !== slot);
+    this.free.remove(slot);
     void this.spawn().then(
       (fresh) => {
         this.slots.push(fresh);
-        this.release(fresh);
+        this.free.release(fresh);
       },
       (e: unknown) => this.logger.error({ err: e }, 'could not restart the voice worker'),
     );
@@ -151,7 +154,7 @@ export class EmbeddedEspeakEngine implements TtsEngine {
 
   async *synthesize(request: SynthesisRequest, signal: AbortSignal): AsyncIterable<PcmChunk> {
     const voice = this.resolveVoice(request.voice);
-    const slot = await this.acquire(signal);
+    const slot = await this.free.acquire(signal);
     const id = this.nextId++;
     const cancel = new Int32Array(new SharedArrayBuffer(4));
     const queue = new AsyncQueue<WorkerMessage>();
@@ -185,37 +188,15 @@ export class EmbeddedEspeakEngine implements TtsEngine {
     }
   }
 
-  private acquire(signal: AbortSignal): Promise<Slot> {
-    signal.throwIfAborted();
-    const free = this.slots.find((s) => !s.busy);
-    if (free) {
-      free.busy = true;
-      return Promise.resolve(free);
-    }
-    return new Promise((resolve, reject) => {
-      const grant = (slot: Slot) => {
-        signal.removeEventListener('abort', onAbort);
-        slot.busy = true;
-        resolve(slot);
-      };
-      const onAbort = () => {
-        this.waiting.splice(this.waiting.indexOf(grant), 1);
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(grant);
-    });
-  }
-
   private release(slot: Slot): void {
-    if (!this.slots.includes(slot)) return;
-    slot.busy = false;
-    this.waiting.shift()?.(slot);
+    // a crashed worker's slot is not handed out again
+    if (this.slots.includes(slot)) this.free.release(slot);
   }
 
   async close(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots = [];
+    this.free.clear();
   }
 }
 

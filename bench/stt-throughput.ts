@@ -19,7 +19,7 @@
  * rotating order with the CLI (which runs without VAD: its VAD needs a Silero model file).
  *
  *   npm run bench:stt      (ROUNDS=3 WHISPER_THREADS=1 SHAPES=turn,windows,ten_minutes,sparse,legacy
- *                           VAD=off,on WHISPER_CLI=../shared/bench/whisper.cpp-1.9.3/whisper-cli to change)
+ *                           VAD=off,on STT_RUNNER=process|inline WHISPER_CLI=../shared/bench/whisper.cpp-1.9.3/whisper-cli to change)
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -139,7 +139,7 @@ async function http(url: string, shape: Shape, vad: 'off' | 'on', retries = 3): 
 async function startService(model: string) {
   const port = await freePort();
   const service = spawnService(
-    { LOCAL_WHISPER_MODEL: model, STT_BACKEND: 'local', WHISPER_THREADS: String(THREADS), STT_PARALLEL: '1', GEMMA_MODEL: '/absent.gguf', LOG_LEVEL: 'warn', MAX_UPLOAD_BYTES: '100000000', MAX_AUDIO_SECONDS: '3600', REQUEST_TIMEOUT_SECONDS: '3600' },
+    { LOCAL_WHISPER_MODEL: model, STT_BACKEND: 'local', WHISPER_THREADS: String(THREADS), STT_PARALLEL: '1', GEMMA_MODEL: '/absent.gguf', LOG_LEVEL: 'warn', MAX_UPLOAD_BYTES: '100000000', MAX_AUDIO_SECONDS: '3600', REQUEST_TIMEOUT_SECONDS: '3600', STT_RUNNER: process.env.STT_RUNNER ?? 'process' },
     port,
     { quiet: true },
   );

@@ -220,7 +220,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
 
-  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
+  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE, maxAudioSeconds: Math.max(config.MAX_AUDIO_SECONDS, config.JOB_MAX_AUDIO_SECONDS) });
   const transcription = new TranscriptionService(config, deps.engines, deps.metrics);
   const jobs: Jobs = createJobs(config, { transcription, metrics: deps.metrics, logger: deps.logger });
   // queued and running jobs stop at their window's end and stay for another worker (or this one's next start)

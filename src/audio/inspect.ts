@@ -8,9 +8,13 @@
 import { ApiError } from '../errors.ts';
 import { G711_WAV_TAGS } from './wav-g711.ts';
 
-/** Rates a real recording has; beyond them a file is broken or hostile (and resamplers fail). */
+/**
+ * Rates a real recording has; beyond them a file is broken or hostile. The upper bound is what the
+ * resampler (libsamplerate-js) accepts — it refuses input rates above 192 kHz — so a file that
+ * passes here can be converted to Whisper's 16 kHz.
+ */
 export const MIN_SAMPLE_RATE = 4000;
-export const MAX_SAMPLE_RATE = 384_000;
+export const MAX_SAMPLE_RATE = 192_000;
 /** 7.1.4 is 12; ambisonic recordings reach 16–25. Anything beyond is no recording a person sends. */
 export const MAX_CHANNELS = 32;
 /** Header chunks/boxes walked before giving up (a real file has a handful). */

@@ -59,7 +59,11 @@ export class EngineRegistry {
   readiness(): Readiness {
     const capabilities = {} as Record<Capability, CapabilityReport>;
     for (const capability of CAPABILITIES) {
-      const engines = (this.chains[capability] as Engine[]).map((e) => ({ engine: e.id, ...e.state() }));
+      const engines = (this.chains[capability] as Engine[]).map((e) => {
+        const { log, ...state } = e.state();
+        // operator-only log lines join the detail here (/health/ready shows detail to valid keys only)
+        return { engine: e.id, ...state, ...(log ? { detail: state.detail ? `${state.detail}\n${log}` : log } : {}) };
+      });
       const status = engines.some((e) => e.status === 'ready')
         ? 'ready'
         : engines.every((e) => e.status === 'disabled')
@@ -90,7 +94,10 @@ export class EngineRegistry {
         : chain.every((e) => e.state().status === 'disabled')
           ? 'engine_not_configured'
           : 'engine_unavailable';
-    throw ApiError.unavailable(`The ${NAMES[capability]} engine is not available (${why}).`, code);
+    const message = `The ${NAMES[capability]} engine is not available (${why}).`;
+    // a restart takes about a second, a model load a few: say when to come back
+    const retryAfter = code === 'engine_restarting' ? '1' : code === 'engine_loading' ? '5' : undefined;
+    throw new ApiError(503, 'server_error', message, { code, ...(retryAfter ? { headers: { 'Retry-After': retryAfter } } : {}) });
   }
 
   async close(): Promise<void> {

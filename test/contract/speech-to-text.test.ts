@@ -232,6 +232,32 @@ describe('speech-to-text routes', () => {
     assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'audio_base64');
   });
 
+  it('a bad field in the JSON body of /v1/speech-to-text is a 400 naming that field, as on the form route', async () => {
+    const audio = wav(1).toString('base64');
+    const cases: [Record<string, unknown>, string][] = [
+      [{ audio_base64: audio, language: 1 }, 'language'],
+      [{ audio_base64: audio, language: null }, 'language'],
+      [{ audio_base64: audio, language: ['en'] }, 'language'],
+      [{ audio_base64: audio, vad_filter: 'true' }, 'vad_filter'],
+      [{ audio_base64: audio, temperature: 'hot' }, 'temperature'],
+      [{ audio_base64: audio, response_format: 'xml' }, 'response_format'],
+      [{ audio_base64: 42 }, 'audio_base64'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      const error = (JSON.parse(text) as { error: { param: string | null; message: string; code: string } }).error;
+      assert.equal(error.param, field, `${JSON.stringify(body).replace(audio, '…')}: ${text}`);
+      assert.match(error.message, new RegExp(`^${field}: `), text);
+      assert.doesNotMatch(error.message, /file/, 'the form shape is not what this body was');
+    }
+    // the form route is unchanged: its bad field is named too
+    const form = await upload(`${t.url}/v1/speech-to-text`, wav(1), { vad_filter: 'maybe' });
+    assert.equal(form.status, 400, form.text);
+    assert.equal(JSON.parse(form.text).error.param, 'vad_filter');
+  });
+
   it('answers bad audio with clear 4xx envelopes', async () => {
     const cases: [Buffer, number, RegExp][] = [
       [Buffer.alloc(0), 400, /empty/],

@@ -45,6 +45,7 @@ import { realtimeClientSecretRoutes } from './http/openai/realtime-client-secret
 import { ClientSecrets } from './realtime/client-secrets.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { configureDecodePool } from './audio/decode-pool.ts';
+import { registerJsonBody } from './http/json-body.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
 import { loadPrompts } from './dialogue/prompts.ts';
 import { dialogueRoutes } from './http/dialogue.ts';
@@ -117,6 +118,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   registerErrorHandling(app);
   // compressed request bodies: decoded, the size limit counted on the decoded bytes (src/http/content-encoding.ts)
   registerContentEncoding(app);
+  // JSON with a __proto__ / constructor.prototype key: still refused, with the reason (src/http/json-body.ts)
+  registerJsonBody(app);
 
   // Hot path: one callback-style hook each side of the request (async hooks and a separate auth
   // hook cost measurable /health throughput; see bench/health-overhead.ts).
@@ -220,7 +223,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
 
-  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE });
+  configureDecodePool({ threads: config.DECODE_THREADS, queue: config.DECODE_QUEUE_SIZE, maxAudioSeconds: Math.max(config.MAX_AUDIO_SECONDS, config.JOB_MAX_AUDIO_SECONDS) });
   const transcription = new TranscriptionService(config, deps.engines, deps.metrics);
   const jobs: Jobs = createJobs(config, { transcription, metrics: deps.metrics, logger: deps.logger });
   // queued and running jobs stop at their window's end and stay for another worker (or this one's next start)

@@ -17,14 +17,30 @@ export interface DecodePoolOptions {
   threads: number;
   /** Decodes waiting for a thread; one more gets 503 `decoder_busy`. */
   queue: number;
+  /** Longest audio any caller decodes (seconds): sizes each thread's heap (see heapLimitMb). */
+  maxAudioSeconds?: number;
+}
+
+/**
+ * A decode thread's V8 heap limit: a decoder whose heap grows past it (a hostile header making it
+ * build huge tables) has only its thread terminated (ERR_WORKER_OUT_OF_MEMORY → 400), and piscina
+ * starts a fresh one, instead of growing to gigabytes. A backstop, not the defence: Node gives an
+ * over-limit thread only 16 MB of leeway, so one single allocation far past the limit (a hash
+ * table doubling) still aborts the process — the m4a sample-table counts that did this are
+ * refused from the header first (src/audio/inspect.ts). Decoded samples live in ArrayBuffers, outside this heap; what grows
+ * with the length is the decoders' per-frame tables (an hour of AAC is ~170k frames, a few MB), so
+ * 256 MB plus 64 MB per hour of the longest accepted audio leaves ample room for honest files.
+ */
+export function heapLimitMb(maxAudioSeconds: number): number {
+  return 256 + Math.ceil((maxAudioSeconds / 3600) * 64);
 }
 
 let pool: Piscina<DecodeTask, DecodeOutcome> | undefined;
-let options: DecodePoolOptions = { threads: Math.max(1, Math.min(2, os.availableParallelism())), queue: 32 };
+let options: DecodePoolOptions = { threads: Math.max(1, Math.min(2, os.availableParallelism())), queue: 32, maxAudioSeconds: 3600 };
 
 /** Sets the pool's size (the composition root calls this once from the configuration). */
 export function configureDecodePool(next: DecodePoolOptions): void {
-  if (pool && next.threads === options.threads && next.queue === options.queue) return;
+  if (pool && next.threads === options.threads && next.queue === options.queue && next.maxAudioSeconds === options.maxAudioSeconds) return;
   const old = pool;
   pool = undefined;
   options = next;
@@ -41,12 +57,13 @@ function get(): Piscina<DecodeTask, DecodeOutcome> {
     maxQueue: options.queue,
     idleTimeout: 30_000,
     concurrentTasksPerWorker: 1,
+    resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.maxAudioSeconds ?? 3600) },
   });
   return pool;
 }
 
 /** Runs one decode on the pool; `signal` aborts it (the worker thread is terminated). */
-export async function runDecode(task: DecodeTask, signal?: AbortSignal): Promise<DecodeOutcome> {
+export async function runDecode(task: DecodeTask, signal?: AbortSignal, param = 'file'): Promise<DecodeOutcome> {
   const workers = get();
   if (workers.queueSize >= options.queue) throw busy();
   try {
@@ -55,6 +72,10 @@ export async function runDecode(task: DecodeTask, signal?: AbortSignal): Promise
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
     if (error instanceof Error && /queue is at limit/i.test(error.message)) throw busy();
+    // the thread went over its heap limit (a hostile header): it is gone, piscina replaces it
+    if ((error as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      throw ApiError.badRequest('Could not decode the audio: decoding it needed more memory than any real file of the accepted length does (a corrupt or hostile header?).', param, 'invalid_audio');
+    }
     throw error;
   }
 }

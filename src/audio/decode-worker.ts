@@ -192,8 +192,7 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeOutcom
       return collector.finish();
     } catch (error) {
       collector.dispose();
-      if (error instanceof Refusal) return error.outcome;
-      throw error;
+      return refusalOf(error);
     }
   }
   const decoder = await decode[type as DecoderName]();
@@ -208,9 +207,14 @@ export default async function decodeTask(task: DecodeTask): Promise<DecodeOutcom
   } catch (error) {
     decoder.free();
     collector.dispose();
-    if (error instanceof Refusal) return error.outcome;
-    // the decoders throw Errors, strings (the resampler) or anything else on corrupt data
-    const reason = error instanceof Error ? error.message : typeof error === 'string' ? error : '';
-    return { ok: false, status: 400, code: 'invalid_audio', message: reason || 'corrupt data' };
+    return refusalOf(error);
   }
+}
+
+/** Whatever decoding threw, as a refusal: every failure on the way from bytes to samples is the file's (400), never a 500. */
+function refusalOf(error: unknown): Extract<DecodeOutcome, { ok: false }> {
+  if (error instanceof Refusal) return error.outcome;
+  // the decoders throw Errors, strings (the resampler) or anything else on corrupt data
+  const reason = error instanceof Error ? error.message : typeof error === 'string' ? error : '';
+  return { ok: false, status: 400, code: 'invalid_audio', message: reason || 'corrupt data' };
 }

@@ -59,7 +59,7 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
   }
   const bounds = { maxSeconds: limits.maxSeconds, setting: limits.setting ?? 'MAX_AUDIO_SECONDS', param };
   inspectAudio(bytes, container, bounds);
-  const outcome = await runDecode({ bytes, maxSeconds: limits.maxSeconds, targetRate: STT_SAMPLE_RATE }, limits.signal);
+  const outcome = await runDecode({ bytes, maxSeconds: limits.maxSeconds, targetRate: STT_SAMPLE_RATE }, limits.signal, param);
   if (!outcome.ok) {
     if (outcome.code === 'audio_too_long') throw tooLong(outcome.seconds ?? limits.maxSeconds, bounds);
     if (outcome.code === 'unsupported_audio_format') throw new ApiError(415, 'invalid_request_error', outcome.message, { param, code: outcome.code });

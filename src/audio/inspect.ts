@@ -8,9 +8,13 @@
 import { ApiError } from '../errors.ts';
 import { G711_WAV_TAGS } from './wav-g711.ts';
 
-/** Rates a real recording has; beyond them a file is broken or hostile (and resamplers fail). */
+/**
+ * Rates a real recording has; beyond them a file is broken or hostile. The upper bound is what the
+ * resampler (libsamplerate-js) accepts — it refuses input rates above 192 kHz — so a file that
+ * passes here can be converted to Whisper's 16 kHz.
+ */
 export const MIN_SAMPLE_RATE = 4000;
-export const MAX_SAMPLE_RATE = 384_000;
+export const MAX_SAMPLE_RATE = 192_000;
 /** 7.1.4 is 12; ambisonic recordings reach 16–25. Anything beyond is no recording a person sends. */
 export const MAX_CHANNELS = 32;
 /** Header chunks/boxes walked before giving up (a real file has a handful). */
@@ -32,7 +36,7 @@ export interface InspectLimits {
 /** Reads the header of `container` (sniffed from the bytes) and refuses what cannot be a sane file of allowed length. */
 export function inspectAudio(bytes: Uint8Array, container: string, limits: InspectLimits): DeclaredAudio {
   const declared =
-    container === 'wav' ? inspectWav(bytes, limits.param) : container === 'flac' ? inspectFlac(bytes) : container === 'mp4' ? inspectMp4(bytes) : container === 'mp3' ? inspectMp3(bytes) : {};
+    container === 'wav' ? inspectWav(bytes, limits.param) : container === 'flac' ? inspectFlac(bytes) : container === 'mp4' ? inspectMp4(bytes, limits.param) : container === 'mp3' ? inspectMp3(bytes) : {};
   checkDeclared(declared, container, limits);
   return declared;
 }
@@ -104,7 +108,7 @@ function inspectFlac(b: Uint8Array): DeclaredAudio {
  * keeps an honest long file from being decoded at all; one whose header hides it is stopped while
  * decoding (a moov after the mdat is moved first for that: src/audio/mp4-faststart.ts).
  */
-function inspectMp4(b: Uint8Array): DeclaredAudio {
+function inspectMp4(b: Uint8Array, param: string): DeclaredAudio {
   const v = view(b);
   let longest: number | undefined;
   let items = 0;
@@ -120,7 +124,8 @@ function inspectMp4(b: Uint8Array): DeclaredAudio {
       } else if (size === 0) size = end - offset;
       if (size < header) return;
       const boxEnd = Math.min(end, offset + size);
-      if (depth < 6 && (type === 'moov' || type === 'trak' || type === 'mdia')) walk(offset + header, boxEnd, depth + 1);
+      if (depth < 6 && MP4_CONTAINERS.has(type)) walk(offset + header, boxEnd, depth + 1);
+      if (type in SAMPLE_TABLES) checkSampleTable(b, type, offset + header, boxEnd, param);
       if ((type === 'mvhd' || type === 'mdhd') && offset + header + 32 <= boxEnd) {
         const body = offset + header;
         const version = b[body]!;
@@ -134,6 +139,41 @@ function inspectMp4(b: Uint8Array): DeclaredAudio {
   };
   walk(0, b.length, 0);
   return { seconds: longest };
+}
+
+const MP4_CONTAINERS = new Set(['moov', 'trak', 'mdia', 'minf', 'stbl']);
+
+/** Sample tables: bytes before the entries (version/flags, count, …) and bytes per entry. */
+const SAMPLE_TABLES: Record<string, { fixed: number; entry: number }> = {
+  stsz: { fixed: 12, entry: 4 },
+  stco: { fixed: 8, entry: 4 },
+  co64: { fixed: 8, entry: 8 },
+  stsc: { fixed: 8, entry: 12 },
+  stts: { fixed: 8, entry: 8 },
+  ctts: { fixed: 8, entry: 8 },
+};
+
+/**
+ * A sample table's entry count must fit in its box. The decoder (@audio/decode-mp4) allocates
+ * `new Array(count)` from the header and fills it: a 20 KB file claiming 2^31 entries grew a decode
+ * thread's heap to gigabytes until V8 aborted the process. Checked here, on the header, first.
+ */
+function checkSampleTable(b: Uint8Array, type: string, body: number, end: number, param: string): void {
+  const { fixed, entry } = SAMPLE_TABLES[type]!;
+  const refuse = (why: string) => ApiError.badRequest(`The mp4 audio's ${type} sample table is corrupt: ${why}.`, param, 'invalid_audio');
+  if (body + fixed > end) throw refuse('the box is shorter than its header');
+  const v = view(b);
+  const count = v.getUint32(body + fixed - 4);
+  if (type === 'stsz') {
+    const constant = v.getUint32(body + 4);
+    // one size for every sample: the samples, not the box, must fit (they are somewhere in the file)
+    if (constant > 0) {
+      if (count * constant > b.length) throw refuse(`${count} samples of ${constant} bytes cannot fit in a ${b.length}-byte file`);
+      return;
+    }
+  }
+  const room = Math.floor((end - body - fixed) / entry);
+  if (count > room) throw refuse(`it declares ${count} entries, its box holds at most ${room}`);
 }
 
 const MP3_RATES = [

@@ -275,7 +275,9 @@ export class EngineRegistry {
         const model = modelOf.has(e) ? { model: modelOf.get(e) } : {};
         // a model loaded on demand does not hold readiness back before its first request
         if (deferred.has(e) && !this.loads.has(e)) return { engine: e.id, ...model, status: 'disabled', detail: 'not loaded yet (preload: false): loads on the first request that names it' };
-        return { engine: e.id, ...model, ...e.state() };
+        const { log, ...state } = e.state();
+        // operator-only log lines join the detail here (/health/ready shows detail to valid keys only)
+        return { engine: e.id, ...model, ...state, ...(log ? { detail: state.detail ? `${state.detail}\n${log}` : log } : {}) };
       });
       const status = engines.some((e) => e.status === 'ready')
         ? 'ready'
@@ -307,7 +309,10 @@ export class EngineRegistry {
         : chain.every((e) => e.state().status === 'disabled')
           ? 'engine_not_configured'
           : 'engine_unavailable';
-    throw ApiError.unavailable(`The ${NAMES[capability]} engine is not available (${why}).`, code);
+    const message = `The ${NAMES[capability]} engine is not available (${why}).`;
+    // a restart takes about a second, a model load a few: say when to come back
+    const retryAfter = code === 'engine_restarting' ? '1' : code === 'engine_loading' ? '5' : undefined;
+    throw new ApiError(503, 'server_error', message, { code, ...(retryAfter ? { headers: { 'Retry-After': retryAfter } } : {}) });
   }
 
   async close(): Promise<void> {

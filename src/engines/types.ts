@@ -6,8 +6,14 @@ export type EngineStatus = 'ready' | 'loading' | 'missing_model' | 'disabled' | 
 
 export interface EngineState {
   status: EngineStatus;
-  /** For people: why it is not ready and how to fix it (the remedy). */
+  /** For people: why it is not ready and how to fix it (the remedy). Goes into API errors too. */
   detail?: string;
+  /**
+   * For operators only: what the engine's process printed last (buffer sizes, model file names).
+   * Appended to `detail` in /health/ready (shown to requests with a valid key) and logged; never
+   * put in an API error a client sees.
+   */
+  log?: string;
 }
 
 export interface Engine {

@@ -31,10 +31,36 @@ function paramFromPath(path: string): string | null {
   return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
-export function toApiError(error: FastifyError | ApiError | Error): ApiError {
+type ValidationIssue = FastifyError['validation'] extends (infer I)[] | undefined ? I : never;
+interface ZodIssueLike {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+}
+
+/**
+ * A body that may take one of several shapes (multipart form | JSON with `audio_base64`) is a zod
+ * union at the root, and zod reports a mismatch there as one "Invalid input" with no path. The
+ * issues of the shape the body came closest to name the field instead: fewest issues, where one
+ * about a field the body does not have (the other shape's `file`) counts double.
+ */
+function closestShape(issues: ValidationIssue[], body: unknown): ValidationIssue[] {
+  const has = (key: PropertyKey | undefined) => typeof body === 'object' && body !== null && key !== undefined && Object.hasOwn(body, key);
+  const score = (branch: ZodIssueLike[]) => branch.reduce((sum, i) => sum + (body === undefined || has(i.path[0]) ? 1 : 2), 0);
+  return issues.flatMap((issue) => {
+    const branches = (issue.params as { errors?: unknown } | undefined)?.errors;
+    if (issue.keyword !== 'invalid_union' || issue.instancePath !== '/' || !Array.isArray(branches) || branches.length === 0) return [issue];
+    const closest = (branches as ZodIssueLike[][]).reduce((best, branch) => (score(branch) < score(best) ? branch : best));
+    if (closest.length === 0) return [issue];
+    return closest.map(({ code, path, message, ...params }) => ({ ...issue, keyword: code, instancePath: `/${path.map(String).join('/')}`, schemaPath: `#/${path.map(String).join('/')}/${code}`, message, params }));
+  });
+}
+
+/** `body`: the request's parsed body, when there is one (it picks the closest shape of a union body). */
+export function toApiError(error: FastifyError | ApiError | Error, body?: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (hasZodFastifySchemaValidationErrors(error)) {
-    const issues = error.validation;
+    const issues = closestShape(error.validation, body);
     // a field a strict schema does not know: named as OpenAI names it (`Unknown parameter: 'x'.`)
     const unknown = issues.find((i) => i.keyword === 'unrecognized_keys');
     const key = (unknown?.params as { keys?: string[] } | undefined)?.keys?.[0];
@@ -130,7 +156,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       logClientAbort(request, error);
       return reply.code(499).send(new ApiError(499, 'invalid_request_error', 'The client disconnected.', { code: 'client_disconnected' }).envelope(request.id));
     }
-    const apiError = deadlineError(request) ?? toApiError(error);
+    const apiError = deadlineError(request) ?? toApiError(error, request.body);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError) && apiError.code !== 'request_timeout') request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');
     if (REFUSED_UNREAD.has(apiError.statusCode) && hasUnreadBody(request.raw)) {

@@ -181,6 +181,47 @@ describe('speech-to-text routes', () => {
     assert.equal(JSON.parse(res.text).error.code, 'audio_too_long');
   });
 
+  it('a G.711 or PCM WAV declaring a rate the resampler refuses (> 192 kHz) is a 400 invalid_audio on every route, not a 500', async () => {
+    /** Half a second of `tag` (7 μ-law, 6 A-law: 8-bit; 1 PCM: 16-bit) at `rate`, header by hand. */
+    const declared = (tag: number, rate: number) => {
+      const bits = tag === 1 ? 16 : 8;
+      const data = Buffer.alloc(((rate / 2) * bits) / 8, 0x33);
+      const b = Buffer.alloc(44);
+      b.write('RIFF', 0);
+      b.writeUInt32LE(36 + data.length, 4);
+      b.write('WAVEfmt ', 8);
+      b.writeUInt32LE(16, 16);
+      b.writeUInt16LE(tag, 20);
+      b.writeUInt16LE(1, 22);
+      b.writeUInt32LE(rate, 24);
+      b.writeUInt32LE((rate * bits) / 8, 28);
+      b.writeUInt16LE(bits / 8, 32);
+      b.writeUInt16LE(bits, 34);
+      b.write('data', 36);
+      b.writeUInt32LE(data.length, 40);
+      return Buffer.concat([b, data]);
+    };
+    for (const tag of [7, 6, 1]) {
+      for (const rate of [200_000, 250_000, 384_000]) {
+        const file = declared(tag, rate);
+        const json = await fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ audio_base64: file.toString('base64') }) });
+        const answers = [
+          await upload(`${t.url}/v1/audio/transcriptions`, file, { model: 'whisper-1' }),
+          await upload(`${t.url}/v1/speech-to-text`, file),
+          { status: json.status, text: await json.text() },
+        ];
+        for (const res of answers) {
+          assert.equal(res.status, 400, `format ${tag} at ${rate} Hz: ${res.text}`);
+          assert.equal(JSON.parse(res.text).error.code, 'invalid_audio', res.text);
+          assert.match(JSON.parse(res.text).error.message, /4000–192000 Hz is accepted/);
+        }
+      }
+    }
+    // the top of the accepted range decodes (resampled to 16 kHz)
+    const top = await upload(`${t.url}/v1/speech-to-text`, declared(7, 192_000));
+    assert.equal(top.status, 200, top.text);
+  });
+
   it('accepts the audio base64 in JSON on /v1/speech-to-text', async () => {
     const post = (body: unknown) => fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const ok = await post({ audio_base64: wav(2).toString('base64'), format: 'wav', language: 'en' });
@@ -189,6 +230,32 @@ describe('speech-to-text routes', () => {
     const bad = await post({ audio_base64: 'not base64!!' });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'audio_base64');
+  });
+
+  it('a bad field in the JSON body of /v1/speech-to-text is a 400 naming that field, as on the form route', async () => {
+    const audio = wav(1).toString('base64');
+    const cases: [Record<string, unknown>, string][] = [
+      [{ audio_base64: audio, language: 1 }, 'language'],
+      [{ audio_base64: audio, language: null }, 'language'],
+      [{ audio_base64: audio, language: ['en'] }, 'language'],
+      [{ audio_base64: audio, vad_filter: 'true' }, 'vad_filter'],
+      [{ audio_base64: audio, temperature: 'hot' }, 'temperature'],
+      [{ audio_base64: audio, response_format: 'xml' }, 'response_format'],
+      [{ audio_base64: 42 }, 'audio_base64'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await fetch(`${t.url}/v1/speech-to-text`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      const error = (JSON.parse(text) as { error: { param: string | null; message: string; code: string } }).error;
+      assert.equal(error.param, field, `${JSON.stringify(body).replace(audio, '…')}: ${text}`);
+      assert.match(error.message, new RegExp(`^${field}: `), text);
+      assert.doesNotMatch(error.message, /file/, 'the form shape is not what this body was');
+    }
+    // the form route is unchanged: its bad field is named too
+    const form = await upload(`${t.url}/v1/speech-to-text`, wav(1), { vad_filter: 'maybe' });
+    assert.equal(form.status, 400, form.text);
+    assert.equal(JSON.parse(form.text).error.param, 'vad_filter');
   });
 
   it('answers bad audio with clear 4xx envelopes', async () => {

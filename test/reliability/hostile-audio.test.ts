@@ -178,6 +178,43 @@ describe('hostile audio on a real service process', () => {
     }
   });
 
+  it('m4a sample tables whose entry count does not fit their box are 400 invalid_audio from the header (the decoder would allocate them: V8 aborted the process)', async () => {
+    const m4a = (faststart: boolean): Buffer => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'm4a-'));
+      const out = path.join(dir, 'tone.m4a');
+      const args = ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=3', '-ar', '16000', '-ac', '1', '-c:a', 'aac', ...(faststart ? ['-movflags', '+faststart'] : []), '-y', out];
+      const made = spawnSync('ffmpeg', args);
+      assert.equal(made.status, 0, made.stderr?.toString());
+      const file = fs.readFileSync(out);
+      fs.rmSync(dir, { recursive: true, force: true });
+      return file;
+    };
+    /** `file` with the 32-bit field `at` bytes into the first `box` box set to `value`. */
+    const patch = (file: Buffer, box: string, at: number, value: number) => {
+      const copy = Buffer.from(file);
+      copy.writeUInt32BE(value, copy.indexOf(box) - 4 + at);
+      return copy;
+    };
+    for (const [layout, file] of [['fast-start', m4a(true)], ['moov at end', m4a(false)]] as const) {
+      assert.equal((await transcribe(file, 'tone.m4a')).status, 200, `${layout}: the honest file transcribes`);
+      const hostile: Record<string, Buffer> = {
+        'stsz count 2^31-1': patch(file, 'stsz', 16, 0x7fffffff),
+        'stsz constant size × huge count': patch(patch(file, 'stsz', 12, 4), 'stsz', 16, 0x7fffffff),
+        'stco count 2^32-1': patch(file, 'stco', 12, 0xffffffff),
+        'stsc count 2^32-1': patch(file, 'stsc', 12, 0xffffffff),
+        'stts count 2^32-1': patch(file, 'stts', 12, 0xffffffff),
+      };
+      for (const [name, crafted] of Object.entries(hostile)) {
+        const res = await transcribe(crafted, 'tone.m4a');
+        assert.equal(res.status, 400, `${layout}, ${name}: ${JSON.stringify(res.body)}`);
+        assert.equal(code(res.body), 'invalid_audio');
+        assert.match(String((res.body.error as { message: string }).message), /sample table is corrupt/);
+        assert.equal(service.child.exitCode, null, `${layout}, ${name}: the service process is still running`);
+      }
+    }
+    assert.equal((await transcribe(wav(1))).status, 200, 'a normal transcription still works');
+  });
+
   it('/health answered throughout, and the peak RSS stayed bounded', async () => {
     const stats = await prober.stop();
     const rss = peakRssMb(service.child.pid!);

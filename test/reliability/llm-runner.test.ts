@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { wav } from '../helpers/audio.ts';
@@ -111,7 +112,10 @@ describe('LLM runner process: supervision', () => {
       const stt = await fetch(`${url}/v1/speech-to-text`, { method: 'POST', body: form });
       assert.equal(stt.status, 200, await stt.clone().text());
       const during = await post(url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 5 });
-      if (during.status !== 200) assert.equal(((await during.json()) as { error: { code: string } }).error.code, 'engine_restarting');
+      if (during.status !== 200) {
+        assert.equal(((await during.json()) as { error: { code: string } }).error.code, 'engine_restarting');
+        assert.equal(during.headers.get('retry-after'), '1');
+      }
 
       // restarted: a new runner serves the next request
       await until('the runner to restart', async () => (await llmState(url)).status === 'ready');
@@ -202,6 +206,13 @@ describe('LLM runner process: supervision', () => {
       assert.equal((await llmState(service.url)).status, 'error');
       const res = await post(service.url, { messages: [{ role: 'user', content: 'go' }], max_tokens: 5 });
       assert.equal(res.status, 503);
+      // the log lines and the model's file are for operators (/health/ready above), not API clients
+      const model = path.basename(tinyGemmaPath(), '.gguf');
+      assert.match(state.detail ?? '', new RegExp(model));
+      const message = ((await res.json()) as { error: { message: string } }).error.message;
+      assert.match(message, /crashed 3 times while loading its model/);
+      assert.doesNotMatch(message, /Last log lines|\n/);
+      assert.ok(!message.includes(model), `the model's file is not named to clients: ${message}`);
       assert.equal(await metricSum(service.url, 'runner_restarts_total', { reason: 'SIGKILL' }), 3);
     } finally {
       service.child.kill('SIGKILL');

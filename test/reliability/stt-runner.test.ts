@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
@@ -209,6 +210,13 @@ describe('Whisper runner process: supervision', () => {
       assert.equal((await engineState(service.url, 'stt')).status, 'error');
       const res = await transcribe(service.url, 1);
       assert.equal(res.status, 503);
+      // the log lines and the model's file are for operators (/health/ready above), not API clients
+      const model = path.basename(tinyWhisperPath());
+      assert.ok(state.detail?.includes(model), state.detail);
+      const message = ((await res.json()) as { error: { message: string } }).error.message;
+      assert.match(message, /crashed 3 times while loading its model/);
+      assert.doesNotMatch(message, /Last log lines|\n/);
+      assert.ok(!message.includes(model), `the model's file is not named to clients: ${message}`);
       assert.equal(await metricSum(service.url, 'runner_restarts_total', { capability: 'stt', reason: 'SIGKILL' }), 3);
     } finally {
       service.child.kill('SIGKILL');

@@ -327,7 +327,12 @@ export class RunnerSupervisor<Load, Request, Event> {
     if (!wasLoaded) {
       this.loadCrashes++;
       if (this.loadCrashes >= MAX_LOAD_CRASHES) {
-        this.current = { status: 'error', detail: `the ${this.spec.kind} runner crashed ${this.loadCrashes} times while loading ${this.modelName} (last: ${reason}); not retried. Last log lines:\n${log}` };
+        // the log lines (and the model's file) are for operators: /health/ready and the log, not API errors
+        this.current = {
+          status: 'error',
+          detail: `the ${this.spec.kind} runner crashed ${this.loadCrashes} times while loading its model (last: ${reason}); not retried.`,
+          log: `Model: ${this.modelName}. Last log lines:\n${log}`,
+        };
         logger.error({ capability: this.capability, reason, crashes: this.loadCrashes, last_lines: this.lastLines }, `${this.spec.kind} runner keeps crashing on load; giving up`);
         this.settled();
         return;
@@ -348,7 +353,10 @@ export class RunnerSupervisor<Load, Request, Event> {
    */
   async *stream(request: Request, signal: AbortSignal, parts: Float32Array[] = []): AsyncIterable<Event> {
     if (this.current.status !== 'ready' || !this.child) {
-      throw ApiError.unavailable(`${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, this.current.status === 'restarting' ? 'engine_restarting' : 'engine_unavailable');
+      if (this.current.status === 'restarting') {
+        throw new ApiError(503, 'server_error', `${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, { code: 'engine_restarting', headers: { 'Retry-After': '1' } });
+      }
+      throw ApiError.unavailable(`${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
     }
     signal.throwIfAborted();
     const id = ++this.nextId;

@@ -50,7 +50,9 @@ export async function waitForReady(url: string, timeoutMs: number): Promise<bool
   return true;
 }
 
-export async function waitForHealth(url: string, timeoutMs = 30_000): Promise<void> {
+// generous: a service started with tsx on a busy 2-core machine can take tens of seconds to listen; a
+// healthy one returns at once, so the bound only decides how long a broken start takes to fail
+export async function waitForHealth(url: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {

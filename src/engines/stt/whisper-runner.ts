@@ -13,34 +13,30 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ModelUnavailableError } from '../../models/errors.ts';
 import { resolveWhisperModel } from '../../models/whisper.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import { RunnerSupervisor, siblingEntry, type RunnerSpec } from '../runner/supervisor.ts';
-import type { EngineState } from '../types.ts';
+import { RunnerEngine, type RunnerSupervision } from '../runner/runner-engine.ts';
+import { siblingEntry } from '../runner/supervisor.ts';
 import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type TranscriptionRequest } from './types.ts';
 import { WINDOW_SECONDS, type WhisperCppOptions } from './whisper-cpp.ts';
 
 const PART_SAMPLES = WINDOW_SECONDS * STT_SAMPLE_RATE;
 
-export class WhisperRunnerEngine implements SttEngine {
+export class WhisperRunnerEngine extends RunnerEngine<WhisperCppOptions, TranscriptionRequest, SttEvent> implements SttEngine {
   readonly id = 'whisper-cpp';
   readonly capability = 'stt' as const;
-  readonly modelName: string;
-  private readonly runner: RunnerSupervisor<WhisperCppOptions, TranscriptionRequest, SttEvent>;
 
   constructor(
     private readonly options: WhisperCppOptions,
     private readonly logger: Logger,
     metrics?: Metrics,
-    supervision?: Pick<RunnerSpec, 'backoffMs' | 'hangMs'>,
+    supervision?: RunnerSupervision,
   ) {
-    this.modelName = path.basename(options.model);
-    this.runner = new RunnerSupervisor({
+    super({
       capability: 'stt',
       kind: 'Whisper',
       what: 'speech-to-text',
-      modelName: this.modelName,
+      modelName: path.basename(options.model),
       entry: siblingEntry(import.meta.url, 'stt-runner'),
       serialization: 'advanced',
       outputLevel: 'info',
@@ -50,28 +46,12 @@ export class WhisperRunnerEngine implements SttEngine {
     });
   }
 
-  state(): EngineState {
-    return this.runner.state();
-  }
-
-  /** The runner's pid while it runs (tests and operators). */
-  get pid(): number | undefined {
-    return this.runner.pid;
-  }
-
   /** Finds (or downloads) and checks the model file here, then starts the runner on it. Never rejects. */
-  async load(): Promise<void> {
-    let file: string;
-    try {
-      ({ file } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' }));
-    } catch (error) {
-      const missing = error instanceof ModelUnavailableError;
-      const detail = missing ? error.message : `failed to load ${this.options.model}: ${(error as Error).message}`;
-      this.runner.fail({ status: missing ? 'missing_model' : 'error', detail });
-      this.logger.error({ engine: this.id, detail }, 'Whisper not available');
-      return;
-    }
-    await this.runner.start({ ...this.options, model: file });
+  load(): Promise<void> {
+    return this.startRunner(this.options.model, this.logger, async () => {
+      const { file } = await resolveWhisperModel(this.options.model, { ...this.options.hf, logger: this.logger, variable: this.options.setting ?? 'model' });
+      return { ...this.options, model: file };
+    });
   }
 
   transcribe(request: TranscriptionRequest, signal: AbortSignal): AsyncIterable<SttEvent> {
@@ -80,18 +60,5 @@ export class WhisperRunnerEngine implements SttEngine {
     const parts: Float32Array[] = [];
     for (let offset = 0; offset < request.audio.length; offset += PART_SAMPLES) parts.push(request.audio.subarray(offset, offset + PART_SAMPLES));
     return this.runner.stream({ ...request, audio: new Float32Array(0) }, signal, parts);
-  }
-
-  memoryBytes(): number | undefined {
-    return this.runner.rssBytes() || undefined;
-  }
-
-  /** Stops the runner and frees its memory; the next request that names the model loads it again. */
-  unload(): Promise<void> {
-    return this.runner.unload();
-  }
-
-  close(): Promise<void> {
-    return this.runner.close();
   }
 }

@@ -31,10 +31,29 @@ function paramFromPath(path: string): string | null {
   return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
+type ValidationIssue = { keyword: string; instancePath: string; message?: string; params: Record<string, unknown> };
+type ZodIssueLike = { code: string; path: PropertyKey[]; message: string; errors?: ZodIssueLike[][] } & Record<string, unknown>;
+
+/**
+ * A body that is a union (multipart form or JSON) fails as one `Invalid input` at the top; the
+ * branch with the fewest issues is what the client meant, so its issues name the field at fault.
+ */
+function closestBranch(issue: ValidationIssue): ValidationIssue[] {
+  const branches = issue.keyword === 'invalid_union' ? (issue.params.errors as ZodIssueLike[][] | undefined) : undefined;
+  if (!branches || branches.length === 0) return [issue];
+  const best = branches.reduce((a, b) => (b.length < a.length ? b : a));
+  if (best.length === 0) return [issue];
+  const base = issue.instancePath.replace(/\/$/, '');
+  return best.map((i) => {
+    const { code, path, message, ...params } = i;
+    return { keyword: code, instancePath: `${base}/${path.map(String).join('/')}`, message, params };
+  });
+}
+
 export function toApiError(error: FastifyError | ApiError | Error): ApiError {
   if (error instanceof ApiError) return error;
   if (hasZodFastifySchemaValidationErrors(error)) {
-    const issues = error.validation;
+    const issues = error.validation.flatMap(closestBranch);
     // a field a strict schema does not know: named as OpenAI names it (`Unknown parameter: 'x'.`)
     const unknown = issues.find((i) => i.keyword === 'unrecognized_keys');
     const key = (unknown?.params as { keys?: string[] } | undefined)?.keys?.[0];

@@ -1,35 +1,32 @@
 /**
- * `npm run pull`: downloads the configured models (GEMMA_MODEL, LOCAL_WHISPER_MODEL) into the Hugging Face cache ahead of time
- * (with a progress bar), like `ollama pull`. Uses the same configuration as the service.
+ * `npm run pull [-- <id>…]`: downloads the configured models into the Hugging Face cache ahead of
+ * time, like `ollama pull`: every local model of MODELS_FILE (or one or more by id or alias), or
+ * GEMMA_MODEL and LOCAL_WHISPER_MODEL without a models file. Progress is logged on stderr.
+ * Uses the same configuration as the service. Exit 1 when a model could not be pulled or a name is unknown.
  */
-import { loadConfig, readEnvironment } from '../src/config.ts';
-import { hfSettings } from '../src/models/hugging-face.ts';
-import { resolveWhisperModel } from '../src/models/whisper.ts';
-import { resolveGguf } from '../src/models/gguf.ts';
-import { createLogger } from '../src/observability/logger.ts';
 import { pino } from 'pino';
+import { loadConfig, readEnvironment } from '../src/config.ts';
+import { pullOne, pullTargets, selectTargets } from '../src/models/pull.ts';
+import { createLogger } from '../src/observability/logger.ts';
 
 const config = loadConfig(readEnvironment());
 const logger = createLogger(config.LOG_LEVEL, pino.destination(2));
-let failed = false;
-if (config.LLM_BACKEND === 'local') {
-  try {
-    const file = await resolveGguf(config.GEMMA_MODEL, { ...hfSettings(config), download: true, logger, variable: 'GEMMA_MODEL' });
-    console.log(`GEMMA_MODEL ${config.GEMMA_MODEL} -> ${file}`);
-  } catch (error) {
-    failed = true;
-    console.error(`GEMMA_MODEL: ${(error as Error).message}`);
-  }
-} else {
-  console.log('LLM_BACKEND=openai: nothing to pull for the LLM');
+let targets;
+try {
+  targets = selectTargets(pullTargets(config), process.argv.slice(2));
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(1);
 }
-if (config.STT_BACKEND.includes('local') && config.ENABLE_LOCAL_WHISPER) {
+if (targets.length === 0) console.log('Nothing to pull: every configured model is served by an OpenAI-compatible server.');
+let failed = false;
+for (const target of targets) {
   try {
-    const { file } = await resolveWhisperModel(config.LOCAL_WHISPER_MODEL, { ...hfSettings(config), download: true, logger, variable: 'LOCAL_WHISPER_MODEL' });
-    console.log(`LOCAL_WHISPER_MODEL ${config.LOCAL_WHISPER_MODEL} -> ${file}`);
+    const file = await pullOne(target, config, logger);
+    console.log(`${target.id} ${target.spec} -> ${file}`);
   } catch (error) {
     failed = true;
-    console.error(`LOCAL_WHISPER_MODEL: ${(error as Error).message}`);
+    console.error(`${target.id}: ${(error as Error).message}`);
   }
 }
 process.exit(failed ? 1 : 0);

@@ -12,6 +12,10 @@ import { AUDIO_FORMATS } from './audio/formats.ts';
 import { readModelsFile } from './models/models-file.ts';
 import { BROWSER_BLOCKED_PORTS } from './util/browser-ports.ts';
 
+/** A keep-alive (Ollama's syntax): a duration with ms/s/m/h (a plain number: seconds), 0, or -1 (forever). Shared with the request field `keep_alive`. */
+export const KEEP_ALIVE_PATTERN = /^(-1|\d+(\.\d+)?(ms|s|m|h)?)$/;
+export const KEEP_ALIVE_MESSAGE = 'must be a duration such as 30s, 5m, 1h (a plain number: seconds), 0 or -1';
+
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 
@@ -247,7 +251,7 @@ export const configSchema = z.object({
     .string()
     .trim()
     .toLowerCase()
-    .regex(/^(-1|\d+(\.\d+)?(ms|s|m|h)?)$/, 'must be a duration such as 30s, 5m, 1h (a plain number: seconds), 0 or -1')
+    .regex(KEEP_ALIVE_PATTERN, KEEP_ALIVE_MESSAGE)
     .prefault('-1')
     .transform(durationMs)
     .describe(

@@ -83,6 +83,8 @@ export class EngineRegistry {
   private readonly inUse = new Map<ModelEntry, number>();
   private readonly idleTimers = new Map<ModelEntry, NodeJS.Timeout>();
   private readonly unloading = new Map<ModelEntry, Promise<void>>();
+  /** A request's `keep_alive` overrides MODEL_KEEP_ALIVE for its model from then on (as Ollama does). */
+  private readonly keepAlive = new Map<ModelEntry, number>();
 
   constructor(
     private readonly chains: EngineChains,
@@ -142,9 +144,13 @@ export class EngineRegistry {
     throw new ApiError(404, 'not_found_error', `The model '${name}' does not exist on this server; ${NAMES[capability]} models: ${ids} (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
   }
 
-  /** Resolves the named model and waits for it to load when it is loaded on demand (load never throws: its state tells). */
-  async prepare<C extends ModelCapability>(capability: C, name?: string): Promise<ModelEntry<C>> {
+  /**
+   * Resolves the named model and waits for it to load when it is loaded on demand (load never throws:
+   * its state tells). `keepAliveMs` (the request's `keep_alive`; -1: forever) becomes the model's keep-alive.
+   */
+  async prepare<C extends ModelCapability>(capability: C, name?: string, keepAliveMs?: number): Promise<ModelEntry<C>> {
     const entry = this.model(capability, name);
+    if (keepAliveMs !== undefined) this.keepAlive.set(entry, keepAliveMs);
     await this.unloading.get(entry);
     await Promise.all((entry.engines as Engine[]).map((e) => this.load(e)));
     return entry;
@@ -174,7 +180,7 @@ export class EngineRegistry {
       released = true;
       const left = (this.inUse.get(entry) ?? 1) - 1;
       this.inUse.set(entry, left);
-      const keepAlive = this.catalogue.keepAliveMs ?? -1;
+      const keepAlive = this.keepAlive.get(entry) ?? this.catalogue.keepAliveMs ?? -1;
       if (left > 0 || keepAlive < 0 || !this.unloadable(entry)) return;
       const timer = setTimeout(() => void this.unload(entry).catch(() => undefined), keepAlive);
       timer.unref();

@@ -5,11 +5,12 @@ import type { GenerationService } from '../services/generation.ts';
 import { responseFormatSchema, samplingFields, toParams } from './generation-params.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse } from './streaming.ts';
-import { errorResponses, llmModelSchema } from './schemas.ts';
+import { errorResponses, keepAliveSchema, llmModelSchema } from './schemas.ts';
 
 export const generateRequestSchema = z
   .object({
     model: llmModelSchema,
+    keep_alive: keepAliveSchema,
     prompt: z.string().min(1).describe('What to answer. Rendered as one user turn through the model\'s chat template unless `raw` is true.'),
     system: z.string().optional().describe('Optional system instruction.'),
     raw: z.boolean().optional().default(false).describe('Send the prompt to the model as is (plain completion, no chat template).'),
@@ -54,7 +55,7 @@ export const generateRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
         : { kind: 'chat' as const, messages: [...(body.system ? [{ role: 'system' as const, content: body.system }] : []), { role: 'user' as const, content: body.prompt }] };
       const params = toParams({ ...body, maxTokens: body.max_tokens });
       const signal = clientSignal(reply);
-      const run = await generation.start(input, params, signal, body.stream ? 'stream' : 'generate', body.model);
+      const run = await generation.start(input, params, signal, body.stream ? 'stream' : 'generate', body.model, body.keep_alive);
       if (body.stream) {
         return sendSse(
           request,

@@ -1,5 +1,6 @@
 /** Schema fragments shared by several routes (HTTP and WebSocket), so each is written once. */
 import { z } from 'zod';
+import { durationMs, KEEP_ALIVE_MESSAGE, KEEP_ALIVE_PATTERN } from '../config.ts';
 import { WHISPER_CODES } from '../engines/stt/languages.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 
@@ -55,3 +56,17 @@ export const transcriptSegmentSchema = z.object({
 export function errorResponses<const Codes extends readonly number[]>(...codes: Codes): { [C in Codes[number]]: typeof errorEnvelopeSchema } {
   return Object.fromEntries(codes.map((code) => [code, errorEnvelopeSchema])) as { [C in Codes[number]]: typeof errorEnvelopeSchema };
 }
+
+/**
+ * The request's `keep_alive` (Ollama's semantics): how long its model stays loaded after this
+ * request, overriding MODEL_KEEP_ALIVE for that model from now on. A duration (`30s`, `5m`, `1h`), a
+ * number of seconds, `0` (unload right after this request) or `-1` (keep loaded). Parsed to ms (-1: forever).
+ */
+export const keepAliveSchema = z
+  .union([
+    z.number().refine((n) => n === -1 || n >= 0, KEEP_ALIVE_MESSAGE),
+    z.string().trim().toLowerCase().regex(KEEP_ALIVE_PATTERN, KEEP_ALIVE_MESSAGE),
+  ])
+  .transform((v) => (typeof v === 'number' ? (v < 0 ? -1 : Math.round(v * 1000)) : durationMs(v)))
+  .optional()
+  .describe('How long the model stays loaded after this request (Ollama\'s `keep_alive`), overriding MODEL_KEEP_ALIVE for that model from now on: a duration such as `30s`, `5m`, `1h`, a number of seconds, `0` (unload right after this request) or `-1` (keep loaded). Applies to models in runner processes.');

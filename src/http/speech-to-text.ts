@@ -11,7 +11,7 @@ import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
 import type { TranscriptionService } from '../services/transcription.ts';
 import { audioFileField, formBoolean, formNumber, registerMultipart } from './multipart-audio.ts';
 import { clientSignal } from './request-signal.ts';
-import { assertAudioSize, sttModelSchema, base64BodyLimit, errorResponses, languageSchema, nonEmptyBase64Schema, transcriptSegmentSchema } from './schemas.ts';
+import { assertAudioSize, keepAliveSchema, sttModelSchema, base64BodyLimit, errorResponses, languageSchema, nonEmptyBase64Schema, transcriptSegmentSchema } from './schemas.ts';
 import { sendSse, type SseEvent } from './streaming.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
 import { RESPONSE_FORMATS, segmentView, toSrt, toVerboseJson, toVtt, type ResponseFormat } from './transcript-formats.ts';
@@ -29,6 +29,7 @@ const commonFields = {
   temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
   vad_filter: formBoolean.optional().describe('Transcribe only the speech regions the VAD finds (faster on sparse audio, no text made up on silence); timestamps still refer to the original audio. Default: STT_VAD_FILTER.'),
   model: sttModelSchema,
+  keep_alive: keepAliveSchema,
 };
 
 const granularity = z.enum(['word', 'segment']);
@@ -59,6 +60,7 @@ export const speechToTextJson = z
     language: commonFields.language,
     prompt: commonFields.prompt,
     model: commonFields.model,
+    keep_alive: commonFields.keep_alive,
     temperature: z.number().min(0).max(1).optional(),
     vad_filter: z.boolean().optional().describe(commonFields.vad_filter.description ?? ''),
     response_format: z.enum(RESPONSE_FORMATS).optional(),
@@ -105,7 +107,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   const { transcription } = options;
 
   type Log = { info: (o: object, m: string) => void };
-  type Fields = { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean; model?: string };
+  type Fields = { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean; model?: string; keep_alive?: number };
 
   /** Everything that can fail with a clean 4xx/503 before any byte is sent. */
   async function prepare(file: Buffer, signal: AbortSignal, log: Log, model: string | undefined): Promise<DecodedAudio> {
@@ -130,6 +132,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       signal,
       onSegment,
       fields.model,
+      fields.keep_alive,
     );
     log.info({ stage: 'stt', engine: result.engine, model: result.model, stt_ms: Math.round(performance.now() - started) }, 'transcribed');
     // the duration of what was sent, not of the resampled buffer (which may be a sample short)

@@ -50,11 +50,11 @@ export class GenerationService {
     return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };
   }
 
-  /** `model`: the name the request sent (id or alias; undefined: the default model). */
-  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream', model?: string): Promise<Generation> {
+  /** `model`: the name the request sent (id or alias; undefined: the default model); `keepAliveMs`: its `keep_alive`, parsed. */
+  async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream', model?: string, keepAliveMs?: number): Promise<Generation> {
     // a JSON schema's bounds (GRAMMAR_*) hold for every backend, and are checked before queueing
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
-    const entry = await this.engines.prepare('llm', model);
+    const entry = await this.engines.prepare('llm', model, keepAliveMs);
     const [engine] = this.engines.ready('llm', entry.id);
     const release = await this.engines.hold(entry, () => this.admission.acquire(signal)); // until the generation ends
     const startedAt = performance.now();

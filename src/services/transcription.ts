@@ -72,8 +72,8 @@ export class TranscriptionService {
    * Runs one transcription. `onSegment` sees each segment as it is decoded (for streaming); once
    * an engine has emitted a segment, a later failure is not retried on the next engine.
    */
-  async transcribe(request: ServiceTranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string): Promise<TranscriptionResult> {
-    const entry = await this.engines.prepare('stt', model);
+  async transcribe(request: ServiceTranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string, keepAliveMs?: number): Promise<TranscriptionResult> {
+    const entry = await this.engines.prepare('stt', model, keepAliveMs);
     const chain = this.engines.ready('stt', entry.id);
     const { vadFilter, ...base } = request;
     const vad = vadFilter ?? this.vadDefault;

@@ -7,7 +7,7 @@ import type { GenerationService } from '../../services/generation.ts';
 import { chatMessage, contentText, openAiUsage, responseFormatSchema, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse } from '../streaming.ts';
-import { errorResponses, llmModelSchema } from '../schemas.ts';
+import { errorResponses, keepAliveSchema, llmModelSchema } from '../schemas.ts';
 
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
 const messageSchema = z.object({
@@ -19,6 +19,7 @@ const messageSchema = z.object({
 export const chatRequestSchema = z
   .object({
     model: llmModelSchema,
+    keep_alive: keepAliveSchema,
     messages: z.array(messageSchema).min(1),
     max_tokens: z.number().int().min(1).nullable().optional(),
     max_completion_tokens: z.number().int().min(1).nullable().optional().describe('Preferred over max_tokens; both capped by LLM_MAX_TOKENS.'),
@@ -89,7 +90,7 @@ export const chatCompletionRoutes: FastifyPluginAsyncZod<{ generation: Generatio
     async (request, reply) => {
       const body = request.body;
       const params = toParams({ ...body, maxTokens: body.max_completion_tokens ?? body.max_tokens ?? Number.MAX_SAFE_INTEGER });
-      const run = await generation.start({ kind: 'chat', messages: toMessages(body.messages) }, params, clientSignal(reply), body.stream ? 'stream' : 'generate', body.model);
+      const run = await generation.start({ kind: 'chat', messages: toMessages(body.messages) }, params, clientSignal(reply), body.stream ? 'stream' : 'generate', body.model, body.keep_alive);
       const id = `chatcmpl-${randomUUID()}`;
       const created = Math.floor(Date.now() / 1000);
       if (body.stream) {

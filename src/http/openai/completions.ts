@@ -6,11 +6,12 @@ import type { GenerationService } from '../../services/generation.ts';
 import { openAiUsage, samplingFields, toParams } from '../generation-params.ts';
 import { clientSignal } from '../request-signal.ts';
 import { sendSse } from '../streaming.ts';
-import { errorResponses, llmModelSchema } from '../schemas.ts';
+import { errorResponses, keepAliveSchema, llmModelSchema } from '../schemas.ts';
 
 export const completionRequestSchema = z
   .object({
     model: llmModelSchema,
+    keep_alive: keepAliveSchema,
     prompt: z.union([z.string(), z.array(z.string()).length(1)]).describe('One prompt (a string, or an array of exactly one string).'),
     max_tokens: z.number().int().min(1).nullable().optional().default(16).describe('Default 16, as in the OpenAI API.'),
     n: z.literal(1).nullable().optional(),
@@ -57,7 +58,7 @@ export const completionRoutes: FastifyPluginAsyncZod<{ generation: GenerationSer
       const body = request.body;
       const prompt = Array.isArray(body.prompt) ? body.prompt[0]! : body.prompt;
       const params = toParams({ ...body, maxTokens: body.max_tokens ?? 16 });
-      const run = await generation.start({ kind: 'prompt', prompt }, params, clientSignal(reply), body.stream ? 'stream' : 'generate', body.model);
+      const run = await generation.start({ kind: 'prompt', prompt }, params, clientSignal(reply), body.stream ? 'stream' : 'generate', body.model, body.keep_alive);
       const id = `cmpl-${randomUUID()}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (text: string, finish: 'stop' | 'length' | null) => ({ id, object: 'text_completion' as const, created, model: run.model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });

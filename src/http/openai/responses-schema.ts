@@ -1,7 +1,7 @@
 /** The OpenAI Responses API shapes (/v1/responses): request, response object, stream events, input items. */
 import { z } from 'zod';
 import { samplingFields } from '../generation-params.ts';
-import { llmModelSchema } from '../schemas.ts';
+import { keepAliveSchema, llmModelSchema } from '../schemas.ts';
 
 /** Input items per request: a generous bound that keeps validation and storage cheap. */
 export const MAX_INPUT_ITEMS = 1024;
@@ -75,6 +75,7 @@ const unsupported = {
 export const responseRequestSchema = z
   .strictObject({
     model: llmModelSchema,
+    keep_alive: keepAliveSchema,
     input: z
       .union([z.string(), z.array(inputItemSchema).max(MAX_INPUT_ITEMS)])
       .describe(`A user message, or up to ${MAX_INPUT_ITEMS} message items (roles system/developer/user/assistant; \`input_text\`/\`output_text\` parts).`),

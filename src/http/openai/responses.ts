@@ -114,7 +114,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       const params = toParams({ maxTokens: body.max_output_tokens ?? Number.MAX_SAFE_INTEGER, temperature: body.temperature ?? undefined, top_p: body.top_p ?? undefined, response_format: responseFormat(format) });
       // everything that can fail with a status (unknown previous id, 429, context overflow) fails before the first byte
       const signal = clientSignal(reply);
-      const attempt = (prompt: ChatMessage[]) => generation.start({ kind: 'chat', messages: prompt }, params, signal, body.stream ? 'stream' : 'generate', body.model);
+      const attempt = (prompt: ChatMessage[]) => generation.start({ kind: 'chat', messages: prompt }, params, signal, body.stream ? 'stream' : 'generate', body.model, body.keep_alive);
       const run = await startFitting(messages, attempt, body.truncation === 'auto');
 
       const base: ResponseObject = {

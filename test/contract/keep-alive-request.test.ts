@@ -1,0 +1,142 @@
+/**
+ * The request's `keep_alive` (Ollama's semantics) on a real service process whose models stay
+ * loaded by default (MODEL_KEEP_ALIVE=-1): `keep_alive: 0` unloads the model right after the answer
+ * (its runner process exits), the next request loads it again, and the override holds for that
+ * model from then on. Invalid values are a 400 naming `keep_alive` on every route that takes it.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import OpenAI from 'openai';
+import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
+import { wav } from '../helpers/audio.ts';
+import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
+import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+
+interface ListedModel {
+  id: string;
+  state: string;
+}
+interface Envelope {
+  error: { type: string; code: string; param?: string; message: string };
+}
+
+const json = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+describe('per-request keep_alive (Ollama semantics)', () => {
+  let dir: string;
+  let service: ServiceProcess;
+  const state = async (id: string) => ((await (await fetch(`${service.url}/v1/models`)).json()) as { data: ListedModel[] }).data.find((m) => m.id === id)!.state;
+  /** Whether a runner process of this kind (`llm-runner`, `stt-runner`: its entry file) is a child of the service. */
+  const runnerAlive = (kind: 'llm-runner' | 'stt-runner') =>
+    fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .some((pid) => {
+        try {
+          const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+          return ppid === service.child.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(kind);
+        } catch {
+          return false; // exited meanwhile
+        }
+      });
+  const until = async (what: string, check: () => Promise<boolean> | boolean) => {
+    const deadline = Date.now() + 60_000;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const sttForm = (keepAlive?: string) => {
+    const form = new FormData();
+    form.append('file', new Blob([wav(2)], { type: 'audio/wav' }), 'a.wav');
+    form.append('model', 'whisper');
+    if (keepAlive !== undefined) form.append('keep_alive', keepAlive);
+    return form;
+  };
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keep-alive-'));
+    const file = path.join(dir, 'models.json');
+    fs.writeFileSync(file, JSON.stringify({ llm: [{ id: 'tiny', model: tinyGemmaPath(), context: 512, parallel: 1, threads: 1 }], stt: [{ id: 'whisper', model: tinyWhisperPath(), threads: 1 }] }));
+    service = spawnService({ MODELS_FILE: file, MODEL_KEEP_ALIVE: '-1', LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1' }, await freePort());
+    await waitForHealth(service.url, 60_000);
+    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+  });
+  after(async () => {
+    service.child.kill('SIGTERM');
+    await service.exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keep_alive 0 on a chat completion unloads the model after the answer (its runner exits); the next request loads it again', async () => {
+    assert.equal(await state('tiny'), 'loaded');
+    const chat = (extra: object) => json(`${service.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, ...extra });
+    // the default (MODEL_KEEP_ALIVE=-1) keeps it: a plain request leaves it loaded
+    assert.equal((await chat({})).status, 200);
+    assert.equal(await state('tiny'), 'loaded');
+    const res = await chat({ keep_alive: 0 });
+    assert.equal(res.status, 200, await res.clone().text());
+    await until('tiny to unload', async () => (await state('tiny')) === 'unloaded');
+    await until("tiny's runner to exit", () => !runnerAlive('llm-runner'));
+    // loaded again by the next request (the OpenAI SDK sends the field through extra_body)
+    const client = new OpenAI({ baseURL: `${service.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const again = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, keep_alive: '-1' } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    assert.ok(again.choices[0]);
+    assert.equal(await state('tiny'), 'loaded');
+    assert.ok(runnerAlive('llm-runner'), "tiny's runner is back");
+  });
+
+  it('the override holds for the model from then on, on /v1/responses and /v1/generate too', async () => {
+    const responses = await json(`${service.url}/v1/responses`, { model: 'tiny', input: 'Hi', max_output_tokens: 4, keep_alive: '0s' });
+    assert.equal(responses.status, 200, await responses.clone().text());
+    await until('tiny to unload after /v1/responses', async () => (await state('tiny')) === 'unloaded');
+    // no keep_alive now: the last one (0) still holds for this model, as in Ollama
+    const generate = await json(`${service.url}/v1/generate`, { model: 'tiny', prompt: 'Hi', max_tokens: 4 });
+    assert.equal(generate.status, 200, await generate.clone().text());
+    await until('tiny to unload after /v1/generate', async () => (await state('tiny')) === 'unloaded');
+    const keep = await json(`${service.url}/v1/completions`, { model: 'tiny', prompt: 'Hi', max_tokens: 4, keep_alive: '5m' });
+    assert.equal(keep.status, 200, await keep.clone().text());
+    assert.equal(await state('tiny'), 'loaded');
+  });
+
+  it('keep_alive "0" on a transcription unloads the Whisper model (its runner exits); the next one loads it again', async () => {
+    assert.equal(await state('whisper'), 'loaded');
+    assert.ok(runnerAlive('stt-runner'));
+    const res = await fetch(`${service.url}/v1/audio/transcriptions`, { method: 'POST', body: sttForm('0') });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(((await res.json()) as { text: string }).text.trim(), TINY_WHISPER_TEXT);
+    await until('whisper to unload', async () => (await state('whisper')) === 'unloaded');
+    await until("whisper's runner to exit", () => !runnerAlive('stt-runner'));
+    const again = await fetch(`${service.url}/v1/speech-to-text`, { method: 'POST', body: sttForm('-1') });
+    assert.equal(again.status, 200, await again.clone().text());
+    assert.equal(await state('whisper'), 'loaded');
+  });
+
+  it('refuses an invalid keep_alive with 400 naming it, on every route that takes it', async () => {
+    const bad = ['5 minutes', -2, 'forever', true];
+    const bodies = {
+      '/v1/chat/completions': { messages: [{ role: 'user', content: 'Hi' }] },
+      '/v1/completions': { prompt: 'Hi' },
+      '/v1/responses': { input: 'Hi' },
+      '/v1/generate': { prompt: 'Hi' },
+      '/v1/speech-to-text': { audio_base64: wav(1).toString('base64') },
+    };
+    for (const [route, body] of Object.entries(bodies)) {
+      for (const keepAlive of bad) {
+        const res = await json(`${service.url}${route}`, { ...body, keep_alive: keepAlive });
+        assert.equal(res.status, 400, `${route} ${JSON.stringify(keepAlive)}`);
+        const envelope = (await res.json()) as Envelope;
+        assert.equal(envelope.error.param, 'keep_alive', `${route}: ${envelope.error.message}`);
+      }
+    }
+    for (const route of ['/v1/audio/transcriptions', '/v1/audio/translations', '/v1/speech-to-text']) {
+      const res = await fetch(`${service.url}${route}`, { method: 'POST', body: sttForm('5 minutes') });
+      assert.equal(res.status, 400, route);
+      assert.equal(((await res.json()) as Envelope).error.param, 'keep_alive', route);
+    }
+  });
+});

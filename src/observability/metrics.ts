@@ -11,29 +11,23 @@ const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly httpDuration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'HTTP request duration by method, route template and status code.',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly httpDuration = this.histogram(
+    'http_request_duration_seconds',
+    'HTTP request duration by method, route template and status code.',
+    ['method', 'route', 'status_code'],
+  );
 
-  readonly dependencyDuration = new Histogram({
-    name: 'dependency_duration_seconds',
-    help: 'Duration of calls to a dependency (an engine by its id: llama-cpp, whisper-cpp, openai, openaudio, espeak; or redis) by operation and outcome.',
-    labelNames: ['dependency', 'operation', 'outcome'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly dependencyDuration = this.histogram(
+    'dependency_duration_seconds',
+    'Duration of calls to a dependency (an engine by its id: llama-cpp, whisper-cpp, openai, openaudio, espeak; or redis) by operation and outcome.',
+    ['dependency', 'operation', 'outcome'],
+  );
 
-  readonly dialogueDuration = new Histogram({
-    name: 'dialogue_turn_duration_seconds',
-    help: 'End-to-end duration of one dialogue turn (audio or text in, reply out) by outcome.',
-    labelNames: ['outcome'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly dialogueDuration = this.histogram(
+    'dialogue_turn_duration_seconds',
+    'End-to-end duration of one dialogue turn (audio or text in, reply out) by outcome.',
+    ['outcome'],
+  );
 
   readonly engineReady = new Gauge({
     name: 'engine_ready',

@@ -14,6 +14,7 @@ import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { wav } from '../helpers/audio.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+import { childPids, until } from '../helpers/runners.ts';
 
 interface ListedModel {
   id: string;
@@ -30,26 +31,7 @@ describe('per-request keep_alive (Ollama semantics)', () => {
   let service: ServiceProcess;
   const state = async (id: string) => ((await (await fetch(`${service.url}/v1/models`)).json()) as { data: ListedModel[] }).data.find((m) => m.id === id)!.state;
   /** Whether a runner process of this kind (`llm-runner`, `stt-runner`: its entry file) is a child of the service. */
-  const runnerAlive = (kind: 'llm-runner' | 'stt-runner') =>
-    fs
-      .readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .some((pid) => {
-        try {
-          const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-          return ppid === service.child.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(kind);
-        } catch {
-          return false; // exited meanwhile
-        }
-      });
-  const until = async (what: string, check: () => Promise<boolean> | boolean) => {
-    const deadline = Date.now() + 60_000;
-    while (!(await check())) {
-      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const runnerAlive = (kind: 'llm-runner' | 'stt-runner') => childPids(service.child.pid!, kind).length > 0;
   const sttForm = (keepAlive?: string) => {
     const form = new FormData();
     form.append('file', new Blob([wav(2)], { type: 'audio/wav' }), 'a.wav');

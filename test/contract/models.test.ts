@@ -6,7 +6,6 @@
  * with states, and a model loaded on its first request.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +18,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { wav } from '../helpers/audio.ts';
 import { halfNoSpeechWhisperPath, loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+import { childPids, until } from '../helpers/runners.ts';
 
 interface ListedModel {
   id: string;
@@ -207,20 +207,7 @@ describe('keep-alive and operator load/unload (MODEL_KEEP_ALIVE)', () => {
   let service: ServiceProcess;
   const state = async (id: string) => ((await (await fetch(`${service.url}/v1/models`)).json()) as { data: ListedModel[] }).data.find((m) => m.id === id)!;
   /** The service's child processes (the LLM runners; nothing else forks here). */
-  const children = () => {
-    try {
-      return execFileSync('ps', ['-o', 'pid=', '--ppid', String(service.child.pid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).length;
-    } catch {
-      return 0; // ps exits 1 when there is none
-    }
-  };
-  const until = async (what: string, check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 60_000;
-    while (!(await check())) {
-      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const children = () => childPids(service.child.pid!).length;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-file-'));

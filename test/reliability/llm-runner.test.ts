@@ -7,8 +7,6 @@
  * nor kill -9 of the gateway leaves a runner behind.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
@@ -17,48 +15,12 @@ import { HealthProber } from '../helpers/health-prober.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { alive, childPids, cpuSeconds, until } from '../helpers/runners.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The pids of the LLM runners whose parent is `pid`. */
-function runners(pid: number): number[] {
-  let out: string;
-  try {
-    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
-  } catch {
-    return []; // ps exits 1 when there is no such process
-  }
-  return out
-    .split('\n')
-    .filter((l) => l.includes('llm-runner'))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
-
-/** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+const runners = (pid: number) => childPids(pid, 'llm-runner');
 
 type Readiness = { capabilities: Record<string, { status: string; engines: { engine: string; status: string; detail?: string }[] }> };
 const llmState = async (url: string) => ((await (await fetch(`${url}/health/ready`)).json()) as Readiness).capabilities.llm!.engines[0]!;

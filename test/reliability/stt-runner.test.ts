@@ -9,8 +9,6 @@
  * started again; neither SIGTERM nor kill -9 of the gateway leaves a runner behind.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
@@ -20,32 +18,13 @@ import { HealthProber } from '../helpers/health-prober.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
+import { alive, childPids, cpuSeconds, until } from '../helpers/runners.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
 import { eventLog, streamPcm } from '../helpers/ws.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The pids of the child processes of `pid` whose command line names `entry`. */
-function children(pid: number, entry: string): number[] {
-  let out: string;
-  try {
-    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
-  } catch {
-    return []; // ps exits 1 when there is no such process
-  }
-  return out
-    .split('\n')
-    .filter((l) => l.includes(entry))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
-const sttRunners = (pid: number) => children(pid, 'stt-runner');
-
-/** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
-}
+const sttRunners = (pid: number) => childPids(pid, 'stt-runner');
 
 /** Reads an SSE response until its text matches `until` (or it ends); returns what was read. */
 async function readSse(reader: ReadableStreamDefaultReader<Uint8Array>, until?: RegExp): Promise<string> {
@@ -56,25 +35,6 @@ async function readSse(reader: ReadableStreamDefaultReader<Uint8Array>, until?: 
     const { value, done } = await reader.read();
     if (done) return sse;
     sse += decoder.decode(value, { stream: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
   }
 }
 

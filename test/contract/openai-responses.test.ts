@@ -1,15 +1,18 @@
 /**
  * The OpenAI Responses API (/v1/responses) on the real app and the real llama.cpp engine (tiny
  * models), through the clients people use: the official `openai` SDK, the Vercel AI SDK
- * (`openai(model)` speaks Responses) and LangChain (`useResponsesApi: true`).
+ * (`openai(model)` speaks Responses), LangChain (`useResponsesApi: true`) and the OpenAI Agents SDK
+ * (`@openai/agents`, whose OpenAI model speaks Responses).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
+import { Agent, OpenAIProvider, Runner } from '@openai/agents';
 import { generateText, streamText } from 'ai';
 import OpenAI from 'openai';
+import { z } from 'zod';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
@@ -280,6 +283,27 @@ describe('/v1/responses', () => {
     );
   });
 
+  it("an unknown field inside a message item, a text part, text, text.format or reasoning is a 400 naming its path; earlier output's annotations/logprobs are accepted", async () => {
+    for (const [body, param] of [
+      [{ model: 'g', input: [{ role: 'user', content: 'Hi', colour: 'blue' }] }, 'input[0].colour'],
+      [{ model: 'g', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi', bold: true }] }] }, 'input[0].content[0].bold'],
+      [{ model: 'g', input: 'Hi', text: { format: { type: 'text' }, colour: 1 } }, 'text.colour'],
+      [{ model: 'g', input: 'Hi', text: { format: { type: 'json_object', schema: {} } } }, 'text.format.schema'],
+      [{ model: 'g', input: 'Hi', reasoning: { effort: null, budget: 5 } }, 'reasoning.budget'],
+    ] as const) {
+      const res = await post(`${t.url}/v1/responses`, body);
+      assert.equal(res.status, 400, res.text);
+      assert.deepEqual(JSON.parse(res.text).error, { message: `Unknown parameter: '${param}'.`, type: 'invalid_request_error', param, code: 'unknown_parameter' });
+    }
+    // what the SDKs send back from an earlier turn: an output message with its id, status and output_text parts
+    const earlier = { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Hello.', annotations: [], logprobs: [] }] };
+    assert.equal((await post(`${t.url}/v1/responses`, { model: 'g', input: [{ role: 'user', content: 'Hi' }, earlier, { role: 'user', content: 'Again' }] })).status, 200);
+    // an item type we refuse keeps its own fields: the 400 names the type, not a field
+    const call = await post(`${t.url}/v1/responses`, { model: 'g', input: [{ type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' }] });
+    assert.equal(call.status, 400);
+    assert.equal(JSON.parse(call.text).error.param, 'input[0].type');
+  });
+
   it('truncation: "auto" drops the oldest turns until the prompt fits; "disabled" (the default) is a 400', async () => {
     const turns = Array.from({ length: 12 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}: ${'word '.repeat(30)}` }));
     const input = [...turns, { role: 'user', content: 'And now?' }];
@@ -384,6 +408,28 @@ describe('/v1/responses', () => {
     for await (const chunk of await model.stream('Hi')) streamed += chunk.text;
     assert.equal(streamed, TINY_GEMMA_REPLY);
     assert.equal(responsesCalls(), calls + 2, 'both went through /v1/responses');
+  });
+
+  it('the OpenAI Agents SDK: run() plain, streamed, a second turn over its own history, and a structured outputType', async () => {
+    const calls = responsesCalls();
+    // as its docs configure another endpoint: a provider with baseURL (its tracing exports to api.openai.com: off)
+    const runner = new Runner({ modelProvider: new OpenAIProvider({ baseURL: `${t.url}/v1`, apiKey: KEY_A, useResponses: true }), tracingDisabled: true });
+    const agent = new Agent({ name: 'Assistant', instructions: 'Be brief.', model: 'gemma-3' });
+    const first = await runner.run(agent, 'Hello?');
+    assert.equal(first.finalOutput, TINY_GEMMA_REPLY);
+    // the second turn sends the first turn's output items back as input (ids, status, output_text parts with annotations)
+    const second = await runner.run(agent, [...first.history, { role: 'user', content: 'And again?' }]);
+    assert.equal(second.finalOutput, TINY_GEMMA_REPLY);
+    const streamed = await runner.run(agent, 'Hi', { stream: true });
+    let text = '';
+    for await (const delta of streamed.toTextStream()) text += delta;
+    await streamed.completed;
+    assert.equal(text, TINY_GEMMA_REPLY);
+    assert.equal(streamed.finalOutput, TINY_GEMMA_REPLY);
+    const typed = new Agent({ name: 'Mood', instructions: 'Say the mood.', model: 'gemma-3', outputType: z.object({ mood: z.enum(['happy', 'sad']) }) });
+    const mood = await runner.run(typed, 'Mood?', { maxTurns: 1 });
+    assert.ok(['happy', 'sad'].includes(mood.finalOutput?.mood ?? ''), JSON.stringify(mood.finalOutput));
+    assert.equal(responsesCalls(), calls + 4, 'every turn went through /v1/responses');
   });
 });
 

@@ -6,23 +6,43 @@ import { keepAliveSchema, llmModelSchema } from '../schemas.ts';
 /** Input items per request: a generous bound that keeps validation and storage cheap. */
 export const MAX_INPUT_ITEMS = 1024;
 
-const part = z
-  .object({ type: z.string().max(64), text: z.string().optional() })
-  .describe('`input_text` / `output_text` parts are honoured; `input_image`, `input_file`, `input_audio` are a 400.');
+/**
+ * Fields a strict schema does not know are a 400 `Unknown parameter: 'input[0].foo'.`, as OpenAI
+ * answers, but only on the shapes we honour (message items, text parts): an item or part of a type
+ * we refuse anyway (tool calls, images…) keeps its own fields, so its 400 names the type instead.
+ */
+function unknownKeys(known: ReadonlySet<string>, honoured: (v: Record<string, unknown>) => boolean) {
+  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    if (!honoured(value)) return;
+    const keys = Object.keys(value).filter((k) => !known.has(k));
+    if (keys.length > 0) ctx.addIssue({ code: 'unrecognized_keys', keys, input: value, message: `Unrecognized key(s) in object: ${keys.map((k) => `'${k}'`).join(', ')}` });
+  };
+}
 
-export const inputItemSchema = z.object({
-  type: z.string().max(64).optional().describe('`message` (the default). Other item types (tool calls, reasoning, item references) are a 400.'),
-  role: z.enum(['system', 'developer', 'user', 'assistant']).optional(),
-  content: z.union([z.string(), z.array(part).max(MAX_INPUT_ITEMS)]).optional(),
-  id: z.string().max(128).optional(),
-  status: z.string().max(32).optional(),
-});
+const TEXT_PART_KEYS = new Set(['type', 'text', 'annotations', 'logprobs']);
+const part = z
+  .object({ type: z.string().max(64), text: z.string().optional(), annotations: z.array(z.unknown()).max(1024).optional(), logprobs: z.array(z.unknown()).optional() })
+  .catchall(z.unknown())
+  .superRefine(unknownKeys(TEXT_PART_KEYS, (p) => p.type === 'input_text' || p.type === 'output_text'))
+  .describe('`input_text` / `output_text` parts are honoured (`annotations`/`logprobs` of earlier output are accepted and ignored); `input_image`, `input_file`, `input_audio` are a 400.');
+
+const MESSAGE_KEYS = new Set(['type', 'role', 'content', 'id', 'status']);
+export const inputItemSchema = z
+  .object({
+    type: z.string().max(64).optional().describe('`message` (the default). Other item types (tool calls, reasoning, item references) are a 400.'),
+    role: z.enum(['system', 'developer', 'user', 'assistant']).optional(),
+    content: z.union([z.string(), z.array(part).max(MAX_INPUT_ITEMS)]).optional(),
+    id: z.string().max(128).optional(),
+    status: z.string().max(32).optional(),
+  })
+  .catchall(z.unknown())
+  .superRefine(unknownKeys(MESSAGE_KEYS, (item) => item.type === undefined || item.type === 'message'));
 export type InputItem = z.infer<typeof inputItemSchema>;
 
 const textFormat = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('text') }),
-  z.object({ type: z.literal('json_object') }),
-  z.object({
+  z.strictObject({ type: z.literal('text') }),
+  z.strictObject({ type: z.literal('json_object') }),
+  z.strictObject({
     type: z.literal('json_schema'),
     name: z.string().max(64).optional(),
     description: z.string().optional(),
@@ -40,7 +60,7 @@ const unsupported = {
     .describe('Only `none` / `auto` (there are no tools); `required` or a specific tool is a 400.'),
   parallel_tool_calls: z.boolean().nullable().optional(),
   reasoning: z
-    .object({
+    .strictObject({
       effort: z.union([z.null(), z.literal('none')], { error: 'reasoning effort is not supported by this server (the model does not reason)' }).optional(),
       summary: z.null({ error: 'reasoning summaries are not supported by this server' }).optional(),
       generate_summary: z.null({ error: 'reasoning summaries are not supported by this server' }).optional(),
@@ -84,7 +104,7 @@ export const responseRequestSchema = z
     temperature: samplingFields.temperature.nullable(),
     top_p: samplingFields.top_p.nullable(),
     text: z
-      .object({ format: textFormat.optional(), verbosity: z.literal('medium').nullable().optional() })
+      .strictObject({ format: textFormat.optional(), verbosity: z.literal('medium').nullable().optional() })
       .nullable()
       .optional()
       .describe('`format` `json_object` / `json_schema` constrain the output to valid JSON (matching the schema) with a grammar.'),
@@ -96,7 +116,7 @@ export const responseRequestSchema = z
     store: z.boolean().nullable().optional().describe('Keep the response (default true) for GET, input_items and previous_response_id, for SESSION_TTL_SECONDS.'),
     previous_response_id: z.string().max(128).nullable().optional().describe('Continue from a stored response: its conversation (within SESSION_HISTORY_TURNS / SESSION_HISTORY_TOKENS) comes before `input`.'),
     stream: samplingFields.stream,
-    stream_options: z.object({ include_obfuscation: z.boolean().optional() }).nullable().optional(),
+    stream_options: z.strictObject({ include_obfuscation: z.boolean().optional() }).nullable().optional(),
     truncation: z
       .enum(['disabled', 'auto'])
       .nullable()

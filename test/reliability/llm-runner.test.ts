@@ -15,7 +15,7 @@ import { HealthProber } from '../helpers/health-prober.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
-import { alive, childPids, cpuSeconds, until } from '../helpers/runners.ts';
+import { assertNoOrphanRunners, childPids, cpuSeconds, killRunnersWhileLoading, until } from '../helpers/runners.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -142,21 +142,7 @@ describe('LLM runner process: supervision', () => {
     const service = start({ GEMMA_MODEL: tinyGemmaPath(), ENABLE_LOCAL_WHISPER: 'false' }, await freePort());
     try {
       await waitForHealth(service.url);
-      // kill each runner the moment it appears, long before its model has loaded
-      const killed = new Set<number>();
-      await until(
-        'three runners killed while loading',
-        () => {
-          for (const pid of runners(service.child.pid!)) {
-            if (killed.has(pid)) continue;
-            process.kill(pid, 'SIGKILL');
-            killed.add(pid);
-          }
-          return killed.size >= 3 || undefined;
-        },
-        60_000,
-        10,
-      );
+      await killRunnersWhileLoading(() => runners(service.child.pid!), 3);
       const state = await until('the LLM to be marked error', async () => {
         const s = await llmState(service.url);
         return s.status === 'error' ? s : undefined;
@@ -190,17 +176,7 @@ describe('LLM runner process: supervision', () => {
       await until('both LLMs to load', async () => (await llmState(first.url)).status === 'ready' && (await llmState(second.url)).status === 'ready');
       const ok = await post(first.url, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 32 });
       assert.equal(((await ok.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content, TINY_GEMMA_REPLY);
-      const [a] = runners(first.child.pid!);
-      const [b] = runners(second.child.pid!);
-      assert.ok(a && b);
-
-      first.child.kill('SIGTERM');
-      assert.equal(await first.exited, 0);
-      await until('the runner of the SIGTERMed gateway to exit', () => !alive(a) || undefined, 10_000);
-
-      second.child.kill('SIGKILL');
-      await second.exited;
-      await until('the orphaned runner to notice and exit', () => !alive(b) || undefined, 10_000);
+      await assertNoOrphanRunners(first, second, runners);
     } finally {
       first.child.kill('SIGKILL');
       second.child.kill('SIGKILL');

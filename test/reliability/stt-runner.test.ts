@@ -18,7 +18,7 @@ import { HealthProber } from '../helpers/health-prober.ts';
 import { metricSum } from '../helpers/metrics.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
-import { alive, childPids, cpuSeconds, until } from '../helpers/runners.ts';
+import { alive, assertNoOrphanRunners, childPids, cpuSeconds, killRunnersWhileLoading, until } from '../helpers/runners.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
 import { eventLog, streamPcm } from '../helpers/ws.ts';
 
@@ -144,21 +144,7 @@ describe('Whisper runner process: supervision', () => {
     const service = start({ LOCAL_WHISPER_MODEL: tinyWhisperPath(), GEMMA_MODEL: tinyGemmaPath() }, await freePort());
     try {
       await waitForHealth(service.url);
-      // kill each runner the moment it appears, long before its model has loaded
-      const killed = new Set<number>();
-      await until(
-        'three runners killed while loading',
-        () => {
-          for (const pid of sttRunners(service.child.pid!)) {
-            if (killed.has(pid)) continue;
-            process.kill(pid, 'SIGKILL');
-            killed.add(pid);
-          }
-          return killed.size >= 3 || undefined;
-        },
-        60_000,
-        10,
-      );
+      await killRunnersWhileLoading(() => sttRunners(service.child.pid!), 3);
       const state = await until('Whisper to be marked error', async () => {
         const s = await engineState(service.url, 'stt');
         return s.status === 'error' ? s : undefined;
@@ -192,17 +178,7 @@ describe('Whisper runner process: supervision', () => {
       await until('both Whispers to load', async () => (await engineState(first.url, 'stt')).status === 'ready' && (await engineState(second.url, 'stt')).status === 'ready');
       const ok = await transcribe(first.url, 2);
       assert.equal(ok.status, 200);
-      const [a] = sttRunners(first.child.pid!);
-      const [b] = sttRunners(second.child.pid!);
-      assert.ok(a && b);
-
-      first.child.kill('SIGTERM');
-      assert.equal(await first.exited, 0);
-      await until('the runner of the SIGTERMed gateway to exit', () => !alive(a) || undefined, 10_000);
-
-      second.child.kill('SIGKILL');
-      await second.exited;
-      await until('the orphaned runner to notice and exit', () => !alive(b) || undefined, 10_000);
+      await assertNoOrphanRunners(first, second, sttRunners);
     } finally {
       first.child.kill('SIGKILL');
       second.child.kill('SIGKILL');

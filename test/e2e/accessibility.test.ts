@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { tinyGemmaPath } from '../helpers/models.ts';
 
 const ARTIFACTS = path.resolve('test-artifacts/accessibility');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const GEMMA_REPLY = 'Hello from the tiny Gemma model.';
 
 /** The focused element's accessible name-ish: its text, or its label's. */
@@ -49,7 +49,7 @@ describe('playground accessibility in headless Chromium', () => {
     assert.ok(fs.existsSync('frontend/dist/index.html'), 'build the playground first: npm run build -w frontend');
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     t = await startApp({ env: { GEMMA_MODEL: tinyGemmaPath() } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await page.goto(`${t.url}/playground/#text`);
     await page.getByRole('status', { name: 'Service status' }).waitFor();

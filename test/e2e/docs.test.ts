@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.ts';
 import { freePort, spawnService, waitForHealth, type ServiceProcess } from '../helpers/process.ts';
 import { recordSecrets } from '../helpers/test-logs.ts';
 
 const ARTIFACTS = path.resolve('test-artifacts/docs');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const KEY = 'docs-e2e-key-0123';
 
 describe('/docs in headless Chromium on the browser port', () => {
@@ -23,14 +23,13 @@ describe('/docs in headless Chromium on the browser port', () => {
   let page: Page;
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}`);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     recordSecrets([KEY]);
     const browserPort = await freePort();
     service = spawnService({ LOG_LEVEL: 'info', API_KEY_ENABLED: 'true', API_KEYS: KEY, BROWSER_PORT: String(browserPort), TTS_BACKEND: 'embedded' }, await freePort());
     browserUrl = `http://127.0.0.1:${browserPort}`;
     await waitForHealth(browserUrl, 60_000);
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 

@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { tinyWhisperPath } from '../helpers/models.ts';
 import { freePort } from '../helpers/process.ts';
 
 const ARTIFACTS = path.resolve('test-artifacts/guidance');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const KEY = 'guidance-e2e-key-42';
 
 describe('playground guidance in headless Chromium', () => {
@@ -33,7 +33,7 @@ describe('playground guidance in headless Chromium', () => {
     assert.ok(fs.existsSync('frontend/dist/index.html'), 'build the playground first: npm run build -w frontend');
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     t = await startApp({ env: { API_KEY_ENABLED: 'true', API_KEYS: KEY, GEMMA_MODEL: '/nonexistent/gemma-3.gguf', LOCAL_WHISPER_MODEL: tinyWhisperPath() } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -10,17 +10,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
-import { int16ToBytes } from '../../src/audio/pcm.ts';
-import { wavHeader } from '../../src/audio/wav.ts';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { fakeMicrophoneWav, launchChromium } from '../helpers/browser.ts';
 import { wav } from '../helpers/audio.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { closeSpeech, speech } from '../helpers/speech.ts';
+import { closeSpeech } from '../helpers/speech.ts';
 
 const ARTIFACTS = path.resolve('test-artifacts/playground-chat');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const GEMMA_REPLY = 'Hello from the tiny Gemma model.';
 const WHISPER_TEXT = 'Hello from the tiny whisper model.';
 const DESKTOP = { width: 1100, height: 900 };
@@ -57,11 +55,7 @@ describe('playground chat, partial transcripts, record timer and voice cloning i
 
   before(async () => {
     assert.ok(fs.existsSync('frontend/dist/index.html'), 'build the playground first: npm run build -w frontend (npm test does)');
-    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: apt-get install chromium (.ci/run does)`);
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    const pcm = await speech([{ silence: 0.5 }, 'What is the weather like today?', { silence: 2.5 }]);
-    const micFile = path.join(ARTIFACTS, 'fake-mic.wav');
-    fs.writeFileSync(micFile, Buffer.concat([wavHeader(16000, pcm.length * 2), int16ToBytes(pcm)]));
+    const micFile = await fakeMicrophoneWav(ARTIFACTS);
     fish = await startFakeFishSpeech();
     t = await startApp({
       env: {
@@ -72,23 +66,7 @@ describe('playground chat, partial transcripts, record timer and voice cloning i
         OPENAUDIO_API_BASE: fish.url,
       },
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--autoplay-policy=no-user-gesture-required',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-        `--use-file-for-fake-audio-capture=${micFile}`,
-      ],
-    });
+    browser = await launchChromium({ fakeMic: micFile });
     context = await browser.newContext({ viewport: DESKTOP });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
     page = await context.newPage();

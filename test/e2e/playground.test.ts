@@ -9,17 +9,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { int16ToBytes } from '../../src/audio/pcm.ts';
-import { wavHeader } from '../../src/audio/wav.ts';
+import type { Browser, Page } from 'playwright-core';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { fakeMicrophoneWav, launchChromium } from '../helpers/browser.ts';
 import { wav } from '../helpers/audio.ts';
 import { freePort } from '../helpers/process.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { closeSpeech, speech } from '../helpers/speech.ts';
+import { closeSpeech } from '../helpers/speech.ts';
 
 const ARTIFACTS = path.resolve('test-artifacts/playground');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const GEMMA_REPLY = 'Hello from the tiny Gemma model.';
 
 /**
@@ -102,30 +100,9 @@ describe('playground in headless Chromium', () => {
 
   before(async () => {
     assert.ok(fs.existsSync('frontend/dist/index.html'), 'build the playground first: npm run build -w frontend (npm test does)');
-    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: apt-get install chromium (.ci/run does)`);
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    // the fake microphone: speech, then enough silence for the VAD to end the turn (Chromium loops the file)
-    const pcm = await speech([{ silence: 0.5 }, 'What is the weather like today?', { silence: 2.5 }]);
-    const micFile = path.join(ARTIFACTS, 'fake-mic.wav');
-    fs.writeFileSync(micFile, Buffer.concat([wavHeader(16000, pcm.length * 2), int16ToBytes(pcm)]));
+    const micFile = await fakeMicrophoneWav(ARTIFACTS);
     t = await startApp({ env: { GEMMA_MODEL: tinyGemmaPath(), LOCAL_WHISPER_MODEL: tinyWhisperPath(), STT_PARTIAL_INTERVAL_MS: '0' } });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--autoplay-policy=no-user-gesture-required',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
-        `--use-file-for-fake-audio-capture=${micFile}`,
-      ],
-    });
+    browser = await launchChromium({ fakeMic: micFile });
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await page.addInitScript(PROBES);
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));

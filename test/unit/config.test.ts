@@ -4,17 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { ConfigError, configSchema, loadConfig, readEnvironment } from '../../src/config.ts';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError);
-    return error.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { configSchema, loadConfig, readEnvironment } from '../../src/config.ts';
+import { configProblems } from '../helpers/config.ts';
 
 describe('config', () => {
   it('parses an empty environment to the documented defaults', () => {
@@ -94,7 +85,7 @@ describe('config', () => {
   });
 
   it('lists every problem at once, not only the first', () => {
-    const problems = problemsOf({
+    const problems = configProblems({
       PORT: 'eighty',
       LOG_LEVEL: 'loud',
       API_KEY_ENABLED: 'maybe',
@@ -111,7 +102,7 @@ describe('config', () => {
   });
 
   it('refuses API_KEY_ENABLED=true without keys, alongside field errors', () => {
-    const problems = problemsOf({ API_KEY_ENABLED: 'true', PORT: '99999' });
+    const problems = configProblems({ API_KEY_ENABLED: 'true', PORT: '99999' });
     assert.equal(problems.length, 2);
     assert.match(problems.join('\n'), /API_KEYS: API_KEY_ENABLED=true needs at least one key/);
     assert.match(problems.join('\n'), /PORT/);
@@ -122,16 +113,16 @@ describe('config', () => {
     const file = path.join(dir, 'keys');
     fs.writeFileSync(file, 'k9\n');
     assert.equal(loadConfig({ API_KEY_ENABLED: 'true', API_KEYS_FILE: file }).API_KEYS_FILE, file);
-    assert.match(problemsOf({ API_KEYS_FILE: path.join(dir, 'nope') }).join(), /API_KEYS_FILE: file not found/);
+    assert.match(configProblems({ API_KEYS_FILE: path.join(dir, 'nope') }).join(), /API_KEYS_FILE: file not found/);
   });
 
   it('never echoes secret values in problems', () => {
-    const problems = problemsOf({ OPENAI_API_KEY: 'sk-secret', PORT: 'x', OPENAUDIO_API_BASE: 'sk-secret-url' });
+    const problems = configProblems({ OPENAI_API_KEY: 'sk-secret', PORT: 'x', OPENAUDIO_API_BASE: 'sk-secret-url' });
     assert.doesNotMatch(problems.join('\n'), /sk-secret\b(?!-url)/);
   });
 
   it('requires LLM_MODEL for the remote LLM backend', () => {
-    assert.match(problemsOf({ LLM_BACKEND: 'openai' }).join(), /LLM_MODEL/);
+    assert.match(configProblems({ LLM_BACKEND: 'openai' }).join(), /LLM_MODEL/);
   });
 
   it('reads a .env file under the real environment', () => {

@@ -1,18 +1,9 @@
 /** The model runners' configuration: STT_RUNNER, RUNNER_HANG_SECONDS, RUNNER_RESTART_BACKOFF_MS. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
+import { configProblems } from '../helpers/config.ts';
 import { runnerSupervision } from '../../src/engines/index.ts';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError);
-    return error.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 describe('runner configuration', () => {
   it('defaults: both runners in processes, a 30 s hang watchdog, restarts after 250 ms doubling up to 10 s', () => {
@@ -30,10 +21,10 @@ describe('runner configuration', () => {
 
   it('refuses a backoff that is not min,max with 1 ≤ min ≤ max, and a bad STT_RUNNER', () => {
     for (const value of ['250', '250,', 'a,b', '0,100', '500,100', '1,4000000']) {
-      const problems = problemsOf({ RUNNER_RESTART_BACKOFF_MS: value });
+      const problems = configProblems({ RUNNER_RESTART_BACKOFF_MS: value });
       assert.ok(problems.some((p) => p.startsWith('RUNNER_RESTART_BACKOFF_MS')), `${value}: ${problems.join('; ')}`);
     }
-    assert.ok(problemsOf({ STT_RUNNER: 'thread' }).some((p) => p.startsWith('STT_RUNNER')));
-    assert.ok(problemsOf({ RUNNER_HANG_SECONDS: '-1' }).some((p) => p.startsWith('RUNNER_HANG_SECONDS')));
+    assert.ok(configProblems({ STT_RUNNER: 'thread' }).some((p) => p.startsWith('STT_RUNNER')));
+    assert.ok(configProblems({ RUNNER_HANG_SECONDS: '-1' }).some((p) => p.startsWith('RUNNER_HANG_SECONDS')));
   });
 });

@@ -6,12 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { int16ToFloat32 } from '../../src/audio/pcm.ts';
 import { encodeWavPcm16 } from '../../src/audio/wav.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { tinyWhisperPath } from '../helpers/models.ts';
 import { closeSpeech, speech, type Part } from '../helpers/speech.ts';
+import { eventLog, streamPcm } from '../helpers/ws.ts';
 
 interface Verbose {
   text: string;
@@ -116,5 +118,35 @@ describe('vad_filter: Whisper on the speech regions only', () => {
     form.set('vad_filter', 'maybe');
     const res = await fetch(`${t.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
     assert.equal(res.status, 400, await res.text());
+  });
+});
+
+describe('STT_VAD_FILTER=true under live turns (/ws/stt): the turn VAD and the region VAD agree', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startApp({ env: { GEMMA_MODEL: '/absent.gguf', LOCAL_WHISPER_MODEL: tinyWhisperPath(), STT_PARTIAL_INTERVAL_MS: '0', STT_VAD_FILTER: 'true' } });
+  });
+  after(async () => {
+    await closeSpeech();
+    await t.close();
+  });
+
+  it('each spoken turn is still transcribed (not emptied as silence), with times on the stream timeline', async () => {
+    const pcm = await speech([{ silence: 0.4 }, 'Hello there, how are you doing today?', { silence: 1.0 }, 'This is the second turn.', { silence: 0.9 }]);
+    const ws = new WebSocket(`${t.wsUrl}/ws/stt?sample_rate=16000&language=en`);
+    const log = eventLog(ws);
+    await new Promise((r) => ws.once('open', r));
+    await log.waitFor((e) => e.type === 'ready');
+    await streamPcm(ws, pcm, 16000, 4);
+    await log.waitFor((e) => e.type === 'transcript.final' && e.turn_id === 2, 60_000);
+    const finals = log.events.filter((e) => e.type === 'transcript.final');
+    assert.deepEqual(finals.map((e) => e.turn_id), [1, 2]);
+    for (const f of finals) {
+      assert.equal(f.text, TINY_WHISPER_TEXT, JSON.stringify(f));
+      const [segment] = f.segments as { start: number; end: number }[];
+      // the region VAD keeps ≤ 0.3 s of padding: the segment starts inside its turn, not at the stream's 0
+      assert.ok(segment!.start * 1000 >= (f.start_ms as number) - 1 && segment!.start * 1000 <= (f.end_ms as number), JSON.stringify(f));
+    }
+    ws.close();
   });
 });

@@ -499,11 +499,16 @@ export class EngineRegistry {
     const modelOf = new Map<Engine, string>();
     if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
     const deferred = this.deferred();
+    const entries = [...this.catalogue.llm, ...this.catalogue.stt];
+    const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e))!;
     for (const capability of CAPABILITIES) {
       const engines = (this.chains[capability] as Engine[]).map((e): EngineReport => {
         const model = modelOf.has(e) ? { model: modelOf.get(e) } : {};
         // a model loaded on demand does not hold readiness back before its first request
-        if (deferred.has(e) && !this.loads.has(e)) return { engine: e.id, ...model, status: 'disabled', detail: 'not loaded yet (preload: false): loads on the first request that names it' };
+        if (deferred.has(e) && !this.loads.has(e)) {
+          const why = this.refused.has(m(e)) ? 'it did not fit MODEL_MEMORY_BUDGET_MB at start-up' : 'preload: false';
+          return { engine: e.id, ...model, status: 'disabled', detail: `not loaded yet (${why}): loads on the first request that names it` };
+        }
         const { log, ...state } = e.state();
         // operator-only log lines join the detail here (/health/ready shows detail to valid keys only)
         return { engine: e.id, ...model, ...state, ...(log ? { detail: state.detail ? `${state.detail}\n${log}` : log } : {}) };

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { accountingDevice, budgetOf, needBytes } from '../../src/engines/memory-budget.ts';
+import { accountingDevice, budgetOf, estimateBytes, needBytes, WHISPER_ALLOWANCE_BYTES } from '../../src/engines/memory-budget.ts';
 
 const MIB = 1024 * 1024;
 
@@ -64,5 +64,22 @@ describe('MODEL_MEMORY_BUDGET_MB', () => {
     assert.equal(needBytes({ device: 'cpu', estimatedBytes: 500 }, 900), 900);
     assert.equal(needBytes({ device: 'cpu', estimatedBytes: 500 }, 0), 500);
     assert.deepEqual(['auto', 'cuda', 'cuda:1', 'CPU'].map(accountingDevice), ['cpu', 'cuda:0', 'cuda:1', 'cpu']);
+  });
+
+  it('estimates from the model file: GGUF × 1.25, Whisper + a fixed allowance, 0 for a file not on disk yet', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'budget-'));
+    try {
+      const gguf = path.join(dir, 'm.gguf');
+      const bin = path.join(dir, 'w.bin');
+      fs.writeFileSync(gguf, Buffer.alloc(4000));
+      fs.writeFileSync(bin, Buffer.alloc(4000));
+      assert.equal(estimateBytes('llm', gguf), 5000);
+      assert.equal(estimateBytes('stt', bin), 4000 + WHISPER_ALLOWANCE_BYTES);
+      assert.equal(estimateBytes('llm', 'hf:org/repo/m.gguf'), 0);
+      assert.equal(estimateBytes('stt', 'base.en'), 0);
+      assert.equal(estimateBytes('llm', path.join(dir, 'missing.gguf')), 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loopingGemmaPath } from '../helpers/models.ts';
+import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
+import { wav } from '../helpers/audio.ts';
+import { loopingGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
 
@@ -37,9 +39,9 @@ const chat = (url: string, model: string, maxTokens = 8, stream = false) =>
 /** A looping tiny LLM (it never ends its turn: max_tokens decides how long a generation runs) with a declared need. */
 const llm = (id: string, memoryMb: number, preload = false) => ({ id, model: loopingGemmaPath(), context: 16384, parallel: 1, threads: 1, memory_mb: memoryMb, preload });
 
-async function start(dir: string, models: unknown[], env: Record<string, string> = {}): Promise<ServiceProcess> {
+async function start(dir: string, models: unknown[], env: Record<string, string> = {}, stt: unknown[] = []): Promise<ServiceProcess> {
   const file = path.join(dir, `models-${Math.random().toString(36).slice(2)}.json`);
-  fs.writeFileSync(file, JSON.stringify({ llm: models }));
+  fs.writeFileSync(file, JSON.stringify({ llm: models, stt }));
   const service = spawnService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', LLM_PARALLEL: '2', LLM_MAX_TOKENS: '16000', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', ...env }, await freePort());
   await waitForHealth(service.url);
   assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
@@ -168,6 +170,39 @@ describe('MODEL_MEMORY_BUDGET_MB: loads at once', () => {
     const listed = (await (await fetch(`${service.url}/v1/models`)).json()) as ModelList;
     assert.equal(listed.data.find((m) => m.id === 'a')?.state, 'unloaded', 'the idle one (a) made room');
     assert.equal(listed.data.filter((m) => m.state === 'loaded').length, 2);
+  });
+});
+
+describe('MODEL_MEMORY_BUDGET_MB: Whisper and LLM runners share their device', () => {
+  let dir: string;
+  let service: ServiceProcess;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memory-budget-'));
+    const whisper = (id: string, preload: boolean) => ({ id, model: tinyWhisperPath(), threads: 1, memory_mb: 100, preload });
+    service = await start(dir, [llm('a', 100, true)], { MODEL_MEMORY_BUDGET_MB: '250', WHISPER_THREADS: '1' }, [whisper('w', true), whisper('w2', false)]);
+  });
+  after(async () => {
+    await stop(service);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a transcription with an unloaded Whisper model unloads the least recently used idle model on cpu, whatever its capability', async () => {
+    const transcribe = async (model: string) => {
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(wav(2))], { type: 'audio/wav' }), 'a.wav');
+      form.append('model', model);
+      return fetch(`${service.url}/v1/speech-to-text`, { method: 'POST', body: form });
+    };
+    assert.equal((await transcribe('w')).status, 200);
+    assert.equal((await chat(service.url, 'a')).status, 200); // a is now more recent than w
+    const res = await transcribe('w2');
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(((await res.json()) as { text: string }).text.trim(), TINY_WHISPER_TEXT);
+    const listed = (await (await fetch(`${service.url}/v1/models`)).json()) as ModelList;
+    assert.deepEqual(listed.data.map((m) => [m.id, m.state, m.device]), [['a', 'loaded', 'cpu'], ['w', 'unloaded', 'cpu'], ['w2', 'loaded', 'cpu']]);
+    await until('one Whisper runner (w exited)', () => childPids(service.child.pid!, 'stt-runner').length === 1);
+    assert.equal(childPids(service.child.pid!, 'llm-runner').length, 1);
   });
 });
 

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
 import { AUDIO_FORMATS } from './audio/formats.ts';
+import { parseMemoryBudget } from './engines/memory-budget.ts';
 import { readModelsFile } from './models/models-file.ts';
 import { BROWSER_BLOCKED_PORTS } from './util/browser-ports.ts';
 
@@ -257,6 +258,22 @@ export const configSchema = z.object({
     .describe(
       'How long a model stays loaded after its last request (Ollama\'s keep_alive): a duration such as `30s`, `5m`, `1h`; `0` unloads after each request; `-1` keeps it loaded. Applies to models in runner processes (local LLMs with LLM_RUNNER=process); they load again on the next request. `POST /v1/models/{id}/load` and `/unload` do it by hand.',
     ),
+  MODEL_MEMORY_BUDGET_MB: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return undefined;
+      const { budgets, problems } = parseMemoryBudget(v);
+      for (const message of problems) ctx.addIssue({ code: 'custom', message });
+      return budgets;
+    })
+    .describe(
+      'Memory the model runners may hold, in MB: a number applies to every device separately; `cpu=16000,cuda:0=80000` sets one per device (a device not named has no budget). Before a model loads, the least recently used idle runner models on its device are unloaded until it fits; a model that cannot fit gets 503 `insufficient_memory`. Unset: no budget. See docs/operations.md, "Memory budget".',
+    ),
+  MODEL_LOAD_WAIT_SECONDS: num(120, 0, 3600).describe(
+    'How long a request for a model that is loading waits for it; past that (0: at once) it gets 503 `engine_loading` with Retry-After, and the load goes on.',
+  ),
   LLM_MODEL_ALIASES: z
     .string()
     .trim()

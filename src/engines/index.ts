@@ -15,6 +15,7 @@ import { LlamaCppEngine, type LlamaCppOptions } from './llm/llama-cpp.ts';
 import { LlamaRunnerEngine } from './llm/llama-runner.ts';
 import { OpenAiCompatibleLlm, type OpenAiCompatibleLlmOptions } from './llm/openai-compatible.ts';
 import type { LlmEngine } from './llm/types.ts';
+import { accountingDevice, estimateBytes, MIB, type ModelMemory } from './memory-budget.ts';
 import { EngineRegistry, type ModelEntry } from './registry.ts';
 import type { RunnerSpec } from './runner/supervisor.ts';
 import { OpenAiCompatibleStt, type OpenAiCompatibleSttOptions } from './stt/openai-compatible.ts';
@@ -185,13 +186,21 @@ function defaultSttId(config: Config): string {
   return config.STT_BACKEND[0] === 'openai' ? config.OPENAI_WHISPER_MODEL : path.basename(config.LOCAL_WHISPER_MODEL).replace(/\.bin$/i, '');
 }
 
+/** A local model's device and memory need (MODEL_MEMORY_BUDGET_MB); remote models hold none here. */
+function modelMemory(capability: 'llm' | 'stt', spec: string, device: string, memoryMb?: number): ModelMemory {
+  return { device: accountingDevice(device), estimatedBytes: estimateBytes(capability, spec), ...(memoryMb === undefined ? {} : { declaredBytes: Math.round(memoryMb * MIB) }) };
+}
+
 function defaultLlm(config: Config, deps: EngineDeps): ModelEntry<'llm'> {
   const engines = createLlmChain(config, deps);
-  return { id: engines[0]!.modelName, capability: 'llm', aliases: [], preload: true, engines };
+  const memory = config.LLM_BACKEND === 'local' ? { memory: modelMemory('llm', config.GEMMA_MODEL, config.LLM_DEVICE) } : {};
+  return { id: engines[0]!.modelName, capability: 'llm', aliases: [], preload: true, engines, ...memory };
 }
 
 function defaultStt(config: Config, deps: EngineDeps): ModelEntry<'stt'> {
-  return { id: defaultSttId(config), capability: 'stt', aliases: [], preload: true, engines: createSttChain(config, deps) };
+  // the chain's local engine is the one that can hold memory here (the hosted fallback holds none)
+  const memory = config.STT_BACKEND[0] === 'local' ? { memory: modelMemory('stt', config.LOCAL_WHISPER_MODEL, config.STT_DEVICE) } : {};
+  return { id: defaultSttId(config), capability: 'stt', aliases: [], preload: true, engines: createSttChain(config, deps), ...memory };
 }
 
 export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {
@@ -205,12 +214,14 @@ export function createEngines(config: Config, deps: EngineDeps): EngineRegistry 
     llm = models.llm.length === 0 ? [defaultLlm(config, deps)] : models.llm.map((entry, i) => {
       const logger = deps.logger.child({ capability: 'llm', model: entry.id });
       const engine = factoryOf(LLM_BACKENDS, 'LLM', entry.backend)(llmEntryConfig(config, entry), { ...deps, logger, modelSetting: `${file}: llm[${i}].model` });
-      return { id: entry.id, capability: 'llm', aliases: entry.aliases, preload: entry.preload, engines: [engine] };
+      const memory = entry.backend === 'local' ? { memory: modelMemory('llm', entry.model, entry.device ?? config.LLM_DEVICE, entry.memory_mb) } : {};
+      return { id: entry.id, capability: 'llm', aliases: entry.aliases, preload: entry.preload, engines: [engine], ...memory };
     });
     stt = models.stt.length === 0 ? [defaultStt(config, deps)] : models.stt.map((entry, i) => {
       const logger = deps.logger.child({ capability: 'stt', model: entry.id });
       const engine = factoryOf(STT_BACKENDS, 'STT', entry.backend)(sttEntryConfig(config, entry), { ...deps, logger, modelSetting: `${file}: stt[${i}].model` });
-      return { id: entry.id, capability: 'stt', aliases: entry.aliases, preload: entry.preload, engines: [engine] };
+      const memory = entry.backend === 'local' ? { memory: modelMemory('stt', entry.model, entry.device ?? config.STT_DEVICE, entry.memory_mb) } : {};
+      return { id: entry.id, capability: 'stt', aliases: entry.aliases, preload: entry.preload, engines: [engine], ...memory };
     });
   } else {
     llm = [defaultLlm(config, deps)];
@@ -221,6 +232,7 @@ export function createEngines(config: Config, deps: EngineDeps): EngineRegistry 
   return new EngineRegistry(
     { llm: llm.flatMap((m) => m.engines), stt: stt.flatMap((m) => m.engines), tts },
     deps.metrics,
-    { llm, stt, strict: Boolean(config.MODELS_FILE), keepAliveMs: config.MODEL_KEEP_ALIVE },
+    { llm, stt, strict: Boolean(config.MODELS_FILE), keepAliveMs: config.MODEL_KEEP_ALIVE, budgets: config.MODEL_MEMORY_BUDGET_MB, loadWaitMs: config.MODEL_LOAD_WAIT_SECONDS * 1000 },
+    deps.logger,
   );
 }

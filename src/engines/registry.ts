@@ -7,8 +7,11 @@
  * id or alias. Without a models file there is one model per capability and it answers any name
  * (`strict: false`, today's behaviour); with one, an unknown name is a 404 listing the ids.
  */
+import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { budgetOf, DeviceLocks, MIB, needBytes, type MemoryBudgets, type ModelMemory } from './memory-budget.ts';
 import type { LlmEngine } from './llm/types.ts';
 import type { SttEngine } from './stt/types.ts';
 import type { TtsEngine } from './tts/types.ts';
@@ -34,6 +37,8 @@ export interface ModelEntry<C extends ModelCapability = ModelCapability> {
   /** Loaded at start-up; otherwise on the first request that names it. */
   preload: boolean;
   engines: EngineChains[C];
+  /** Its device and memory need (local models); runner-process models count against MODEL_MEMORY_BUDGET_MB. */
+  memory?: ModelMemory;
 }
 
 export type ModelCapability = 'llm' | 'stt';
@@ -46,7 +51,14 @@ export interface ModelCatalogue {
   strict: boolean;
   /** How long a model stays loaded after its last request, in ms; -1: forever (MODEL_KEEP_ALIVE). */
   keepAliveMs?: number;
+  /** MODEL_MEMORY_BUDGET_MB, in bytes; undefined: no budget. */
+  budgets?: MemoryBudgets;
+  /** How long a request waits for its model to load (MODEL_LOAD_WAIT_SECONDS); undefined: until it settles. */
+  loadWaitMs?: number;
 }
+
+/** Why a runner model was unloaded (runner_evictions_total). */
+export type UnloadReason = 'budget' | 'keep_alive' | 'operator';
 
 /** What GET /v1/models reports of one model. */
 export interface ModelReport {
@@ -55,7 +67,18 @@ export interface ModelReport {
   state: 'loaded' | 'loading' | 'unloaded' | 'error';
   aliases: string[];
   default: boolean;
+  /** What it holds now, as the budget accounts it (undefined while unloaded). */
   memoryBytes?: number;
+  /** What loading it counts against its device's budget (memory_mb, or the estimate / measured RSS). */
+  memoryNeedBytes?: number;
+  device?: string;
+}
+
+/** A device's budget and what the models loaded there hold (GET /v1/models, metrics). */
+export interface DeviceMemory {
+  device: string;
+  budgetBytes: number;
+  usedBytes: number;
 }
 
 /** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
@@ -85,17 +108,53 @@ export class EngineRegistry {
   private readonly unloading = new Map<ModelEntry, Promise<void>>();
   /** A request's `keep_alive` overrides MODEL_KEEP_ALIVE for its model from then on (as Ollama does). */
   private readonly keepAlive = new Map<ModelEntry, number>();
+  /** Engines whose load has settled (loaded or failed for good). */
+  private readonly settled = new Set<Engine>();
+  /** When each model was last used or loaded: the least recent idle one is evicted first. */
+  private readonly lastUsed = new Map<ModelEntry, number>();
+  /** Requests between their model's admission and taking hold of it: not idle, so not evictable. */
+  private readonly preparing = new Map<ModelEntry, number>();
+  /** Preloads that did not fit their device's budget at start-up: loaded on their first request instead. */
+  private readonly refused = new Set<ModelEntry>();
+  private readonly locks = new DeviceLocks();
+  private readonly evictions: ReturnType<Metrics['counter']> | undefined;
 
   constructor(
     private readonly chains: EngineChains,
     private readonly metrics?: Metrics,
     catalogue?: ModelCatalogue,
+    private readonly logger?: Logger,
   ) {
     this.catalogue = catalogue ?? {
       llm: [{ id: chains.llm[0]?.modelName ?? 'default', capability: 'llm', aliases: [], preload: true, engines: chains.llm }],
       stt: [{ id: 'default', capability: 'stt', aliases: [], preload: true, engines: chains.stt }],
       strict: false,
     };
+    this.evictions = metrics?.counter('runner_evictions_total', 'Model runners unloaded, by model and reason: `budget` (evicted to fit another model under MODEL_MEMORY_BUDGET_MB), `keep_alive` (idle past its keep-alive), `operator` (POST /v1/models/{id}/unload).', ['model', 'reason']);
+    if (metrics && this.catalogue.budgets) this.budgetGauges(metrics);
+  }
+
+  private budgetGauges(metrics: Metrics): void {
+    if (metrics.registry.getSingleMetric('model_memory_budget_bytes')) return;
+    const memory = () => this.memory();
+    new Gauge({
+      name: 'model_memory_budget_bytes',
+      help: 'MODEL_MEMORY_BUDGET_MB of each device, in bytes.',
+      labelNames: ['device'] as const,
+      registers: [metrics.registry],
+      collect() {
+        for (const d of memory()) this.set({ device: d.device }, d.budgetBytes);
+      },
+    });
+    new Gauge({
+      name: 'model_memory_used_bytes',
+      help: 'Memory the runner models loaded (or loading) on each budgeted device hold, as the budget accounts it.',
+      labelNames: ['device'] as const,
+      registers: [metrics.registry],
+      collect() {
+        for (const d of memory()) this.set({ device: d.device }, d.usedBytes);
+      },
+    });
   }
 
   private all(): Engine[] {
@@ -106,6 +165,7 @@ export class EngineRegistry {
     let loading = this.loads.get(engine);
     if (!loading) {
       loading = engine.load().then(() => {
+        if (this.loads.get(engine) === loading) this.settled.add(engine);
         this.metrics?.engineReady.set({ capability: engine.capability, engine: engine.id }, engine.state().status === 'ready' ? 1 : 0);
       });
       this.loads.set(engine, loading);
@@ -115,16 +175,36 @@ export class EngineRegistry {
 
   /** Engines of models that are not preloaded wait for their first request. */
   private deferred(): Set<Engine> {
-    const lazy = [...this.catalogue.llm, ...this.catalogue.stt].filter((m, i, all) => !m.preload && all.findIndex((n) => n.capability === m.capability) !== i);
+    const lazy = [...this.catalogue.llm, ...this.catalogue.stt].filter((m, i, all) => this.refused.has(m) || (!m.preload && all.findIndex((n) => n.capability === m.capability) !== i));
     return new Set(lazy.flatMap((m) => m.engines as Engine[]));
   }
 
   /** Starts loading every engine (once), but those of models loaded on demand. Resolves when all have settled; never rejects. */
   start(): Promise<void> {
+    if (this.loading) return this.loading;
     const deferred = this.deferred();
-    this.loading ??= Promise.all(this.all().filter((e) => !deferred.has(e)).map((e) => this.load(e))).then(() => {
+    const entries = [...this.catalogue.llm, ...this.catalogue.stt];
+    const budgeted = entries.filter((m) => this.budgetOf(m) !== undefined);
+    for (const m of budgeted) {
+      // refused on request, not at start-up: the operator may mean to raise the budget or memory_mb
+      const budget = this.budgetOf(m)!;
+      if (this.need(m) > budget) this.logger?.warn({ model: m.id, need_mb: mb(this.need(m)), device: m.memory!.device, budget_mb: mb(budget) }, `model '${m.id}' needs more memory than MODEL_MEMORY_BUDGET_MB allows on ${m.memory!.device}; requests for it will get 503 insufficient_memory`);
+    }
+    const plain = this.all().filter((e) => !deferred.has(e) && !budgeted.some((m) => (m.engines as Engine[]).includes(e)));
+    // preloads under a budget go through admission (in order, one device decision at a time) but evict nothing
+    const preloads = budgeted.filter((m) => !(m.engines as Engine[]).some((e) => deferred.has(e)));
+    const admitted = preloads.map((m) =>
+      this.admit(m, false).then(
+        () => Promise.all((m.engines as Engine[]).map((e) => this.loads.get(e) ?? Promise.resolve())),
+        (error: unknown) => {
+          this.refused.add(m);
+          this.logger?.warn({ model: m.id, reason: (error as Error).message }, `model '${m.id}' not preloaded: it does not fit MODEL_MEMORY_BUDGET_MB next to the models loaded before it; it loads on its first request`);
+        },
+      ),
+    );
+    this.loading = Promise.all([...plain.map((e) => this.load(e)), ...admitted]).then(() => {
       // loaded and idle: the keep-alive runs from now (MODEL_KEEP_ALIVE; forever by default)
-      for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) if (!(m.engines as Engine[]).some((e) => deferred.has(e)) && !this.inUse.has(m)) this.use(m)();
+      for (const m of entries) if (!(m.engines as Engine[]).some((e) => this.deferred().has(e)) && !this.inUse.has(m)) this.use(m)();
     });
     return this.loading;
   }
@@ -148,12 +228,128 @@ export class EngineRegistry {
    * Resolves the named model and waits for it to load when it is loaded on demand (load never throws:
    * its state tells). `keepAliveMs` (the request's `keep_alive`; -1: forever) becomes the model's keep-alive.
    */
-  async prepare<C extends ModelCapability>(capability: C, name?: string, keepAliveMs?: number): Promise<ModelEntry<C>> {
+  async prepare<C extends ModelCapability>(capability: C, name?: string, keepAliveMs?: number, signal?: AbortSignal): Promise<ModelEntry<C>> {
     const entry = this.model(capability, name);
     if (keepAliveMs !== undefined) this.keepAlive.set(entry, keepAliveMs);
-    await this.unloading.get(entry);
-    await Promise.all((entry.engines as Engine[]).map((e) => this.load(e)));
+    this.preparing.set(entry, (this.preparing.get(entry) ?? 0) + 1);
+    try {
+      await this.unloading.get(entry);
+      await this.admit(entry, true);
+      await this.loaded(entry, signal, this.catalogue.loadWaitMs);
+    } finally {
+      // the caller takes hold of the model (use()) in the same turn; until then it must not look idle
+      setImmediate(() => this.preparing.set(entry, (this.preparing.get(entry) ?? 1) - 1));
+    }
     return entry;
+  }
+
+  /**
+   * Waits for the model's load to settle: at most `waitMs` (then 503 `engine_loading`, the load goes
+   * on for whoever comes next), and no longer than the client stays (an abort stops this wait only).
+   */
+  private async loaded(entry: ModelEntry, signal: AbortSignal | undefined, waitMs: number | undefined): Promise<void> {
+    const engines = entry.engines as Engine[];
+    if (engines.every((e) => this.settled.has(e))) return;
+    const loads = Promise.all(engines.map((e) => this.loads.get(e) ?? Promise.resolve()));
+    const tooLong = () => new ApiError(503, 'server_error', `The model '${entry.id}' is still loading (waited ${Math.round((waitMs ?? 0) / 1000)} s, MODEL_LOAD_WAIT_SECONDS); try again shortly.`, { code: 'engine_loading', headers: { 'Retry-After': '5' } });
+    if (waitMs === 0) throw tooLong();
+    signal?.throwIfAborted();
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        loads,
+        new Promise<never>((_, reject) => {
+          if (waitMs !== undefined) timer = setTimeout(() => reject(tooLong()), waitMs);
+          onAbort = () => reject(signal!.reason);
+          signal?.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The budget of the model's device when it counts against one (runner-process models only). */
+  private budgetOf(entry: ModelEntry): number | undefined {
+    return entry.memory && this.unloadable(entry) ? budgetOf(this.catalogue.budgets, entry.memory.device) : undefined;
+  }
+
+  /** What the model counts against its device (memory_mb, else the larger of its estimate and its runner's RSS). */
+  private need(entry: ModelEntry): number {
+    const measured = (entry.engines as Engine[]).reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
+    return entry.memory ? needBytes(entry.memory, measured) : measured;
+  }
+
+  private started(entry: ModelEntry): boolean {
+    return (entry.engines as Engine[]).some((e) => this.loads.has(e)) && !this.unloading.has(entry);
+  }
+
+  /** What a model holds now: its need while started, unless its load failed for good (no process). */
+  private holds(entry: ModelEntry): number {
+    if (!this.started(entry)) return 0;
+    const gone = (entry.engines as Engine[]).every((e) => ['error', 'missing_model', 'disabled'].includes(e.state().status));
+    return gone ? 0 : this.need(entry);
+  }
+
+  /** In use, about to be, or loading: never evicted. */
+  private busy(entry: ModelEntry): boolean {
+    return (this.inUse.get(entry) ?? 0) > 0 || (this.preparing.get(entry) ?? 0) > 0 || (entry.engines as Engine[]).some((e) => !this.settled.has(e) || e.state().status === 'restarting');
+  }
+
+  private onDevice(device: string): ModelEntry[] {
+    return [...this.catalogue.llm, ...this.catalogue.stt].filter((m) => m.memory?.device === device && this.unloadable(m));
+  }
+
+  /**
+   * Starts the model's load, first making room under its device's budget: unloads least recently
+   * used idle runner models there until it fits (`evict`; not at start-up), else 503
+   * `insufficient_memory`. One decision per device at a time, and the model counts from the moment
+   * its load starts, so two loads cannot both pass the check.
+   */
+  private async admit(entry: ModelEntry, evict: boolean): Promise<void> {
+    const start = () => {
+      for (const e of entry.engines as Engine[]) void this.load(e);
+      this.lastUsed.set(entry, Date.now());
+    };
+    const budget = this.budgetOf(entry);
+    if (budget === undefined || this.started(entry)) return start();
+    const device = entry.memory!.device;
+    await this.locks.run(device, async () => {
+      await Promise.all(this.onDevice(device).map((m) => this.unloading.get(m) ?? Promise.resolve())); // memory being freed is not free yet
+      if (this.started(entry)) return start(); // another request loaded it meanwhile
+      const need = this.need(entry);
+      if (need > budget) {
+        throw new ApiError(503, 'server_error', `The model '${entry.id}' needs ${mb(need)} MiB on ${device}, more than MODEL_MEMORY_BUDGET_MB allows there (${mb(budget)} MiB): it cannot be loaded on this server.`, { param: 'model', code: 'insufficient_memory' });
+      }
+      const others = () => this.onDevice(device).filter((m) => m !== entry);
+      const used = () => others().reduce((sum, m) => sum + this.holds(m), 0);
+      // what busy models hold stays held: when that alone leaves no room, evicting idle ones would not help
+      const pinned = others().reduce((sum, m) => sum + (this.busy(m) ? this.holds(m) : 0), 0);
+      const tried = new Set<ModelEntry>();
+      while (evict && pinned + need <= budget && used() + need > budget) {
+        const victim = others()
+          .filter((m) => !tried.has(m) && this.holds(m) > 0 && !this.busy(m))
+          .sort((a, b) => (this.lastUsed.get(a) ?? 0) - (this.lastUsed.get(b) ?? 0))[0];
+        if (!victim) break;
+        tried.add(victim);
+        this.logger?.info({ model: victim.id, for_model: entry.id, device, need_mb: mb(need), budget_mb: mb(budget) }, `unloading idle model '${victim.id}' to make room for '${entry.id}' (MODEL_MEMORY_BUDGET_MB)`);
+        await this.unload(victim, 'budget');
+      }
+      if (used() + need > budget) {
+        const holders = others().filter((m) => this.holds(m) > 0);
+        const list = holders.map((m) => `${m.id}: ${mb(this.holds(m))} MiB${this.busy(m) ? ' (busy)' : ''}`).join(', ');
+        const busy = holders.some((m) => this.busy(m));
+        throw new ApiError(
+          503,
+          'server_error',
+          `The model '${entry.id}' needs ${mb(need)} MiB on ${device}; MODEL_MEMORY_BUDGET_MB allows ${mb(budget)} MiB there and ${mb(used())} MiB are held by ${list}. ${busy ? 'Models serving requests are not unloaded; try again when they are done.' : 'Nothing there can be unloaded now.'}`,
+          { param: 'model', code: 'insufficient_memory', ...(busy ? { headers: { 'Retry-After': '5' } } : {}) },
+        );
+      }
+      start();
+    });
   }
 
   /**
@@ -163,7 +359,9 @@ export class EngineRegistry {
    */
   assertServes(capability: ModelCapability, name?: string): void {
     const entry = this.model(capability, name);
-    if ((entry.engines as Engine[]).some((e) => this.loads.has(e))) this.ready(capability, entry.id);
+    const engines = entry.engines as Engine[];
+    // a model still loading passes: its request waits for it (MODEL_LOAD_WAIT_SECONDS)
+    if (engines.some((e) => this.loads.has(e)) && engines.every((e) => this.settled.has(e))) this.ready(capability, entry.id);
   }
 
   /**
@@ -174,15 +372,17 @@ export class EngineRegistry {
     clearTimeout(this.idleTimers.get(entry));
     this.idleTimers.delete(entry);
     this.inUse.set(entry, (this.inUse.get(entry) ?? 0) + 1);
+    this.lastUsed.set(entry, Date.now());
     let released = false;
     return () => {
       if (released) return;
       released = true;
       const left = (this.inUse.get(entry) ?? 1) - 1;
       this.inUse.set(entry, left);
+      this.lastUsed.set(entry, Date.now());
       const keepAlive = this.keepAlive.get(entry) ?? this.catalogue.keepAliveMs ?? -1;
       if (left > 0 || keepAlive < 0 || !this.unloadable(entry)) return;
-      const timer = setTimeout(() => void this.unload(entry).catch(() => undefined), keepAlive);
+      const timer = setTimeout(() => void this.unload(entry, 'keep_alive').catch(() => undefined), keepAlive);
       timer.unref();
       this.idleTimers.set(entry, timer);
     };
@@ -216,8 +416,14 @@ export class EngineRegistry {
   /** POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled. */
   async loadModel(id: string): Promise<ModelReport> {
     const entry = this.byId(id);
-    await this.prepare(entry.capability, entry.id);
-    this.use(entry)(); // idle from now: the keep-alive runs
+    const idle = this.use(entry); // held while it loads: not evicted meanwhile
+    try {
+      await this.unloading.get(entry);
+      await this.admit(entry, true);
+      await this.loaded(entry, undefined, undefined); // an operator's load answers when it has settled
+    } finally {
+      idle(); // idle from now: the keep-alive runs
+    }
     return this.report(entry);
   }
 
@@ -226,11 +432,11 @@ export class EngineRegistry {
     const entry = this.byId(id);
     if (!this.unloadable(entry)) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' cannot be unloaded: its engine does not run in a runner process of its own.`, { param: 'model', code: 'model_not_unloadable' });
     if ((this.inUse.get(entry) ?? 0) > 0) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' is serving requests; unload it when they are done.`, { param: 'model', code: 'model_busy' });
-    await this.unload(entry);
+    await this.unload(entry, 'operator');
     return this.report(entry);
   }
 
-  private async unload(entry: ModelEntry): Promise<void> {
+  private async unload(entry: ModelEntry, reason: UnloadReason): Promise<void> {
     if ((this.inUse.get(entry) ?? 0) > 0) return; // a request came in meanwhile
     clearTimeout(this.idleTimers.get(entry));
     this.idleTimers.delete(entry);
@@ -239,7 +445,11 @@ export class EngineRegistry {
     const done = (async () => {
       await Promise.all(engines.map((e) => this.loads.get(e) ?? Promise.resolve())); // a load under way settles first
       await Promise.all(engines.map((e) => (e.unload ? e.unload() : Promise.resolve())));
-      for (const e of engines) this.loads.delete(e);
+      for (const e of engines) {
+        this.loads.delete(e);
+        this.settled.delete(e);
+      }
+      this.evictions?.inc({ model: entry.id, reason });
     })().finally(() => this.unloading.delete(entry));
     this.unloading.set(entry, done);
     await done;
@@ -265,10 +475,23 @@ export class EngineRegistry {
             : statuses.some((s) => s === 'loading' || s === 'restarting')
               ? 'loading'
               : 'error';
-        const memory = engines.reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
-        return [{ id: m.id, capability, state, aliases: m.aliases, default: i === 0, ...(memory > 0 ? { memoryBytes: memory } : {}) }];
+        const memory = this.holds(m);
+        const device = m.memory ? { device: m.memory.device, memoryNeedBytes: this.need(m) } : {};
+        return [{ id: m.id, capability, state, aliases: m.aliases, default: i === 0, ...(memory > 0 ? { memoryBytes: memory } : {}), ...device }];
       }),
     );
+  }
+
+  /** Each budgeted device: its budget and what the runner models there hold now. */
+  memory(): DeviceMemory[] {
+    const budgets = this.catalogue.budgets;
+    if (!budgets) return [];
+    const devices = new Set([...Object.keys(budgets.devices), ...[...this.catalogue.llm, ...this.catalogue.stt].flatMap((m) => (m.memory ? [m.memory.device] : []))]);
+    return [...devices].flatMap((device) => {
+      const budgetBytes = budgetOf(budgets, device);
+      if (budgetBytes === undefined) return [];
+      return [{ device, budgetBytes, usedBytes: this.onDevice(device).reduce((sum, m) => sum + this.holds(m), 0) }];
+    });
   }
 
   readiness(): Readiness {
@@ -276,11 +499,16 @@ export class EngineRegistry {
     const modelOf = new Map<Engine, string>();
     if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
     const deferred = this.deferred();
+    const entries = [...this.catalogue.llm, ...this.catalogue.stt];
+    const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e))!;
     for (const capability of CAPABILITIES) {
       const engines = (this.chains[capability] as Engine[]).map((e): EngineReport => {
         const model = modelOf.has(e) ? { model: modelOf.get(e) } : {};
         // a model loaded on demand does not hold readiness back before its first request
-        if (deferred.has(e) && !this.loads.has(e)) return { engine: e.id, ...model, status: 'disabled', detail: 'not loaded yet (preload: false): loads on the first request that names it' };
+        if (deferred.has(e) && !this.loads.has(e)) {
+          const why = this.refused.has(m(e)) ? 'it did not fit MODEL_MEMORY_BUDGET_MB at start-up' : 'preload: false';
+          return { engine: e.id, ...model, status: 'disabled', detail: `not loaded yet (${why}): loads on the first request that names it` };
+        }
         const { log, ...state } = e.state();
         // operator-only log lines join the detail here (/health/ready shows detail to valid keys only)
         return { engine: e.id, ...model, ...state, ...(log ? { detail: state.detail ? `${state.detail}\n${log}` : log } : {}) };
@@ -326,6 +554,8 @@ export class EngineRegistry {
     await Promise.allSettled(this.all().map((e) => e.close()));
   }
 }
+
+const mb = (bytes: number) => Math.round(bytes / MIB);
 
 const NAMES: Record<Capability, string> = { llm: 'text-generation', stt: 'speech-to-text', tts: 'text-to-speech' };
 

@@ -28,6 +28,8 @@ const common = {
   /** Sequences (LLM) or windows (STT) decoded at once. */
   parallel: z.number().int().min(1).max(64).optional(),
   device: device.optional(),
+  /** Memory the model needs on its device, in MB (MODEL_MEMORY_BUDGET_MB); unset: estimated from its file, then its runner's RSS. */
+  memory_mb: z.number().positive().max(16_777_216).optional(),
   /** openai backend: the server's base URL and key. */
   base_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   api_key: z.string().optional(),

@@ -54,7 +54,7 @@ export class GenerationService {
   async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream', model?: string, keepAliveMs?: number): Promise<Generation> {
     // a JSON schema's bounds (GRAMMAR_*) hold for every backend, and are checked before queueing
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
-    const entry = await this.engines.prepare('llm', model, keepAliveMs);
+    const entry = await this.engines.prepare('llm', model, keepAliveMs, signal);
     const [engine] = this.engines.ready('llm', entry.id);
     const release = await this.engines.hold(entry, () => this.admission.acquire(signal)); // until the generation ends
     const startedAt = performance.now();

@@ -73,7 +73,7 @@ export class TranscriptionService {
    * an engine has emitted a segment, a later failure is not retried on the next engine.
    */
   async transcribe(request: ServiceTranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string, keepAliveMs?: number): Promise<TranscriptionResult> {
-    const entry = await this.engines.prepare('stt', model, keepAliveMs);
+    const entry = await this.engines.prepare('stt', model, keepAliveMs, signal);
     const chain = this.engines.ready('stt', entry.id);
     const { vadFilter, ...base } = request;
     const vad = vadFilter ?? this.vadDefault;

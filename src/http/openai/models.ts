@@ -7,7 +7,7 @@ import { errorResponses } from '../schemas.ts';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
-const EXAMPLE = { id: 'gemma-3-1b-it-Q4_K_M', object: 'model' as const, created: 1764150000, owned_by: 'gemma-3-api', capability: 'llm' as const, state: 'loaded' as const, aliases: ['gpt-4o-mini'], default: true, memory_bytes: 1_073_741_824 };
+const EXAMPLE = { id: 'gemma-3-1b-it-Q4_K_M', object: 'model' as const, created: 1764150000, owned_by: 'gemma-3-api', capability: 'llm' as const, state: 'loaded' as const, aliases: ['gpt-4o-mini'], default: true, memory_bytes: 1_073_741_824, memory_need_bytes: 1_073_741_824, device: 'cpu' };
 
 const modelSchema = z
   .object({
@@ -19,7 +19,9 @@ const modelSchema = z
     state: z.enum(['loaded', 'loading', 'unloaded', 'error']).describe('`unloaded`: not loaded yet (loads on the first request naming it); `error`: see GET /health/ready for why.'),
     aliases: z.array(z.string()).describe('Other names that pick this model.'),
     default: z.boolean().describe('Answers requests that name no model (and the SDK default names).'),
-    memory_bytes: z.number().int().optional().describe('Memory the model holds now (its runner process\'s RSS), where known.'),
+    memory_bytes: z.number().int().optional().describe('Memory the model holds now as the memory budget accounts it (`memory_need_bytes` while loaded or loading); absent while unloaded.'),
+    memory_need_bytes: z.number().int().optional().describe('What loading it counts against its device\'s MODEL_MEMORY_BUDGET_MB: `memory_mb` of the models file, else the larger of an estimate from its file and its runner\'s measured RSS (docs/operations.md#memory-budget). Local models only.'),
+    device: z.string().optional().describe('The device it counts against: `cpu`, `cuda:N`… (`auto` counts as `cpu`). Local models only.'),
   })
   .meta({ id: 'Model', example: EXAMPLE });
 
@@ -27,8 +29,12 @@ export const modelListSchema = z
   .object({
     object: z.literal('list'),
     data: z.array(modelSchema),
+    memory_budgets: z
+      .array(z.object({ device: z.string(), budget_bytes: z.number().int(), used_bytes: z.number().int().describe('What the runner models loaded or loading there hold.') }))
+      .optional()
+      .describe('MODEL_MEMORY_BUDGET_MB per device, with what is held there now; absent without a budget.'),
   })
-  .meta({ id: 'ModelList', example: { object: 'list', data: [EXAMPLE] } });
+  .meta({ id: 'ModelList', example: { object: 'list', data: [EXAMPLE], memory_budgets: [{ device: 'cpu', budget_bytes: 16_777_216_000, used_bytes: 1_073_741_824 }] } });
 
 export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
   app.get(
@@ -41,7 +47,10 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
         response: { 200: modelListSchema },
       },
     },
-    async () => ({ object: 'list' as const, data: listed(engines) }),
+    async () => {
+      const budgets = engines.memory().map((d) => ({ device: d.device, budget_bytes: d.budgetBytes, used_bytes: d.usedBytes }));
+      return { object: 'list' as const, data: listed(engines), ...(budgets.length > 0 ? { memory_budgets: budgets } : {}) };
+    },
   );
 
   app.get(
@@ -72,10 +81,10 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
           summary: action === 'load' ? 'Load a model now (operators)' : 'Unload a model now (operators)',
           description:
             action === 'load'
-              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). 404 for an unknown name.'
+              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). Under MODEL_MEMORY_BUDGET_MB it first unloads least recently used idle models on its device; 503 `insufficient_memory` when it cannot fit. 404 for an unknown name.'
               : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name.',
           params: z.object({ model: z.string().max(256) }),
-          response: { 200: modelSchema, ...errorResponses(404, 409) },
+          response: { 200: modelSchema, ...errorResponses(404, 409, 503) },
         },
       },
       async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),
@@ -87,6 +96,13 @@ function listed(engines: EngineRegistry) {
   return engines.models().map(view);
 }
 
-function view({ memoryBytes, ...m }: ModelReport) {
-  return { ...m, object: 'model' as const, created: STARTED, owned_by: 'gemma-3-api', ...(memoryBytes === undefined ? {} : { memory_bytes: memoryBytes }) };
+function view({ memoryBytes, memoryNeedBytes, ...m }: ModelReport) {
+  return {
+    ...m,
+    object: 'model' as const,
+    created: STARTED,
+    owned_by: 'gemma-3-api',
+    ...(memoryBytes === undefined ? {} : { memory_bytes: memoryBytes }),
+    ...(memoryNeedBytes === undefined ? {} : { memory_need_bytes: memoryNeedBytes }),
+  };
 }

@@ -1,0 +1,131 @@
+/**
+ * The registry's admission under a memory budget and its bounded wait for a loading model, with
+ * engines whose load and unload the test controls: what a real runner makes too quick to catch
+ * (a decision taken while an eviction is still freeing memory) is held open here.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EngineRegistry, type ModelEntry } from '../../src/engines/registry.ts';
+import type { LlmEngine } from '../../src/engines/llm/types.ts';
+import type { EngineState } from '../../src/engines/types.ts';
+import { ApiError } from '../../src/errors.ts';
+
+const MIB = 1024 * 1024;
+
+/** A runner-like engine: loads and unloads when the test says (or after `delayMs`); counts engines holding memory. */
+class FakeRunner {
+  static alive = 0;
+  static most = 0;
+  readonly id = 'fake-runner';
+  readonly capability = 'llm' as const;
+  private status: EngineState['status'] = 'loading';
+  finishLoad: () => void = () => undefined;
+
+  constructor(
+    readonly modelName: string,
+    private readonly delays: { load?: number; unload: number },
+  ) {}
+
+  async load(): Promise<void> {
+    this.status = 'loading';
+    FakeRunner.alive++;
+    FakeRunner.most = Math.max(FakeRunner.most, FakeRunner.alive);
+    await new Promise<void>((resolve) => {
+      this.finishLoad = resolve;
+      if (this.delays.load !== undefined) setTimeout(resolve, this.delays.load);
+    });
+    this.status = 'ready';
+  }
+
+  state(): EngineState {
+    return { status: this.status };
+  }
+
+  async unload(): Promise<void> {
+    await new Promise((r) => setTimeout(r, this.delays.unload)); // the process takes a while to exit
+    FakeRunner.alive--;
+    this.status = 'disabled';
+  }
+
+  async close(): Promise<void> {}
+}
+
+function registry(ids: string[], options: { budgetMb?: number; loadWaitMs?: number; delays: { load?: number; unload: number } }) {
+  const engines = new Map(ids.map((id) => [id, new FakeRunner(id, options.delays)]));
+  const llm = ids.map(
+    (id, i): ModelEntry<'llm'> => ({ id, capability: 'llm', aliases: [], preload: i === 0, engines: [engines.get(id) as unknown as LlmEngine], memory: { device: 'cpu', declaredBytes: 100 * MIB, estimatedBytes: 0 } }),
+  );
+  const budgets = options.budgetMb === undefined ? undefined : { all: options.budgetMb * MIB, devices: {} };
+  const reg = new EngineRegistry({ llm: llm.flatMap((m) => m.engines), stt: [], tts: [] }, undefined, { llm, stt: [], strict: true, budgets, loadWaitMs: options.loadWaitMs });
+  return { reg, engines };
+}
+
+/** A request: prepare (admission, load), then hold the model for `holdMs`. */
+async function request(reg: EngineRegistry, model: string, holdMs: number): Promise<number> {
+  try {
+    const entry = await reg.prepare('llm', model, undefined, new AbortController().signal);
+    const release = reg.use(entry);
+    await new Promise((r) => setTimeout(r, holdMs));
+    release();
+    return 200;
+  } catch (error) {
+    assert.ok(error instanceof ApiError, String(error));
+    assert.equal(error.code, 'insufficient_memory');
+    return error.statusCode;
+  }
+}
+
+describe('memory budget admission (registry)', () => {
+  it('a load decided while an eviction is still freeing memory waits for it: never more models held than fit', async () => {
+    FakeRunner.alive = 0;
+    FakeRunner.most = 0;
+    const { reg } = registry(['a', 'b', 'c', 'd'], { budgetMb: 250, delays: { load: 50, unload: 300 } });
+    await reg.start(); // a loaded, idle
+    const answers = await Promise.all(['b', 'c', 'd'].map((m) => request(reg, m, 500)));
+    assert.ok(FakeRunner.most <= 2, `at most two 100 MB models under 250 MB at any time, saw ${FakeRunner.most}`);
+    assert.deepEqual([...answers].sort(), [200, 200, 503]);
+    assert.deepEqual(reg.models().map((m) => [m.id, m.state]).filter(([, s]) => s === 'loaded').length, 2);
+  });
+});
+
+describe('bounded wait for a loading model (registry)', () => {
+  it('waits at most MODEL_LOAD_WAIT_SECONDS, then 503 engine_loading with Retry-After; the load goes on', async () => {
+    const { reg, engines } = registry(['a', 'b'], { loadWaitMs: 200, delays: { unload: 0 } });
+    const started = reg.start();
+    engines.get('a')!.finishLoad();
+    await started;
+    const error = await reg.prepare('llm', 'b', undefined, new AbortController().signal).then(
+      () => assert.fail('answered before b loaded'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ApiError);
+    assert.equal(error.code, 'engine_loading');
+    assert.equal(error.headers['Retry-After'], '5');
+    assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loading', 'the load goes on');
+    // a request that comes while it loads waits, and runs once it has loaded
+    const waiting = reg.prepare('llm', 'b', undefined, new AbortController().signal);
+    engines.get('b')!.finishLoad();
+    assert.equal((await waiting).id, 'b');
+    assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loaded');
+  });
+
+  it('a client that leaves stops waiting at once; the load is not cancelled', async () => {
+    const { reg, engines } = registry(['a', 'b'], { delays: { unload: 0 } }); // no bound: waits as long as the client stays
+    const started = reg.start();
+    engines.get('a')!.finishLoad();
+    await started;
+    const leave = new AbortController();
+    const waiting = reg.prepare('llm', 'b', undefined, leave.signal).then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    leave.abort(new Error('client left'));
+    const outcome = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting'), 2000))]);
+    assert.equal(outcome, 'client left');
+    assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loading', 'the load goes on');
+    engines.get('b')!.finishLoad();
+    await reg.prepare('llm', 'b');
+    assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loaded');
+  });
+});

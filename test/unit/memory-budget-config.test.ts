@@ -4,20 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
 import { accountingDevice, budgetOf, estimateBytes, needBytes, WHISPER_ALLOWANCE_BYTES } from '../../src/engines/memory-budget.ts';
+import { configProblems as problems } from '../helpers/config.ts';
 
 const MIB = 1024 * 1024;
-
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError);
-    return error.problems;
-  }
-  assert.fail('loadConfig accepted it');
-}
 
 describe('MODEL_MEMORY_BUDGET_MB', () => {
   it('unset: no budget; a number: every device; a list: the devices it names, the others none', () => {

@@ -61,6 +61,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Served without an API key. */
     public?: boolean;
+    /** With API keys on, only an operator key (ADMIN_API_KEYS) may call it (403 for other keys). */
+    operator?: boolean;
   }
 }
 

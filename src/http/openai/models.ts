@@ -67,15 +67,17 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
     app.post(
       `/v1/models/:model/${action}`,
       {
+        // one tenant must not unload a model others use, nor force loads (src/http/auth.ts)
+        config: { operator: true },
         schema: {
           tags: ['openai'],
           summary: action === 'load' ? 'Load a model now (operators)' : 'Unload a model now (operators)',
           description:
             action === 'load'
-              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). 404 for an unknown name.'
-              : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name.',
+              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). 404 for an unknown name. With API keys on, needs an operator key (ADMIN_API_KEYS): other keys get 403 `permission_denied`.'
+              : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name. With API keys on, needs an operator key (ADMIN_API_KEYS): other keys get 403 `permission_denied`.',
           params: z.object({ model: z.string().max(256) }),
-          response: { 200: modelSchema, ...errorResponses(404, 409) },
+          response: { 200: modelSchema, ...errorResponses(403, 404, 409) },
         },
       },
       async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),

@@ -249,7 +249,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
   });
-  await app.register(jobRoutes, { jobs: jobs.service, webhooks: jobs.webhooks, maxUploadBytes: config.JOB_MAX_UPLOAD_BYTES, maxJsonUploadBytes: config.MAX_UPLOAD_BYTES, describe: describeJobs });
+  await app.register(jobRoutes, { jobs: jobs.service, webhooks: jobs.webhooks, maxUploadBytes: config.JOB_MAX_UPLOAD_BYTES, maxJsonUploadBytes: config.MAX_UPLOAD_BYTES, describe: describeJobs, sttModelId: (name) => transcription.modelId(name) });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT, maxUploadBytes: config.MAX_UPLOAD_BYTES });
   await app.register(voiceRoutes, { synthesis, maxUploadBytes: config.MAX_UPLOAD_BYTES });

@@ -61,6 +61,13 @@ export interface ModelReport {
 /** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
 export const STT_SDK_ALIASES = ['whisper-1', 'gpt-4o-mini-transcribe', 'gpt-4o-transcribe'];
 
+/**
+ * OpenAI's realtime model names (`gpt-realtime`, `gpt-realtime-mini`, `gpt-4o-realtime-preview*`,
+ * `gpt-4o-mini-realtime-preview*`, dated snapshots too): the Realtime SDKs send one by default, so
+ * they pick the default LLM rather than 404.
+ */
+export const isRealtimeSdkModel = (name: string) => /^(gpt-realtime(-mini)?|gpt-4o(-mini)?-realtime-preview)(-\d{4}-\d{2}-\d{2})?$/.test(name);
+
 export interface CapabilityReport {
   /** ready: some engine serves; disabled: nothing configured (does not block readiness). */
   status: 'ready' | 'not_ready' | 'disabled';
@@ -139,7 +146,7 @@ export class EngineRegistry {
     if (name === undefined) return fallback;
     const found = models.find((m) => m.id === name || m.aliases.includes(name));
     if (found) return found;
-    if (!this.catalogue.strict || (capability === 'stt' && STT_SDK_ALIASES.includes(name))) return fallback;
+    if (!this.catalogue.strict || (capability === 'stt' && STT_SDK_ALIASES.includes(name)) || (capability === 'llm' && isRealtimeSdkModel(name))) return fallback;
     const ids = models.map((m) => m.id).join(', ');
     throw new ApiError(404, 'not_found_error', `The model '${name}' does not exist on this server; ${NAMES[capability]} models: ${ids} (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
   }

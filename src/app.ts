@@ -259,7 +259,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
   await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain, clientSecrets });
-  await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config });
+  await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config, checkModels: (model, sttModel) => dialogue.checkModels(model, sttModel) });
   await registerDocsUi(app);
   await registerPlayground(app, config.PLAYGROUND_DIR);
 

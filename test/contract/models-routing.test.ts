@@ -182,7 +182,7 @@ describe('routing by model on /ws/stt, transcription jobs and /v1/realtime', () 
     }
   });
 
-  it('/v1/realtime: an unknown model is an error event model_not_found (at connection: then close; in session.update: the session is unchanged)', async () => {
+  it('/v1/realtime: an unknown model is an error event model_not_found (at connection: then close; in session.update: the session is unchanged); client_secrets refuses it (404)', async () => {
     const ws = new WebSocket(`${wsUrl}/v1/realtime?model=gpt-9`);
     const messages: { type: string; error?: { code: string; message: string } }[] = [];
     ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
@@ -200,5 +200,13 @@ describe('routing by model on /ws/stt, transcription jobs and /v1/realtime', () 
     assert.ok(!rt.events.some((e) => e.type === 'session.updated'), 'neither update was applied');
     rt.ws.close();
     assert.equal(await realtimeReply(''), TINY_GEMMA_REPLY);
+    // an ephemeral key is not minted for a session that names an unknown model; a known one is
+    const mint = (session: object) => fetch(`${url}/v1/realtime/client_secrets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ session }) });
+    const refused = await mint({ type: 'realtime', model: 'gpt-9' });
+    assert.equal(refused.status, 404);
+    assert.equal(((await refused.json()) as Envelope).error.code, 'model_not_found');
+    const minted = await mint({ type: 'realtime', model: 'looper', audio: { input: { transcription: { model: 'whisper-b' } } } });
+    assert.equal(minted.status, 200);
+    assert.equal(((await minted.json()) as { session: { model: string } }).session.model, 'looper');
   });
 });

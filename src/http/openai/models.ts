@@ -1,4 +1,4 @@
-/** OpenAI-compatible GET /v1/models: every configured model (text and speech-to-text), with its state. */
+/** OpenAI-compatible GET /v1/models: every configured model (text, speech-to-text, and voices of a models file), with its state. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
@@ -15,7 +15,7 @@ const modelSchema = z
     object: z.literal('model'),
     created: z.number().int(),
     owned_by: z.string(),
-    capability: z.enum(['llm', 'stt']).describe('`llm`: the text routes; `stt`: the transcription routes.'),
+    capability: z.enum(['llm', 'stt', 'tts']).describe('`llm`: the text routes; `stt`: the transcription routes; `tts`: the speech routes (listed when the models file names voice models).'),
     state: z.enum(['loaded', 'loading', 'unloaded', 'error']).describe('`unloaded`: not loaded yet (loads on the first request naming it); `error`: see GET /health/ready for why.'),
     aliases: z.array(z.string()).describe('Other names that pick this model.'),
     default: z.boolean().describe('Answers requests that name no model (and the SDK default names).'),

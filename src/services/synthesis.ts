@@ -73,6 +73,8 @@ interface Opened {
 }
 
 export interface SentenceSettings {
+  /** The voice model (undefined: the default). */
+  model?: string;
   voice?: string;
   referenceId?: string;
   speed?: number;
@@ -119,6 +121,11 @@ export class SynthesisService {
   /** Throws the 503 envelope before any work when no TTS engine (of the named voice model) is ready; 404 for an unknown model (models file with voices). */
   assertAvailable(model?: string): void {
     this.engines.ready('tts', model);
+  }
+
+  /** The id of the voice model a name picks; 404 `model_not_found` for an unknown one (models file with voices). */
+  modelId(model?: string): string {
+    return this.engines.model('tts', model).id;
   }
 
   /** MAX_TTS_TEXT_CHARS: the longest text one synthesis (one /ws/tts utterance) may have. */
@@ -322,7 +329,7 @@ export class SynthesisService {
     const speed = settings.speed ?? 1;
     let tempo = 1;
     try {
-      tempo = this.engines.ready('tts')[0]!.speaksAt(speed) ? 1 : speed;
+      tempo = this.engines.ready('tts', settings.model)[0]!.speaksAt(speed) ? 1 : speed;
       assertEncodable(settings.format, tempo, this.ffmpeg);
     } catch {
       tempo = 1; // no engine ready (the first sentence reports it), or no ffmpeg to change the tempo: the voice's own speed
@@ -332,7 +339,7 @@ export class SynthesisService {
     let cut = false;
     async function* pcm(): AsyncGenerator<PcmChunk> {
       for await (const sentence of sentences) {
-        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: tempo === 1 ? speed : 1, format: settings.format }, signal);
+        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: tempo === 1 ? speed : 1, format: settings.format }, signal, undefined, settings.model);
         engine ??= speech.engine;
         spoken.push(sentence);
         for await (const chunk of speech.chunks) {

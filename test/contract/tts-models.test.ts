@@ -12,7 +12,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readModelsFile } from '../../src/models/models-file.ts';
 import { startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.ts';
+import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { eventLog } from '../helpers/ws.ts';
 
 interface Envelope {
   error: { code: string; param: string; message: string };
@@ -99,6 +101,38 @@ describe('voice models in the models file, routed by `model`', () => {
     const unload = await fetch(`${t.url}/v1/models/fish/unload`, { method: 'POST' });
     assert.equal(unload.status, 409);
     assert.equal(((await unload.json()) as Envelope).error.code, 'model_not_unloadable');
+  });
+
+  it('/ws/tts routes ?model= and model in config; an unknown one is an error event (query: then close)', async () => {
+    const utterance = async (query: string, config?: object) => {
+      const ws = new WebSocket(`${t.wsUrl}/ws/tts${query}`);
+      const log = eventLog(ws);
+      await log.waitFor((e) => e.type === 'ready');
+      if (config) ws.send(JSON.stringify({ type: 'config', ...config }));
+      ws.send(JSON.stringify({ type: 'text', text: 'Hello there.' }));
+      ws.send('{"type":"flush"}');
+      const end = await log.waitFor((e) => e.type === 'end' || e.type === 'error', 30_000);
+      ws.close();
+      return { end, log };
+    };
+    assert.equal((await utterance('?model=fish')).end.engine, 'openaudio');
+    assert.equal((await utterance('', { model: 'fish' })).end.engine, 'openaudio');
+    assert.equal((await utterance('?model=tts-1')).end.engine, 'espeak');
+    assert.equal((await utterance('')).end.engine, 'espeak');
+    const kept = await utterance('?model=fish', { model: 'gpt-9' });
+    assert.equal((kept.log.events.find((e) => e.type === 'error')?.error as { code: string } | undefined)?.code, 'model_not_found');
+    await kept.log.waitFor((e) => e.type === 'end', 30_000);
+    assert.equal(kept.log.events.find((e) => e.type === 'end')?.engine, 'openaudio', 'the previous model stays');
+
+    const ws = new WebSocket(`${t.wsUrl}/ws/tts?model=gpt-9`);
+    const messages: { type: string; error?: { code: string } }[] = [];
+    ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the socket was not closed')), 15_000);
+      ws.once('close', () => resolve(clearTimeout(timer)));
+      ws.once('error', reject);
+    }).finally(() => ws.terminate());
+    assert.deepEqual(messages.map((m) => [m.type, m.error?.code]), [['error', 'model_not_found']]);
   });
 
   it('reports bad voice entries with their place in the file', () => {

@@ -61,6 +61,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Served without an API key. */
     public?: boolean;
+    /** With API keys on, only an operator key (ADMIN_API_KEYS) may call it (403 for other keys). */
+    operator?: boolean;
   }
 }
 
@@ -247,7 +249,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
   });
-  await app.register(jobRoutes, { jobs: jobs.service, webhooks: jobs.webhooks, maxUploadBytes: config.JOB_MAX_UPLOAD_BYTES, maxJsonUploadBytes: config.MAX_UPLOAD_BYTES, describe: describeJobs });
+  await app.register(jobRoutes, { jobs: jobs.service, webhooks: jobs.webhooks, maxUploadBytes: config.JOB_MAX_UPLOAD_BYTES, maxJsonUploadBytes: config.MAX_UPLOAD_BYTES, describe: describeJobs, sttModelId: (name) => transcription.modelId(name) });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
   await app.register(textToSpeechRoutes, { synthesis, defaultFormat: config.OPENAUDIO_DEFAULT_FORMAT, maxUploadBytes: config.MAX_UPLOAD_BYTES });
   await app.register(voiceRoutes, { synthesis, maxUploadBytes: config.MAX_UPLOAD_BYTES });
@@ -257,7 +259,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
   await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain, clientSecrets });
-  await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config });
+  await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config, checkModels: (model, sttModel) => dialogue.checkModels(model, sttModel) });
   await registerDocsUi(app);
   await registerPlayground(app, config.PLAYGROUND_DIR);
 

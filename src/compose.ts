@@ -10,7 +10,7 @@ import type { Config } from './config.ts';
 import { createEngines } from './engines/index.ts';
 import type { EngineRegistry } from './engines/registry.ts';
 import { ApiKeyStore } from './http/auth.ts';
-import { apiKeySource } from './keys.ts';
+import { adminKeySource, apiKeySource } from './keys.ts';
 import { Metrics } from './observability/metrics.ts';
 import { createSessionStore } from './sessions/index.ts';
 import type { SessionStore } from './sessions/types.ts';
@@ -21,6 +21,8 @@ export interface ComposeOptions {
   engines?: (config: Config, metrics: Metrics) => EngineRegistry;
   /** Where the accepted API keys come from (default: API_KEYS and API_KEYS_FILE, re-read on reload). */
   keySource?: () => string[];
+  /** Where the operator keys come from (default: ADMIN_API_KEYS and ADMIN_API_KEYS_FILE). */
+  adminKeySource?: () => string[];
 }
 
 export interface Composed {
@@ -38,7 +40,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
   const { logger } = options;
   const metrics = new Metrics();
   const engines = options.engines ? options.engines(config, metrics) : createEngines(config, { logger, metrics });
-  const keys = new ApiKeyStore(options.keySource ?? apiKeySource(config));
+  const keys = new ApiKeyStore(options.keySource ?? apiKeySource(config), options.adminKeySource ?? adminKeySource(config));
   const sessions = createSessionStore(config, metrics, logger);
   const app = await buildApp(config, { engines, metrics, logger, keys, sessions });
   return {

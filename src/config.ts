@@ -159,6 +159,8 @@ export const configSchema = z.object({
   API_KEY_HEADER_NAME: headerName('X-API-Key').describe('Header that carries the API key (`Authorization: Bearer <key>` is always accepted too).'),
   API_KEYS: keyList().describe('Comma-separated accepted API keys. Re-read on SIGHUP (rotation without restart).'),
   API_KEYS_FILE: optionalText().describe('File with more accepted keys, one per line (`#` comments). Re-read on SIGHUP.'),
+  ADMIN_API_KEYS: keyList().describe('Comma-separated operator keys: with API_KEY_ENABLED, only these may call POST /v1/models/{id}/load and /unload (others get 403 `permission_denied`). Valid on every other route too, as any key. Re-read on SIGHUP.'),
+  ADMIN_API_KEYS_FILE: optionalText().describe('File with more operator keys, one per line (`#` comments). Re-read on SIGHUP.'),
   CORS_ORIGINS: optionalText().describe(
     'Browser origins allowed to call the API and open its WebSockets (comma-separated, e.g. `http://localhost:5173`; `*` for any). Unset: same-origin only (the served playground).',
   ),
@@ -416,12 +418,12 @@ export class ConfigError extends Error {
 function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
   const isTrue = (v: string | undefined) => TRUE.has((v ?? '').trim().toLowerCase());
-  const hasKeys = (env.API_KEYS ?? '').split(',').some((k) => k.trim() !== '') || Boolean(env.API_KEYS_FILE?.trim());
-  if (isTrue(env.API_KEY_ENABLED) && !hasKeys) {
+  const hasKeys = (list: string, file: string) => (env[list] ?? '').split(',').some((k) => k.trim() !== '') || Boolean(env[file]?.trim());
+  if (isTrue(env.API_KEY_ENABLED) && !hasKeys('API_KEYS', 'API_KEYS_FILE') && !hasKeys('ADMIN_API_KEYS', 'ADMIN_API_KEYS_FILE')) {
     problems.push('API_KEYS: API_KEY_ENABLED=true needs at least one key in API_KEYS or API_KEYS_FILE');
   }
-  if (env.API_KEYS_FILE?.trim() && !fs.existsSync(env.API_KEYS_FILE.trim())) {
-    problems.push(`API_KEYS_FILE: file not found: ${env.API_KEYS_FILE.trim()}`);
+  for (const name of ['API_KEYS_FILE', 'ADMIN_API_KEYS_FILE']) {
+    if (env[name]?.trim() && !fs.existsSync(env[name].trim())) problems.push(`${name}: file not found: ${env[name].trim()}`);
   }
   if (Boolean(env.TLS_CERT_FILE?.trim()) !== Boolean(env.TLS_KEY_FILE?.trim())) {
     problems.push('TLS_CERT_FILE: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE');

@@ -76,7 +76,9 @@ async function main(): Promise<void> {
     }
   };
   // a mounted Kubernetes secret changes without anyone sending SIGHUP: watch the file as well
-  if (config.API_KEYS_FILE) fs.watchFile(config.API_KEYS_FILE, { interval: 5000, persistent: false }, (now, before) => now.mtimeMs !== before.mtimeMs && reloadKeys('API_KEYS_FILE changed'));
+  for (const [variable, file] of [['API_KEYS_FILE', config.API_KEYS_FILE], ['ADMIN_API_KEYS_FILE', config.ADMIN_API_KEYS_FILE]] as const) {
+    if (file) fs.watchFile(file, { interval: 5000, persistent: false }, (now, before) => now.mtimeMs !== before.mtimeMs && reloadKeys(`${variable} changed`));
+  }
   process.on('SIGHUP', () => {
     reloadKeys('SIGHUP');
     try {

@@ -120,6 +120,12 @@ export class DialogueService {
     this.deps.generation.assertAvailable(model);
   }
 
+  /** Throws 404 `model_not_found` when a name picks no model (text, speech-to-text); loads nothing, checks no readiness. */
+  checkModels(model?: string, sttModel?: string): void {
+    this.deps.generation.modelId(model);
+    this.deps.transcription.modelId(sttModel);
+  }
+
   /** The client's session id (checked), or a new one. */
   sessionIdFor(requested: string | undefined): string {
     if (requested === undefined) return randomUUID();

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { computeThreads, ConfigError, type Config } from '../config.ts';
 import { hfSettings } from '../models/hugging-face.ts';
-import { readModelsFile, type LlmModelEntry, type SttModelEntry } from '../models/models-file.ts';
+import { readModelsFile, type LlmModelEntry, type SttModelEntry, type TtsModelEntry } from '../models/models-file.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { countingFetch } from '../observability/upstream-fetch.ts';
 import { LlamaCppEngine, type LlamaCppOptions } from './llm/llama-cpp.ts';
@@ -171,6 +171,15 @@ function llmEntryConfig(config: Config, entry: LlmModelEntry): Config {
   };
 }
 
+function ttsEntryConfig(config: Config, entry: TtsModelEntry): Config {
+  return entry.backend === 'openaudio'
+    ? { ...config, OPENAUDIO_API_BASE: entry.base_url!, OPENAUDIO_API_KEY: entry.api_key, OPENAUDIO_DEFAULT_REFERENCE_ID: entry.voice ?? config.OPENAUDIO_DEFAULT_REFERENCE_ID }
+    : { ...config, EMBEDDED_TTS_VOICE: entry.voice ?? config.EMBEDDED_TTS_VOICE, EMBEDDED_TTS_WORKERS: entry.workers ?? config.EMBEDDED_TTS_WORKERS };
+}
+
+/** The TTS_BACKENDS id of a models-file voice backend. */
+const TTS_FACTORY_IDS = { espeak: 'embedded', openaudio: 'openaudio' } as const;
+
 function sttEntryConfig(config: Config, entry: SttModelEntry): Config {
   return {
     ...config,
@@ -204,9 +213,10 @@ function defaultStt(config: Config, deps: EngineDeps): ModelEntry<'stt'> {
 }
 
 export function createEngines(config: Config, deps: EngineDeps): EngineRegistry {
-  const tts = createTtsChain(config, deps);
   let llm: ModelEntry<'llm'>[];
   let stt: ModelEntry<'stt'>[];
+  // absent: TTS_BACKEND's one chain (the registry's default voice model, any name picks it)
+  let ttsModels: ModelEntry<'tts'>[] | undefined;
   if (config.MODELS_FILE) {
     const file = config.MODELS_FILE;
     const { models, problems } = readModelsFile(file);
@@ -223,16 +233,22 @@ export function createEngines(config: Config, deps: EngineDeps): EngineRegistry 
       const memory = entry.backend === 'local' ? { memory: modelMemory('stt', entry.model, entry.device ?? config.STT_DEVICE, entry.memory_mb) } : {};
       return { id: entry.id, capability: 'stt', aliases: entry.aliases, preload: entry.preload, engines: [engine], ...memory };
     });
+    ttsModels = models.tts?.map((entry) => {
+      const logger = deps.logger.child({ capability: 'tts', model: entry.id });
+      const engine = factoryOf(TTS_BACKENDS, 'TTS', TTS_FACTORY_IDS[entry.backend])(ttsEntryConfig(config, entry), { ...deps, logger });
+      return { id: entry.id, capability: 'tts', aliases: entry.aliases, preload: true, engines: [engine] };
+    });
   } else {
     llm = [defaultLlm(config, deps)];
     stt = [defaultStt(config, deps)];
   }
   // LLM_MODEL_ALIASES name the default LLM, whichever way it was configured
   llm[0] = { ...llm[0]!, aliases: [...llm[0]!.aliases, ...config.LLM_MODEL_ALIASES.filter((a) => !llm.some((m) => m.id === a))] };
+  const tts = ttsModels ? ttsModels.flatMap((m) => m.engines) : createTtsChain(config, deps);
   return new EngineRegistry(
     { llm: llm.flatMap((m) => m.engines), stt: stt.flatMap((m) => m.engines), tts },
     deps.metrics,
-    { llm, stt, strict: Boolean(config.MODELS_FILE), keepAliveMs: config.MODEL_KEEP_ALIVE, budgets: config.MODEL_MEMORY_BUDGET_MB, loadWaitMs: config.MODEL_LOAD_WAIT_SECONDS * 1000 },
+    { llm, stt, ...(ttsModels ? { tts: ttsModels } : {}), strict: Boolean(config.MODELS_FILE), keepAliveMs: config.MODEL_KEEP_ALIVE, budgets: config.MODEL_MEMORY_BUDGET_MB, loadWaitMs: config.MODEL_LOAD_WAIT_SECONDS * 1000 },
     deps.logger,
   );
 }

@@ -41,12 +41,14 @@ export interface ModelEntry<C extends ModelCapability = ModelCapability> {
   memory?: ModelMemory;
 }
 
-export type ModelCapability = 'llm' | 'stt';
+export type ModelCapability = 'llm' | 'stt' | 'tts';
 
 export interface ModelCatalogue {
   /** The first of each is its capability's default. */
   llm: ModelEntry<'llm'>[];
   stt: ModelEntry<'stt'>[];
+  /** Voice models of the models file; absent: TTS_BACKEND's chain answers any name (and is not listed). */
+  tts?: ModelEntry<'tts'>[];
   /** false: an unknown name picks the default model (one model per capability, no models file). */
   strict: boolean;
   /** How long a model stays loaded after its last request, in ms; -1: forever (MODEL_KEEP_ALIVE). */
@@ -84,6 +86,16 @@ export interface DeviceMemory {
 /** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
 export const STT_SDK_ALIASES = ['whisper-1', 'gpt-4o-mini-transcribe', 'gpt-4o-transcribe'];
 
+/** Names the OpenAI SDKs send for speech; they pick the default voice model. */
+export const TTS_SDK_ALIASES = ['tts-1', 'tts-1-hd', 'gpt-4o-mini-tts'];
+
+/**
+ * OpenAI's realtime model names (`gpt-realtime`, `gpt-realtime-mini`, `gpt-4o-realtime-preview*`,
+ * `gpt-4o-mini-realtime-preview*`, dated snapshots too): the Realtime SDKs send one by default, so
+ * they pick the default LLM rather than 404.
+ */
+export const isRealtimeSdkModel = (name: string) => /^(gpt-realtime(-mini)?|gpt-4o(-mini)?-realtime-preview)(-\d{4}-\d{2}-\d{2})?$/.test(name);
+
 export interface CapabilityReport {
   /** ready: some engine serves; disabled: nothing configured (does not block readiness). */
   status: 'ready' | 'not_ready' | 'disabled';
@@ -99,7 +111,9 @@ const CAPABILITIES: Capability[] = ['llm', 'stt', 'tts'];
 
 export class EngineRegistry {
   private loading: Promise<void> | undefined;
-  private readonly catalogue: ModelCatalogue;
+  private readonly catalogue: Required<Pick<ModelCatalogue, 'llm' | 'stt' | 'tts'>> & ModelCatalogue;
+  /** Voice models come from the models file (listed, routed strictly); else one chain answers any name. */
+  private readonly ttsListed: boolean;
   /** Each engine's load, once started (a model that is not preloaded starts on first use). */
   private readonly loads = new Map<Engine, Promise<void>>();
   /** Requests using each model now, its idle timer, and an unload under way. */
@@ -125,11 +139,13 @@ export class EngineRegistry {
     catalogue?: ModelCatalogue,
     private readonly logger?: Logger,
   ) {
-    this.catalogue = catalogue ?? {
+    const given = catalogue ?? {
       llm: [{ id: chains.llm[0]?.modelName ?? 'default', capability: 'llm', aliases: [], preload: true, engines: chains.llm }],
       stt: [{ id: 'default', capability: 'stt', aliases: [], preload: true, engines: chains.stt }],
       strict: false,
     };
+    this.ttsListed = given.tts !== undefined;
+    this.catalogue = { ...given, tts: given.tts ?? [{ id: 'default', capability: 'tts', aliases: [], preload: true, engines: chains.tts }] };
     this.evictions = metrics?.counter('runner_evictions_total', 'Model runners unloaded, by model and reason: `budget` (evicted to fit another model under MODEL_MEMORY_BUDGET_MB), `keep_alive` (idle past its keep-alive), `operator` (POST /v1/models/{id}/unload).', ['model', 'reason']);
     if (metrics && this.catalogue.budgets) this.budgetGauges(metrics);
   }
@@ -219,7 +235,8 @@ export class EngineRegistry {
     if (name === undefined) return fallback;
     const found = models.find((m) => m.id === name || m.aliases.includes(name));
     if (found) return found;
-    if (!this.catalogue.strict || (capability === 'stt' && STT_SDK_ALIASES.includes(name))) return fallback;
+    if (!this.catalogue.strict || (capability === 'tts' && (!this.ttsListed || TTS_SDK_ALIASES.includes(name)))) return fallback;
+    if ((capability === 'stt' && STT_SDK_ALIASES.includes(name)) || (capability === 'llm' && isRealtimeSdkModel(name))) return fallback;
     const ids = models.map((m) => m.id).join(', ');
     throw new ApiError(404, 'not_found_error', `The model '${name}' does not exist on this server; ${NAMES[capability]} models: ${ids} (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
   }
@@ -408,7 +425,7 @@ export class EngineRegistry {
   }
 
   private byId(id: string): ModelEntry {
-    const entry = [...this.catalogue.llm, ...this.catalogue.stt].find((m) => m.id === id || m.aliases.includes(id));
+    const entry = [...this.catalogue.llm, ...this.catalogue.stt, ...(this.ttsListed ? this.catalogue.tts : [])].find((m) => m.id === id || m.aliases.includes(id));
     if (!entry) throw new ApiError(404, 'not_found_error', `The model '${id}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
     return entry;
   }
@@ -460,9 +477,9 @@ export class EngineRegistry {
     return listed ?? { id: entry.id, capability: entry.capability, state: 'unloaded', aliases: entry.aliases, default: this.catalogue[entry.capability][0] === entry };
   }
 
-  /** Every configured model of LLM and STT, with its state and memory where known. */
+  /** Every configured model of LLM and STT (and TTS when the models file names voice models), with its state and memory where known. */
   models(): ModelReport[] {
-    return (['llm', 'stt'] as const).flatMap((capability) =>
+    return (this.ttsListed ? (['llm', 'stt', 'tts'] as const) : (['llm', 'stt'] as const)).flatMap((capability) =>
       (this.catalogue[capability] as ModelEntry[]).flatMap((m, i): ModelReport[] => {
         const engines = m.engines as Engine[];
         const statuses = engines.map((e) => e.state().status);
@@ -497,7 +514,7 @@ export class EngineRegistry {
   readiness(): Readiness {
     const capabilities = {} as Record<Capability, CapabilityReport>;
     const modelOf = new Map<Engine, string>();
-    if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
+    if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt, ...(this.ttsListed ? this.catalogue.tts : [])]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
     const deferred = this.deferred();
     const entries = [...this.catalogue.llm, ...this.catalogue.stt];
     const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e))!;
@@ -530,7 +547,7 @@ export class EngineRegistry {
 
   /** The engines of a capability (of its named model, or its default) that are ready now, in fallback order; 503 envelope when none is. */
   ready<C extends Capability>(capability: C, model?: string): EngineChains[C] {
-    const chain = (capability === 'tts' ? this.chains.tts : this.model(capability, model).engines) as Engine[];
+    const chain = this.model(capability, model).engines as Engine[];
     const ready = chain.filter((e) => e.state().status === 'ready');
     if (ready.length > 0) return ready as EngineChains[C];
     const why = chain.map((e) => `${e.id}: ${describe(e.state())}`).join('; ') || 'no engine configured';

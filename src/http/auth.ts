@@ -3,7 +3,8 @@
  * SDKs), and on WebSocket handshakes only also from `?api_key=` or a `api_key.<key>` (ours) or
  * `openai-insecure-api-key.<key>` (OpenAI Realtime clients) subprotocol (what a browser can send). Keys are compared as SHA-256 digests with a constant-time comparison
  * against every stored key. SIGHUP (or `reload()`) re-reads API_KEYS from `.env`/environment and
- * API_KEYS_FILE.
+ * API_KEYS_FILE, and the operator keys (ADMIN_API_KEYS, ADMIN_API_KEYS_FILE) the same way. An
+ * operator key is a valid key everywhere; routes marked `config.operator` accept only operator keys.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
@@ -35,16 +36,23 @@ export function readKeysFile(file: string): string[] {
 
 export class ApiKeyStore {
   private digests: Buffer[] = [];
+  private adminDigests: Buffer[] = [];
 
-  /** `source` returns the current keys; called now and on every reload. */
-  constructor(private readonly source: () => string[]) {
+  /** `source` returns the current keys, `adminSource` the operator keys; both called now and on every reload. */
+  constructor(
+    private readonly source: () => string[],
+    private readonly adminSource: () => string[] = () => [],
+  ) {
     this.reload();
   }
 
-  /** Re-reads the keys; returns how many are accepted now. Keeps the old keys if the source throws. */
+  /** Re-reads the keys; returns how many are accepted now. Keeps the old keys if a source throws. */
   reload(): number {
-    const keys = [...new Set(this.source())];
+    // both read before either is replaced: a half-applied rotation would keep a revoked operator key
+    const admin = [...new Set(this.adminSource())];
+    const keys = [...new Set([...this.source(), ...admin])];
     this.digests = keys.map(digest);
+    this.adminDigests = admin.map(digest);
     return this.digests.length;
   }
 
@@ -63,6 +71,13 @@ export class ApiKeyStore {
     let match = false;
     for (const stored of this.digests) match = timingSafeEqual(stored, d) || match; // no early exit
     return match ? d : undefined;
+  }
+
+  /** Whether a matched key's digest (from `match`) is an operator key. */
+  isAdmin(matched: Buffer): boolean {
+    let admin = false;
+    for (const stored of this.adminDigests) admin = timingSafeEqual(stored, matched) || admin;
+    return admin;
   }
 }
 
@@ -89,6 +104,11 @@ export function presentedKey(request: FastifyRequest, headerName: string): strin
   return undefined;
 }
 
+/** The 403 for a non-operator key on an operator route (model load/unload). */
+function operatorOnly(request: FastifyRequest): ApiError {
+  return new ApiError(403, 'permission_error', `${request.method} ${request.routeOptions.url ?? request.url} is for operators: send a key listed in ADMIN_API_KEYS or ADMIN_API_KEYS_FILE.`, { code: 'permission_denied' });
+}
+
 /**
  * Checks requests' keys: sets `request.tenant` for a good key, counts a wrong one against the
  * client address, and refuses every keyed request from an address past AUTH_FAILURES_PER_MINUTE.
@@ -109,6 +129,8 @@ export class Authenticator {
     const matched = this.store.match(key);
     if (matched) {
       request.tenant = tenantFromDigest(matched);
+      // a tenant's key on an operator route: authenticated, not allowed (not a failed guess)
+      if (request.routeOptions.config?.operator === true && !this.store.isAdmin(matched)) return operatorOnly(request);
       return undefined;
     }
     // an ephemeral key (POST /v1/realtime/client_secrets) opens one realtime connection, nothing else

@@ -28,11 +28,13 @@ export interface JobRoutesOptions {
   /** The synchronous limit, which bounds JSON (base64) submissions: they are held in memory. */
   maxJsonUploadBytes: number;
   describe: () => { queue: string; durable: boolean };
+  /** The id of the speech-to-text model a name picks; throws 404 `model_not_found` for an unknown one (at submit, not in the worker). */
+  sttModelId: (name: string) => string;
 }
 
 const granularity = z.enum(['word', 'segment']);
 const jobFields = {
-  model: z.string().max(128).optional().describe('Accepted for compatibility; the configured engine answers.'),
+  model: z.string().max(256).optional().describe('Which speech-to-text model transcribes: an id or alias of GET /v1/models (`whisper-1` picks the default); with a models file an unknown name is refused at once (404 `model_not_found`). The job reports the id it resolved to.'),
   language: languageSchema.optional().describe('Spoken language (ISO-639-1); detected in the first window when absent.'),
   prompt: z.string().max(2000).optional().describe('Text to guide spelling and style (whisper initial prompt, given to every window).'),
   temperature: formNumber.pipe(z.number().min(0).max(1)).optional().describe('Sampling temperature, 0–1.'),
@@ -145,7 +147,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
         consumes: ['multipart/form-data', 'application/json'],
         body: z.union([jobForm, jobJson]),
         bodyLimit: Math.ceil((options.maxJsonUploadBytes * 4) / 3) + 65_536,
-        response: { 202: accepted, 400: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 503: errorEnvelopeSchema },
+        response: { 202: accepted, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
       // a multipart body is read by the handler (streamed), so there is no parsed body to validate;
       // JSON bodies are validated by the schema as usual
@@ -184,7 +186,8 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
         }
         const webhookUrl = fields.webhook_url === undefined ? undefined : webhooks.check(fields.webhook_url).href;
         const jobOptions: JobOptions = {
-          ...(fields.model ? { model: fields.model } : {}),
+          // resolved now: an unknown model is a 404 here, not a failed job later; the worker uses this id
+          ...(fields.model ? { model: options.sttModelId(fields.model) } : {}),
           ...(fields.language ? { language: fields.language.toLowerCase() } : {}),
           ...(fields.prompt ? { prompt: fields.prompt } : {}),
           ...(fields.temperature !== undefined ? { temperature: fields.temperature } : {}),

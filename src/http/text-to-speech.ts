@@ -28,6 +28,7 @@ const referenceSchema = z.object({
 export const textToSpeechRequestSchema = z
   .object({
     text: z.string().describe('What to say (at most MAX_TTS_TEXT_CHARS characters).'),
+    model: z.string().max(200).optional().describe('The voice model: an id or alias of GET /v1/models when the models file names voice models (unknown: 404 `model_not_found`); without them TTS_BACKEND\'s chain answers.'),
     format: z.enum(AUDIO_FORMATS).optional().describe('Audio format (default OPENAUDIO_DEFAULT_FORMAT). mp3, opus (Ogg), flac and aac are encoded with ffmpeg.'),
     voice: z.string().max(200).optional().describe('Embedded voice (`en-us`, `de`, `en-us+f3`, or an OpenAI name such as `alloy`) or a fish-speech reference id.'),
     reference_id: z.string().max(255).optional().describe('fish-speech reference voice id (default OPENAUDIO_DEFAULT_REFERENCE_ID).'),
@@ -59,7 +60,7 @@ export const textToSpeechResponseSchema = z
 
 export const speechRequestSchema = z
   .object({
-    model: z.string().max(200).optional().describe('Accepted for compatibility (tts-1, gpt-4o-mini-tts, openaudio-s1-mini, ...); TTS_BACKEND decides the engine.'),
+    model: z.string().max(200).optional().describe('The voice model: an id or alias of GET /v1/models when the models file names voice models (`tts-1`, `tts-1-hd`, `gpt-4o-mini-tts` pick the default; another name is 404 `model_not_found`); without them any name is TTS_BACKEND\'s chain.'),
     input: z.string().describe('The text to speak (at most MAX_TTS_TEXT_CHARS characters, 4096 by default as at OpenAI).'),
     voice: z.union([z.string().max(200), z.object({ id: z.string().max(200) })]).describe('An OpenAI voice name (alloy, ash, ballad, coral, echo, fable, nova, onyx, sage, shimmer, verse), an embedded voice, or a fish-speech reference id.'),
     instructions: z.string().max(4096).optional().describe('Accepted for compatibility; not used by these engines.'),
@@ -107,7 +108,7 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         bodyLimit: base64BodyLimit(maxUploadBytes),
         response: {
           200: textToSpeechResponseSchema.or(z.any().meta(audioResponse('The audio, when `stream` is true.'))),
-          ...errorResponses(400, 413, 415, 429, 501, 502, 503, 504),
+          ...errorResponses(400, 404, 413, 415, 429, 501, 502, 503, 504),
         },
       },
     },
@@ -134,6 +135,7 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         },
         clientSignal(reply),
         { text: 'text', references: 'references' },
+        body.model,
       );
       if (body.stream) return sendAudio(request, reply, speech);
       const audio = await synthesis.collect(speech);
@@ -160,14 +162,14 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         body: speechRequestSchema,
         response: {
           200: z.any().meta(audioResponse('The audio (or `text/event-stream` with `stream_format: "sse"`).')),
-          ...errorResponses(400, 429, 501, 502, 503, 504),
+          ...errorResponses(400, 404, 429, 501, 502, 503, 504),
         },
       },
     },
     async (request, reply) => {
       const body = request.body;
       const voice = typeof body.voice === 'string' ? body.voice : body.voice.id;
-      const speech = await synthesis.start({ text: body.input, format: body.response_format, voice, speed: body.speed }, clientSignal(reply), { text: 'input' });
+      const speech = await synthesis.start({ text: body.input, format: body.response_format, voice, speed: body.speed }, clientSignal(reply), { text: 'input' }, body.model);
       if (body.stream_format === 'audio') return sendAudio(request, reply, speech);
       void reply.header('X-TTS-Engine', speech.engine);
       const inputTokens = Math.ceil(body.input.length / 4);

@@ -113,7 +113,7 @@ export class JobProcessor {
     new Uint8Array(audio.buffer).set(bytes);
     const { options } = record;
     const { transcript } = await this.patiently(
-      () => transcription.transcribe({ audio, language, prompt: options.prompt, temperature: options.temperature, task: 'transcribe', wordTimestamps: options.words }, stop),
+      () => transcription.transcribe({ audio, language, prompt: options.prompt, temperature: options.temperature, task: 'transcribe', wordTimestamps: options.words }, stop, undefined, options.model),
       stop,
     );
     const offset = start / STT_SAMPLE_RATE;

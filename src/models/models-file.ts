@@ -51,16 +51,37 @@ const llmEntry = z
 
 const sttEntry = z.strictObject(common).superRefine(requireBaseUrl);
 
+/** A voice engine: the embedded eSpeak NG voice or a fish-speech (OpenAudio) server, with its defaults. */
+const ttsEntry = z
+  .strictObject({
+    id: name,
+    aliases: common.aliases,
+    /** `espeak`: the embedded eSpeak NG voice (WASM); `openaudio`: a fish-speech server. */
+    backend: z.enum(['espeak', 'openaudio']),
+    /** The default voice: espeak a voice such as en-us, de, en-us+f3; openaudio a reference id. */
+    voice: z.string().trim().min(1).max(200).optional(),
+    /** openaudio: the server's base URL and key. */
+    base_url: common.base_url,
+    api_key: common.api_key,
+    /** espeak: worker threads. */
+    workers: z.number().int().min(1).max(64).optional(),
+  })
+  .superRefine((entry, ctx) => {
+    if (entry.backend === 'openaudio' && !entry.base_url) ctx.addIssue({ code: 'custom', path: ['base_url'], message: 'backend openaudio needs base_url' });
+  });
+
 const modelsFileSchema = z
   .strictObject({
     llm: z.array(llmEntry).max(64).default([]),
     stt: z.array(sttEntry).max(64).default([]),
+    /** Absent: TTS_BACKEND's chain, which any name (tts-1, ...) picks. */
+    tts: z.array(ttsEntry).min(1).max(64).optional(),
   });
 
 /** Ids and aliases must name one model per capability; checked on the raw file so it is reported beside every other problem. */
 function duplicateProblems(raw: unknown): string[] {
   const problems: string[] = [];
-  for (const capability of ['llm', 'stt'] as const) {
+  for (const capability of ['llm', 'stt', 'tts'] as const) {
     const entries = (raw as Record<string, unknown> | null)?.[capability];
     if (!Array.isArray(entries)) continue;
     const seen = new Map<string, string>();
@@ -80,6 +101,7 @@ function duplicateProblems(raw: unknown): string[] {
 export type ModelsFile = z.infer<typeof modelsFileSchema>;
 export type LlmModelEntry = ModelsFile['llm'][number];
 export type SttModelEntry = ModelsFile['stt'][number];
+export type TtsModelEntry = NonNullable<ModelsFile['tts']>[number];
 
 /** Reads and checks a models file; `problems` lists every issue, each prefixed with the file's path. */
 export function readModelsFile(file: string): { models?: ModelsFile; problems: string[] } {

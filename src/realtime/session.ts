@@ -4,8 +4,9 @@
  * configuration, and the effective session echoed in `session.created` / `session.updated`.
  * What maps onto what: `turn_detection` drives our WebRTC VAD (src/audio/vad.ts; `threshold`
  * picks its aggressiveness, `semantic_vad` is served by the same VAD), `transcription` is our
- * Whisper whatever `model` says, `voice` is one of our voices, `instructions` replace
- * DIALOGUE_SYSTEM_PROMPT.
+ * Whisper model that `transcription.model` names (an id or alias of GET /v1/models; OpenAI's names
+ * pick the default), `model` picks the LLM the same way (OpenAI's realtime names pick the default),
+ * `voice` is one of our voices, `instructions` replace DIALOGUE_SYSTEM_PROMPT.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -105,11 +106,13 @@ export interface VadSettings {
 export interface RealtimeSession {
   id: string;
   type: 'realtime' | 'transcription';
-  model: string;
+  /** The LLM the client named (undefined: the default; echoed as DEFAULT_MODEL). */
+  model: string | undefined;
   instructions: string;
   output_modalities: ('audio' | 'text')[];
   input_format: RealtimeAudioFormat;
-  transcription: { model: string; language?: string; prompt?: string } | null;
+  /** `model`: the speech-to-text model the client named (undefined: the default; echoed as TRANSCRIPTION_MODEL). */
+  transcription: { model?: string | undefined; language?: string | undefined; prompt?: string | undefined } | null;
   turn_detection: VadSettings | null;
   output_format: RealtimeAudioFormat;
   voice: string | undefined;
@@ -124,11 +127,11 @@ export function defaultSession(config: Config, model?: string): RealtimeSession 
   return {
     id: newId('sess'),
     type: 'realtime',
-    model: model ?? DEFAULT_MODEL,
+    model,
     instructions: config.DIALOGUE_SYSTEM_PROMPT,
     output_modalities: ['audio'],
     input_format: { type: 'audio/pcm', rate: 24000 },
-    transcription: { model: TRANSCRIPTION_MODEL },
+    transcription: {},
     turn_detection: { type: 'server_vad', threshold: (config.VAD_MODE + 0.5) / 4, prefix_padding_ms: config.VAD_PREROLL_MS, silence_duration_ms: config.VAD_SILENCE_MS, create_response: true, interrupt_response: true },
     output_format: { type: 'audio/pcm', rate: 24000 },
     voice: undefined,
@@ -146,7 +149,7 @@ export function applyUpdate(session: RealtimeSession, update: SessionUpdate, con
   if (update.output_modalities) next.output_modalities = update.output_modalities.includes('audio') ? ['audio'] : ['text'];
   const input = update.audio?.input;
   if (input?.format) next.input_format = normalizeFormat(input.format);
-  if (input?.transcription !== undefined) next.transcription = input.transcription === null ? null : { ...input.transcription, model: input.transcription.model ?? TRANSCRIPTION_MODEL };
+  if (input?.transcription !== undefined) next.transcription = input.transcription === null ? null : { ...input.transcription };
   if (input?.turn_detection !== undefined) {
     const t = input.turn_detection;
     const base = next.turn_detection ?? defaultSession(config).turn_detection!;
@@ -188,7 +191,7 @@ export function vadMode(threshold: number): number {
 export function sessionView(s: RealtimeSession): Record<string, unknown> {
   const input = {
     format: s.input_format,
-    transcription: s.transcription ? { model: s.transcription.model, language: s.transcription.language ?? null, prompt: s.transcription.prompt ?? '' } : null,
+    transcription: s.transcription ? { model: s.transcription.model ?? TRANSCRIPTION_MODEL, language: s.transcription.language ?? null, prompt: s.transcription.prompt ?? '' } : null,
     noise_reduction: null,
     turn_detection: s.turn_detection ? { ...s.turn_detection, idle_timeout_ms: null } : null,
   };
@@ -197,7 +200,7 @@ export function sessionView(s: RealtimeSession): Record<string, unknown> {
     type: 'realtime',
     object: 'realtime.session',
     id: s.id,
-    model: s.model,
+    model: s.model ?? DEFAULT_MODEL,
     output_modalities: s.output_modalities,
     instructions: s.instructions,
     tools: [],

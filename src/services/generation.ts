@@ -45,6 +45,11 @@ export class GenerationService {
     this.engines.assertServes('llm', model);
   }
 
+  /** The id of the model a name picks (undefined: the default); 404 `model_not_found` for an unknown name. Loads nothing. */
+  modelId(model?: string): string {
+    return this.engines.model('llm', model).id;
+  }
+
   /** Clamps max_tokens to LLM_MAX_TOKENS (the configured cap). */
   params(params: GenerationParams): GenerationParams {
     return { ...params, maxTokens: Math.min(params.maxTokens, this.config.LLM_MAX_TOKENS) };

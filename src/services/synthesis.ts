@@ -73,6 +73,8 @@ interface Opened {
 }
 
 export interface SentenceSettings {
+  /** The voice model (undefined: the default). */
+  model?: string;
   voice?: string;
   referenceId?: string;
   speed?: number;
@@ -116,9 +118,14 @@ export class SynthesisService {
     this.firstAudio = metrics.histogram('tts_time_to_first_audio_seconds', 'Time from admission to the first synthesized audio.', ['engine'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
   }
 
-  /** Throws the 503 envelope before any work when no TTS engine is ready. */
-  assertAvailable(): void {
-    this.engines.ready('tts');
+  /** Throws the 503 envelope before any work when no TTS engine (of the named voice model) is ready; 404 for an unknown model (models file with voices). */
+  assertAvailable(model?: string): void {
+    this.engines.ready('tts', model);
+  }
+
+  /** The id of the voice model a name picks; 404 `model_not_found` for an unknown one (models file with voices). */
+  modelId(model?: string): string {
+    return this.engines.model('tts', model).id;
   }
 
   /** MAX_TTS_TEXT_CHARS: the longest text one synthesis (one /ws/tts utterance) may have. */
@@ -187,11 +194,12 @@ export class SynthesisService {
    * engine's rate (the dialogue pipeline and /ws/tts feed several of these into one encoder).
    * `tempo` is the speed change still to apply (1 when the engine spoke at the asked speed).
    */
-  async startPcm(request: SynthesisRequest & { format?: AudioFormat }, signal: AbortSignal, fields: FieldNames = { text: 'text' }): Promise<PcmSpeech> {
+  async startPcm(request: SynthesisRequest & { format?: AudioFormat }, signal: AbortSignal, fields: FieldNames = { text: 'text' }, model?: string): Promise<PcmSpeech> {
     this.checkText(request.text, fields.text);
     await this.checkReferences(request.references, fields.references);
     const speed = request.speed ?? 1;
-    const chain = this.engines.ready('tts');
+    // `model`: a voice model of the models file by id or alias (without voice models any name is TTS_BACKEND's chain)
+    const chain = this.engines.ready('tts', model);
     // fail before queueing when even the first engine could not deliver this format/speed
     if (request.format) assertEncodable(request.format, chain[0]!.speaksAt(speed) ? 1 : speed, this.ffmpeg);
     const release = await this.admission.acquire(signal);
@@ -206,8 +214,8 @@ export class SynthesisService {
   }
 
   /** Synthesizes and encodes `request` (see `startPcm`). */
-  async start(request: SpeechRequest, signal: AbortSignal, fields?: FieldNames): Promise<Speech> {
-    const pcm = await this.startPcm(request, signal, fields);
+  async start(request: SpeechRequest, signal: AbortSignal, fields?: FieldNames, model?: string): Promise<Speech> {
+    const pcm = await this.startPcm(request, signal, fields, model);
     const encoded = encodeSpeech(pcm.chunks, { format: request.format, sampleRate: request.sampleRate ?? this.config.DEFAULT_AUDIO_SAMPLE_RATE, tempo: pcm.tempo, ffmpeg: this.ffmpeg }, signal);
     return {
       engine: pcm.engine,
@@ -321,7 +329,7 @@ export class SynthesisService {
     const speed = settings.speed ?? 1;
     let tempo = 1;
     try {
-      tempo = this.engines.ready('tts')[0]!.speaksAt(speed) ? 1 : speed;
+      tempo = this.engines.ready('tts', settings.model)[0]!.speaksAt(speed) ? 1 : speed;
       assertEncodable(settings.format, tempo, this.ffmpeg);
     } catch {
       tempo = 1; // no engine ready (the first sentence reports it), or no ffmpeg to change the tempo: the voice's own speed
@@ -331,7 +339,7 @@ export class SynthesisService {
     let cut = false;
     async function* pcm(): AsyncGenerator<PcmChunk> {
       for await (const sentence of sentences) {
-        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: tempo === 1 ? speed : 1, format: settings.format }, signal);
+        const speech = await startPcm({ text: sentence, voice: settings.voice, referenceId: settings.referenceId, speed: tempo === 1 ? speed : 1, format: settings.format }, signal, undefined, settings.model);
         engine ??= speech.engine;
         spoken.push(sentence);
         for await (const chunk of speech.chunks) {

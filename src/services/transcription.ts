@@ -68,6 +68,11 @@ export class TranscriptionService {
     this.engines.assertServes('stt', model);
   }
 
+  /** The id of the model a name picks (undefined: the default); 404 `model_not_found` for an unknown name. Loads nothing. */
+  modelId(model?: string): string {
+    return this.engines.model('stt', model).id;
+  }
+
   /**
    * Runs one transcription. `onSegment` sees each segment as it is decoded (for streaming); once
    * an engine has emitted a segment, a later failure is not retried on the next engine.

@@ -16,7 +16,8 @@ import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { wav } from '../helpers/audio.ts';
-import { halfNoSpeechWhisperPath, loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
+import { startModelsService, type ModelsService } from '../helpers/models-file.ts';
+import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
 
@@ -35,7 +36,7 @@ interface Envelope {
 const json = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('several models per capability, routed by `model` (MODELS_FILE)', () => {
-  let dir: string;
+  let running: ModelsService;
   let service: ServiceProcess;
   let client: OpenAI;
   const models = async () => ((await (await fetch(`${service.url}/v1/models`)).json()) as { data: ListedModel[] }).data;
@@ -47,42 +48,11 @@ describe('several models per capability, routed by `model` (MODELS_FILE)', () =>
   };
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-file-'));
-    const file = path.join(dir, 'models.yaml');
-    fs.writeFileSync(
-      file,
-      [
-        'llm:',
-        '  - id: tiny',
-        `    model: ${tinyGemmaPath()}`,
-        '    aliases: [gemma-small]',
-        '    context: 512',
-        '    parallel: 1',
-        '    threads: 1',
-        '  - id: looper # loads on its first request',
-        `    model: ${loopingGemmaPath()}`,
-        '    context: 1024',
-        '    parallel: 1',
-        '    threads: 1',
-        '    preload: false',
-        'stt:',
-        '  - id: whisper-a',
-        `    model: ${tinyWhisperPath()}`,
-        '  - id: whisper-b',
-        `    model: ${halfNoSpeechWhisperPath()}`,
-        '    threads: 1',
-      ].join('\n'),
-    );
-    service = spawnService({ MODELS_FILE: file, LLM_MODEL_ALIASES: 'gpt-4o-mini', LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1' }, await freePort());
-    await waitForHealth(service.url, 60_000);
-    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+    running = await startModelsService({ LLM_MODEL_ALIASES: 'gpt-4o-mini' });
+    service = running.service;
     client = new OpenAI({ baseURL: `${service.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
-  after(async () => {
-    service.child.kill('SIGTERM');
-    await service.exited;
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => running.close());
 
   it('lists every configured model with its capability and state; one not preloaded is unloaded until asked for', async () => {
     const listed = await models();

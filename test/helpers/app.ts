@@ -50,7 +50,7 @@ export async function startApp(options: StartOptions = {}): Promise<TestApp> {
         return list;
       }
     : () => config.API_KEYS;
-  const { app, engines, metrics, keys, close } = await compose(config, { logger, engines: options.engines, keySource });
+  const { app, engines, metrics, keys, close } = await compose(config, { logger, engines: options.engines, keySource, adminKeySource: () => config.ADMIN_API_KEYS });
   await app.listen({ port: 0, host: '127.0.0.1' });
   await engines.start();
   const address = app.server.address();

@@ -17,13 +17,13 @@ export function recordSecrets(values: Iterable<string | undefined>): void {
   if (list.length > 0) fs.appendFileSync(path.join(dir, `secrets-${process.pid}.txt`), `${list.join('\n')}\n`);
 }
 
-/** The secrets in a service environment: API_KEYS, API_KEYS_FILE's keys, *_API_KEY, *_TOKEN. */
+/** The secrets in a service environment: (ADMIN_)API_KEYS, (ADMIN_)API_KEYS_FILE's keys, *_API_KEY, *_TOKEN. */
 export function recordEnvSecrets(env: Record<string, string | undefined>): void {
   const found: (string | undefined)[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (name === 'API_KEYS') found.push(...(value ?? '').split(','));
+    if (name === 'API_KEYS' || name === 'ADMIN_API_KEYS') found.push(...(value ?? '').split(','));
     else if (/_API_KEY$|_TOKEN$/.test(name) && !name.endsWith('_REQUIRE_API_KEY')) found.push(value);
-    else if (name === 'API_KEYS_FILE' && value && fs.existsSync(value)) found.push(...fs.readFileSync(value, 'utf8').split('\n').filter((l) => !l.trim().startsWith('#')));
+    else if ((name === 'API_KEYS_FILE' || name === 'ADMIN_API_KEYS_FILE') && value && fs.existsSync(value)) found.push(...fs.readFileSync(value, 'utf8').split('\n').filter((l) => !l.trim().startsWith('#')));
   }
   recordSecrets(found);
 }

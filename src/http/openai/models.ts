@@ -1,4 +1,4 @@
-/** OpenAI-compatible GET /v1/models: every configured model (text and speech-to-text), with its state. */
+/** OpenAI-compatible GET /v1/models: every configured model (text, speech-to-text, and voices of a models file), with its state. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
@@ -15,7 +15,7 @@ const modelSchema = z
     object: z.literal('model'),
     created: z.number().int(),
     owned_by: z.string(),
-    capability: z.enum(['llm', 'stt']).describe('`llm`: the text routes; `stt`: the transcription routes.'),
+    capability: z.enum(['llm', 'stt', 'tts']).describe('`llm`: the text routes; `stt`: the transcription routes; `tts`: the speech routes (listed when the models file names voice models).'),
     state: z.enum(['loaded', 'loading', 'unloaded', 'error']).describe('`unloaded`: not loaded yet (loads on the first request naming it); `error`: see GET /health/ready for why.'),
     aliases: z.array(z.string()).describe('Other names that pick this model.'),
     default: z.boolean().describe('Answers requests that name no model (and the SDK default names).'),
@@ -76,15 +76,17 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
     app.post(
       `/v1/models/:model/${action}`,
       {
+        // one tenant must not unload a model others use, nor force loads (src/http/auth.ts)
+        config: { operator: true },
         schema: {
           tags: ['openai'],
           summary: action === 'load' ? 'Load a model now (operators)' : 'Unload a model now (operators)',
           description:
             action === 'load'
-              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). Under MODEL_MEMORY_BUDGET_MB it first unloads least recently used idle models on its device; 503 `insufficient_memory` when it cannot fit. 404 for an unknown name.'
-              : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name.',
+              ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). Under MODEL_MEMORY_BUDGET_MB it first unloads least recently used idle models on its device; 503 `insufficient_memory` when it cannot fit. 404 for an unknown name. With API keys on, needs an operator key (ADMIN_API_KEYS): other keys get 403 `permission_denied`.'
+              : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name. With API keys on, needs an operator key (ADMIN_API_KEYS): other keys get 403 `permission_denied`.',
           params: z.object({ model: z.string().max(256) }),
-          response: { 200: modelSchema, ...errorResponses(404, 409, 503) },
+          response: { 200: modelSchema, ...errorResponses(403, 404, 409, 503) },
         },
       },
       async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),

@@ -25,7 +25,7 @@ const answer = z
   })
   .meta({ id: 'RealtimeClientSecret' });
 
-export const realtimeClientSecretRoutes: FastifyPluginAsyncZod<{ secrets: ClientSecrets; config: Config }> = async (app, { secrets, config }) => {
+export const realtimeClientSecretRoutes: FastifyPluginAsyncZod<{ secrets: ClientSecrets; config: Config; checkModels: (model?: string, sttModel?: string) => void }> = async (app, { secrets, config, checkModels }) => {
   app.post(
     '/v1/realtime/client_secrets',
     {
@@ -33,17 +33,19 @@ export const realtimeClientSecretRoutes: FastifyPluginAsyncZod<{ secrets: Client
         tags: ['openai'],
         summary: 'Mint an ephemeral key for /v1/realtime (OpenAI-compatible)',
         description:
-          'For browsers: a server holding an API key mints an `ek_…` key; the browser opens one /v1/realtime connection with it (e.g. the subprotocol `openai-insecure-api-key.ek_…`). Valid once, until `expires_at` (REALTIME_CLIENT_SECRET_TTL_SECONDS unless `expires_after.seconds`), for this replica; the connection belongs to the minting key and starts with `session`. The value is never logged.',
+          'For browsers: a server holding an API key mints an `ek_…` key; the browser opens one /v1/realtime connection with it (e.g. the subprotocol `openai-insecure-api-key.ek_…`). Valid once, until `expires_at` (REALTIME_CLIENT_SECRET_TTL_SECONDS unless `expires_after.seconds`), for this replica; the connection belongs to the minting key and starts with `session`. The value is never logged. A `session` naming an unknown model (with a models file) is refused with 404 `model_not_found`.',
         body: body.optional(),
-        response: { 200: answer, 400: errorEnvelopeSchema },
+        response: { 200: answer, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema },
       },
     },
     async (request) => {
       const ttl = request.body?.expires_after?.seconds ?? config.REALTIME_CLIENT_SECRET_TTL_SECONDS;
       const session = request.body?.session;
+      const effective = session ? applyUpdate(defaultSession(config), session, config) : defaultSession(config);
+      // a session naming an unknown model would only fail at connection: refuse it now (404 model_not_found)
+      checkModels(effective.model, effective.transcription?.model);
       const { value, expiresAt } = secrets.mint(tenantOf(request) ?? null, ttl, session);
-      const view = sessionView(session ? applyUpdate(defaultSession(config), session, config) : defaultSession(config));
-      return { value, expires_at: expiresAt, session: view };
+      return { value, expires_at: expiresAt, session: sessionView(effective) };
     },
   );
 };

@@ -204,7 +204,7 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
           runTurn({ audio: { samples: event.audio, duration: event.audio.length / 16000, source: { container: 'pcm', bytes: event.audio.length * 2, sampleRate: inputRate, channels: 1 } } }, { startMs: event.startMs, endMs: event.endMs });
         }
       },
-      onPartial: partialTranscriber(transcription, closed.signal, () => current.language?.toLowerCase(), (text) => out.send({ type: 'transcript.partial', turn_id: turnCounter + 1, text })),
+      onPartial: partialTranscriber(transcription, closed.signal, () => ({ language: current.language?.toLowerCase(), model: current.stt_model }), (text) => out.send({ type: 'transcript.partial', turn_id: turnCounter + 1, text })),
     });
     slot.attach(mic);
     if (socket.readyState !== socket.OPEN) return mic.close();

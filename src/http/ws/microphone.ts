@@ -123,13 +123,15 @@ export class MicrophoneSlot {
  * Partial transcripts of the turn in progress, one at a time: a partial that is still running
  * when the next is due is skipped, so they never pile up behind each other (or ahead of finals).
  */
-export function partialTranscriber(transcription: TranscriptionService, signal: AbortSignal, language: () => string | undefined, send: (text: string) => void): (audio: Float32Array) => void {
+export function partialTranscriber(transcription: TranscriptionService, signal: AbortSignal, options: () => { language?: string; model?: string }, send: (text: string) => void): (audio: Float32Array) => void {
   let running = false;
   return (audio) => {
     if (running) return;
     running = true;
+    // the same model as the turn's final transcript (the socket's current choice)
+    const { language, model } = options();
     transcription
-      .transcribe({ audio, language: language(), task: 'transcribe', wordTimestamps: false }, signal)
+      .transcribe({ audio, language, task: 'transcribe', wordTimestamps: false }, signal, undefined, model)
       .then(({ transcript }) => send(transcript.text.trim()))
       .catch(() => undefined) // a failed partial is skipped; the final transcript reports errors
       .finally(() => (running = false));

@@ -71,7 +71,7 @@ type ClientEvent = { [K in keyof typeof clientEvents]: z.infer<(typeof clientEve
 export const REALTIME_WS_DOC = {
   summary: 'OpenAI Realtime API (WebSocket): voice agents on Whisper → Gemma → TTS',
   tags: ['dialogue'],
-  description: `The OpenAI Realtime API (GA protocol) over a WebSocket, served by the same pipeline as /ws/dialogue: clients written for OpenAI (the \`openai\` SDK's \`OpenAIRealtimeWS\`, \`@openai/agents-realtime\`'s \`RealtimeSession\`) work unchanged. \`?model=\` is optional and echoed. Also authenticates with the subprotocols \`realtime, openai-insecure-api-key.<key>\` (browsers; \`ek_…\` ephemeral keys from \`POST /v1/realtime/client_secrets\` are the safe choice there).
+  description: `The OpenAI Realtime API (GA protocol) over a WebSocket, served by the same pipeline as /ws/dialogue: clients written for OpenAI (the \`openai\` SDK's \`OpenAIRealtimeWS\`, \`@openai/agents-realtime\`'s \`RealtimeSession\`) work unchanged. \`?model=\` is optional and echoed; it (or \`session.model\`) picks the LLM by id or alias of GET /v1/models, and \`session.audio.input.transcription.model\` the speech-to-text model; OpenAI's names (\`gpt-realtime\`, \`gpt-realtime-mini\`, \`gpt-4o-realtime-preview*\`, \`gpt-4o-mini-realtime-preview*\`; \`whisper-1\`, \`gpt-4o-transcribe\`, \`gpt-4o-mini-transcribe\`) pick the defaults. With a models file, another name gets an \`error\` event \`model_not_found\` (at connection: then close 1008; in \`session.update\`: the session is unchanged). Also authenticates with the subprotocols \`realtime, openai-insecure-api-key.<key>\` (browsers; \`ek_…\` ephemeral keys from \`POST /v1/realtime/client_secrets\` are the safe choice there).
 
 **Client events**: \`session.update\` (\`type\` \`realtime\`|\`transcription\`, \`instructions\`, \`output_modalities\`, \`audio.input.format\` \`audio/pcm\` (24 kHz) | \`audio/pcmu\` | \`audio/pcma\`, \`audio.input.transcription\`, \`audio.input.turn_detection\` (\`server_vad\`/\`semantic_vad\`: our WebRTC VAD; \`null\`: manual turns), \`audio.output.format\`/\`voice\`/\`speed\`, \`max_output_tokens\`; unknown or unsupported fields get an \`error\` naming them), \`input_audio_buffer.append\`/\`commit\`/\`clear\`, \`conversation.item.create\` (message items: user text or audio, assistant text, system text)/\`retrieve\`/\`delete\`/\`truncate\`, \`response.create\` (\`instructions\`, \`output_modalities\`, \`max_output_tokens\`, \`conversation: "none"\`), \`response.cancel\`.
 
@@ -151,6 +151,14 @@ class RealtimeConnection {
   }
 
   start(): void {
+    // the models the session names (?model=, an ephemeral key's session) must exist: else the error event, then close
+    try {
+      this.checkModels(this.session);
+    } catch (error) {
+      this.sendError(error);
+      this.socket.close(1008, 'model_not_found');
+      return;
+    }
     this.socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     this.socket.on('close', () => {
       this.closed.abort(new DOMException('socket closed', 'AbortError'));
@@ -161,6 +169,11 @@ class RealtimeConnection {
     });
     this.send({ type: 'session.created', session: sessionView(this.session) });
     this.reopenMicrophone();
+  }
+
+  /** 404 `model_not_found` when the session's LLM or speech-to-text model names no configured model (with a models file). */
+  private checkModels(session: RealtimeSession): void {
+    this.deps.dialogue.checkModels(session.model, session.transcription?.model);
   }
 
   private send(event: Record<string, unknown>): void {
@@ -215,7 +228,9 @@ class RealtimeConnection {
     switch (event.type) {
       case 'session.update': {
         const before = this.session;
-        this.session = applyUpdate(this.session, event.session, this.deps.config);
+        const next = applyUpdate(this.session, event.session, this.deps.config);
+        this.checkModels(next); // an unknown model: the error event, the session unchanged
+        this.session = next;
         this.send({ type: 'session.updated', session: sessionView(this.session) });
         const changed = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b);
         if (changed(before.input_format, this.session.input_format) || changed(before.turn_detection, this.session.turn_detection)) this.reopenMicrophone();
@@ -287,7 +302,7 @@ class RealtimeConnection {
     const mic = await Microphone.open(settings, formatRate(this.session.input_format), {
       onTurnEvent: (e) => this.onTurnEvent(e),
       // live captions: the turn so far is transcribed every STT_PARTIAL_INTERVAL_MS while the user speaks
-      onPartial: partialTranscriber(this.deps.transcription, this.closed.signal, () => this.session.transcription?.language?.toLowerCase(), (text) => this.partial(text)),
+      onPartial: partialTranscriber(this.deps.transcription, this.closed.signal, () => ({ language: this.session.transcription?.language?.toLowerCase(), model: this.session.transcription?.model }), (text) => this.partial(text)),
     });
     if (generation !== this.micGeneration) return mic.close();
     this.mic = mic;
@@ -370,7 +385,7 @@ class RealtimeConnection {
     item.audio = undefined;
     this.transcripts = this.transcripts.then(async () => {
       try {
-        const { transcript } = await this.deps.transcription.transcribe({ audio, language: this.session.transcription?.language?.toLowerCase(), task: 'transcribe', wordTimestamps: false }, this.closed.signal);
+        const { transcript } = await this.deps.transcription.transcribe({ audio, language: this.session.transcription?.language?.toLowerCase(), task: 'transcribe', wordTimestamps: false }, this.closed.signal, undefined, this.session.transcription?.model);
         this.transcribed(item, transcript.text.trim(), audio.length / VAD_SAMPLE_RATE);
       } catch (error) {
         if (this.closed.signal.aborted) return;
@@ -535,6 +550,8 @@ class RealtimeConnection {
         instructions: system,
         owner: undefined,
         language: session.transcription?.language?.toLowerCase(),
+        model: session.model,
+        sttModel: session.transcription?.model,
         modalities: { text: true, audio: audioOut },
         voice: session.voice === 'default' ? undefined : session.voice,
         speed: session.speed,

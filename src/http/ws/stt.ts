@@ -13,10 +13,13 @@ import type { WsDocs } from '../ws-docs.ts';
 import { Microphone, MicrophoneSlot, partialTranscriber } from './microphone.ts';
 import { JsonSocket, parseQuery, refuseUnavailable } from './socket.ts';
 import { settled, type SocketDrain } from './shutdown.ts';
-import { wsLanguageSchema } from '../schemas.ts';
+import { keepAliveSchema, wsLanguageSchema } from '../schemas.ts';
+
+/** The speech-to-text model of the socket's turns: an id or alias of GET /v1/models. */
+const wsModel = z.string().max(256).optional();
 
 export const sttControl = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('config'), language: wsLanguageSchema.optional() }),
+  z.object({ type: z.literal('config'), language: wsLanguageSchema.optional(), model: wsModel }),
   z.object({ type: z.literal('commit') }),
 ]);
 
@@ -25,24 +28,28 @@ export const audioQuery = z.object({
   language: wsLanguageSchema.optional(),
 });
 
+const sttQuery = audioQuery.extend({ model: wsModel, keep_alive: keepAliveSchema });
+
 export const STT_WS_DOC = {
   summary: 'Streaming speech-to-text with voice activity detection (WebSocket)',
   tags: ['speech-to-text'],
   description: `Stream microphone audio; receive a transcript per turn.
 
-**Client → server**: binary frames of 16-bit little-endian mono PCM at \`?sample_rate=\` (default 16000; other rates are resampled; any frame size). JSON text frames: \`{"type":"config","language":"en"}\`, \`{"type":"commit"}\` (end the current turn now).
+**Client → server**: binary frames of 16-bit little-endian mono PCM at \`?sample_rate=\` (default 16000; other rates are resampled; any frame size). Query: \`sample_rate\`, \`language\`, \`model\` (an id or alias of GET /v1/models; \`whisper-1\` picks the default; with a models file an unknown name gets an \`error\` event \`model_not_found\`, then close, before any audio is processed) and \`keep_alive\` (as on the REST routes). JSON text frames: \`{"type":"config","language":"en","model":"…"}\` (an unknown \`model\` there: an \`error\` event, the previous model stays), \`{"type":"commit"}\` (end the current turn now).
 
-**Server → client** (JSON): \`{"type":"ready","sample_rate","request_id"}\`; \`{"type":"speech_started","audio_ms"}\` and \`{"type":"speech_stopped","audio_ms"}\` from the VAD (WebRTC VAD; a turn ends after VAD_SILENCE_MS of silence); \`{"type":"transcript.partial","text"}\` while speaking (every STT_PARTIAL_INTERVAL_MS); \`{"type":"transcript.final","turn_id","text","language","start_ms","end_ms","segments","engine"}\` per turn, in order; \`{"type":"error","error":{...}}\`. Times are milliseconds of the audio stream. Messages over WS_MAX_MESSAGE_BYTES close the socket with 1009.`,
+**Server → client** (JSON): \`{"type":"ready","sample_rate","request_id"}\`; \`{"type":"speech_started","audio_ms"}\` and \`{"type":"speech_stopped","audio_ms"}\` from the VAD (WebRTC VAD; a turn ends after VAD_SILENCE_MS of silence); \`{"type":"transcript.partial","text"}\` while speaking (every STT_PARTIAL_INTERVAL_MS); \`{"type":"transcript.final","turn_id","text","language","start_ms","end_ms","segments","engine","model"}\` per turn, in order; \`{"type":"error","error":{...}}\`. Times are milliseconds of the audio stream. Messages over WS_MAX_MESSAGE_BYTES close the socket with 1009.`,
 };
 
 export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionService; config: Config; wsDocs: WsDocs; drain: SocketDrain }> = async (app, { transcription, config, wsDocs, drain }) => {
   wsDocs.set('/ws/stt', STT_WS_DOC);
   app.get('/ws/stt', { websocket: true }, async (socket, request) => {
-    if (refuseUnavailable(socket, request, () => transcription.assertAvailable())) return;
-    const query = parseQuery(socket, request, audioQuery, request.query);
+    const query = parseQuery(socket, request, sttQuery, request.query);
     if (!query) return;
+    // the named model must exist (404 model_not_found) and serve, before any audio is taken
+    if (refuseUnavailable(socket, request, () => transcription.assertAvailable(query.model))) return;
     const out = new JsonSocket(socket, request, '/ws/stt');
     let language = query.language?.toLowerCase();
+    let model = query.model;
     const controller = new AbortController();
     let finals: Promise<void> = Promise.resolve();
     let turnId = 0;
@@ -57,8 +64,17 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
       if (!gate.accepting()) return;
       if (isBinary) return slot.push(data);
       const message = out.parse(data, sttControl, '{"type":"commit"}');
-      if (message?.type === 'config') language = message.language?.toLowerCase() ?? language;
-      else if (message?.type === 'commit') slot.commit();
+      if (message?.type === 'config') {
+        language = message.language?.toLowerCase() ?? language;
+        if (message.model !== undefined) {
+          try {
+            transcription.modelId(message.model); // unknown: the error event, the previous model stays
+            model = message.model;
+          } catch (error) {
+            out.error(error);
+          }
+        }
+      } else if (message?.type === 'commit') slot.commit();
     });
     socket.on('close', () => {
       controller.abort(new DOMException('socket closed', 'AbortError'));
@@ -74,14 +90,15 @@ export const sttSocketRoutes: FastifyPluginAsync<{ transcription: TranscriptionS
         const duration = event.audio.length / 16000;
         finals = finals.then(async () => {
           try {
-            const { transcript, engine } = await transcription.transcribe({ audio: event.audio, language, task: 'transcribe', wordTimestamps: false }, controller.signal);
-            out.send({ type: 'transcript.final', turn_id: id, text: transcript.text.trim(), language: transcript.language, start_ms: event.startMs, end_ms: event.endMs, duration: +duration.toFixed(3), segments: transcript.segments.map((s) => segmentView(s, event.startMs)), engine });
+            const result = await transcription.transcribe({ audio: event.audio, language, task: 'transcribe', wordTimestamps: false }, controller.signal, undefined, model, query.keep_alive);
+            const { transcript, engine } = result;
+            out.send({ type: 'transcript.final', turn_id: id, text: transcript.text.trim(), language: transcript.language, start_ms: event.startMs, end_ms: event.endMs, duration: +duration.toFixed(3), segments: transcript.segments.map((s) => segmentView(s, event.startMs)), engine, model: result.model });
           } catch (error) {
             if (!controller.signal.aborted) out.error(error);
           }
         });
       },
-      onPartial: partialTranscriber(transcription, controller.signal, () => language, (text) => out.send({ type: 'transcript.partial', turn_id: turnId + 1, text })),
+      onPartial: partialTranscriber(transcription, controller.signal, () => ({ language, model }), (text) => out.send({ type: 'transcript.partial', turn_id: turnId + 1, text })),
     });
     slot.attach(mic);
     if (socket.readyState !== socket.OPEN) return mic.close();

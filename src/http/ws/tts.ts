@@ -24,6 +24,8 @@ const settingsSchema = z.object({
   format: z.enum(AUDIO_FORMATS).optional(),
   sample_rate: z.number().int().min(8000).max(192_000).optional(),
   speed: speedSchema.optional(),
+  /** The voice model (an id or alias of a models file's `tts:` section). */
+  model: z.string().max(200).optional(),
 });
 
 const clientMessage = z.discriminatedUnion('type', [
@@ -41,7 +43,7 @@ export const TTS_WS_DOC = {
   description: `Send text as it is written; receive speech as soon as each sentence is complete.
 
 **Client → server** (JSON text frames):
-- \`{"type":"config","voice":"en-us","format":"pcm","sample_rate":24000,"speed":1,"reference_id":"..."}\` — optional, applies from the next utterance. Also settable as query parameters (\`?voice=&format=&sample_rate=&speed=\`).
+- \`{"type":"config","voice":"en-us","format":"pcm","sample_rate":24000,"speed":1,"reference_id":"..."}\` — optional, applies from the next utterance. Also settable as query parameters (\`?voice=&format=&sample_rate=&speed=\`). \`model\` (query or config) picks a voice model of the models file's \`tts:\` section by id or alias; an unknown one is an \`error\` event \`model_not_found\` (in the query: then close; in config: the previous model stays).
 - \`{"type":"text","text":"Hello wor"}\` — append text; each sentence is synthesized once complete.
 - \`{"type":"flush"}\` — speak what is left and end the utterance.
 - \`{"type":"cancel"}\` — drop buffered text and stop the utterance in flight.
@@ -128,6 +130,13 @@ class TtsSocket {
     switch (parsed.type) {
       case 'config': {
         const { type: _type, ...settings } = parsed;
+        if (settings.model !== undefined) {
+          try {
+            this.synthesis.modelId(settings.model);
+          } catch (error) {
+            return this.sendError(error); // unknown: the error event, settings unchanged
+          }
+        }
         this.settings = { ...this.settings, ...settings };
         return;
       }
@@ -191,7 +200,7 @@ class TtsSocket {
           yield sentence;
         }
       })(),
-      { voice: settings.voice, referenceId: settings.reference_id, speed: settings.speed, format: settings.format, sampleRate: settings.sample_rate },
+      { voice: settings.voice, referenceId: settings.reference_id, speed: settings.speed, format: settings.format, sampleRate: settings.sample_rate, model: settings.model },
       signal,
     );
     let started = false;
@@ -225,15 +234,17 @@ class TtsSocket {
 export const ttsSocketRoutes: FastifyPluginAsync<{ synthesis: SynthesisService; wsDocs: WsDocs; drain: SocketDrain; defaults: { format: AudioFormat; sampleRate: number } }> = async (app, { synthesis, wsDocs, drain, defaults }) => {
   wsDocs.set('/ws/tts', TTS_WS_DOC);
   app.get('/ws/tts', { websocket: true }, (socket, request) => {
-    if (refuseUnavailable(socket, request, () => synthesis.assertAvailable())) return;
     const query = parseQuery(socket, request, settingsSchema, coerceQuery(request.query as Record<string, string>), 'invalid_value');
-    if (query) new TtsSocket(socket, request, synthesis, defaults, query).open(drain);
+    if (!query) return;
+    // the named voice model must exist (404 model_not_found) and serve, before any text is taken
+    if (refuseUnavailable(socket, request, () => synthesis.assertAvailable(query.model))) return;
+    new TtsSocket(socket, request, synthesis, defaults, query).open(drain);
   });
 };
 
 function coerceQuery(query: Record<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of ['voice', 'reference_id', 'format'] as const) if (query[key] !== undefined) out[key] = query[key];
+  for (const key of ['voice', 'reference_id', 'format', 'model'] as const) if (query[key] !== undefined) out[key] = query[key];
   for (const key of ['sample_rate', 'speed'] as const) if (query[key] !== undefined) out[key] = Number(query[key]);
   return out;
 }

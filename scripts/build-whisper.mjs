@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // postinstall: rebuild smart-whisper's bundled whisper.cpp with the CPU features this machine has
-// and with the source patches of scripts/whisper-patches.mjs (single-timestamp seek, no_speech_prob).
+// and with the source patches of scripts/whisper-patches.mjs (single-timestamp seek, no_speech_prob,
+// whisper_state reuse across windows and requests).
 // Its own install step compiles with generic flags, which ran ~12x slower here than
 // -march=x86-64-v3 (AVX2/FMA/F16C). Skipped when the build already used these flags and patches,
 // or with SKIP_WHISPER_REBUILD=1. Never fails the install.

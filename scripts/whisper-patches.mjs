@@ -104,13 +104,14 @@ class StatePool {
     std::vector<whisper_state *>  idle;
     bool                          closed = false;
 
+    // never destroyed: a model finalized while the process exits must not find them gone
     static std::mutex &RegistryMutex() {
-        static std::mutex m;
-        return m;
+        static auto *m = new std::mutex();
+        return *m;
     }
     static std::unordered_map<whisper_context *, std::shared_ptr<StatePool>> &Registry() {
-        static std::unordered_map<whisper_context *, std::shared_ptr<StatePool>> r;
-        return r;
+        static auto *r = new std::unordered_map<whisper_context *, std::shared_ptr<StatePool>>();
+        return *r;
     }
 };
 `;

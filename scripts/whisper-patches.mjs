@@ -14,12 +14,17 @@
 //     the most transcriptions that ran on it at once; freed with the model), and a reused state is
 //     first reset to what a fresh one decodes from (whisper_state_reset_for_reuse below), so results
 //     stay identical (test/contract/stt-state-reuse.test.ts).
+//  4. llamafile's tinyBLAS matrix kernels (vendored in this whisper.cpp as ggml/src/sgemm.cpp, but
+//     not built by smart-whisper): compiled in with GGML_USE_LLAMAFILE, as current whisper.cpp does
+//     by default. With AVX-512 (scripts/build-whisper.mjs) it brings a 30 s window from ~1.69 s to
+//     ~1.47 s of CPU, level with whisper.cpp 1.9.3's CLI (docs/benchmarks.md); with AVX2 it changes
+//     nothing measurable.
 // Every edit is an exact find/replace that must match once; a mismatch fails the rebuild (the
 // caller keeps the previous build) rather than compiling something half-patched.
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const PATCH_ID = 'gemma-3-api-whisper-patches-2';
+export const PATCH_ID = 'gemma-3-api-whisper-patches-3';
 const TAG = '// gemma-3-api patch';
 
 const WHISPER = 'whisper.cpp/src/whisper.cpp';
@@ -27,6 +32,9 @@ const HEADER = 'whisper.cpp/include/whisper.h';
 const BINDING = 'src/binding/transcribe.cc';
 const COMMON = 'src/binding/common.h';
 const MODEL = 'src/binding/model.cc';
+const BUILD = 'dist/build.js';
+const GGML = 'whisper.cpp/ggml/src/ggml.c';
+const SGEMM = 'whisper.cpp/ggml/src/sgemm.cpp';
 
 /** The per-model free-list of idle whisper_states (patch 3), added to the binding's common header. */
 const STATE_POOL = `${TAG}: whisper_state reuse
@@ -287,6 +295,26 @@ void whisper_reset_timings(struct whisper_context * ctx) {`,
     file: MODEL,
     find: '    if (context != nullptr) {\n        whisper_free(context);\n        context = nullptr;\n    }',
     replace: `    if (context != nullptr) {\n        StatePool::Forget(context); ${TAG}\n        whisper_free(context);\n        context = nullptr;\n    }`,
+  },
+  {
+    file: BUILD,
+    find: `      "whisper.cpp/ggml/src/ggml-aarch64.c"
+    ],
+    defines: [],`,
+    replace: `      "whisper.cpp/ggml/src/ggml-aarch64.c",
+      "whisper.cpp/ggml/src/sgemm.cpp" ${TAG}: llamafile's tinyBLAS
+    ],
+    defines: ["GGML_USE_LLAMAFILE"],`,
+  },
+  {
+    file: GGML,
+    find: '#include <llamafile/sgemm.h>\n',
+    replace: `#include "sgemm.h" ${TAG}: vendored beside this file\n`,
+  },
+  {
+    file: SGEMM,
+    find: '#include "ggml-impl.h"\n',
+    replace: `#include "ggml-cpu-impl.h" ${TAG}: the FP16 macros and SIMD headers moved there\n`,
   },
   {
     file: HEADER,

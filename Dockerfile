@@ -20,8 +20,11 @@ COPY package.json package-lock.json ./
 COPY frontend/package.json frontend/
 COPY scripts/build-whisper.mjs scripts/whisper-patches.mjs scripts/
 # whisper.cpp is rebuilt for x86-64-v3 (AVX2/FMA/F16C, every server CPU since ~2015; 8x faster than
-# the generic build) when the build host has it; --build-arg SKIP_WHISPER_REBUILD=1 keeps the generic one
+# the generic build) when the build host has it; --build-arg SKIP_WHISPER_REBUILD=1 keeps the generic one.
+# Pinned to v3 because an image runs on CPUs other than the build host's; on AVX-512 hosts only,
+# --build-arg WHISPER_MARCH=x86-64-v4 is ~13 % faster per window (docs/benchmarks.md)
 ARG SKIP_WHISPER_REBUILD=
+ARG WHISPER_MARCH=x86-64-v3
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build \

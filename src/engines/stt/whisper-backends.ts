@@ -1,7 +1,8 @@
 /**
  * The two whisper.cpp bindings behind the embedded STT engine, one window at a time:
  *  - CPU: smart-whisper 0.8.1, rebuilt at install with AVX2-class flags and current whisper.cpp's
- *    seek and no_speech_prob patched in (scripts/build-whisper.mjs). Tokens, probabilities and
+ *    seek and no_speech_prob patched in, and its decoding states kept per model and reused across
+ *    windows and requests (scripts/whisper-patches.mjs). Tokens, probabilities and
  *    token timestamps; its speed against whisper.cpp 1.9.3's CLI is in the README.
  *  - CUDA: @fugood/whisper.node 1.1.1's prebuilt CUDA 12 variant (whisper.cpp 1.9.1; 1.1.3 is not
  *    installable with `npm ci`: most of its platform packages were never published). Its CPU

@@ -35,6 +35,8 @@ const THREADS = computeThreads(Number(process.env.WHISPER_THREADS ?? 0));
 const CLI = path.resolve(process.env.WHISPER_CLI ?? '../shared/bench/whisper.cpp-1.9.3/whisper-cli');
 const SHAPES = (process.env.SHAPES ?? 'turn,windows,ten_minutes,sparse,legacy').split(',');
 const VAD_MODES = (process.env.VAD ?? 'off,on').split(',') as ('off' | 'on')[];
+// the same decoding on both sides: the CLI's -bs and the service's WHISPER_BEAM_SIZE (1 = greedy, as the issue's baseline)
+const BEAM = Number(process.env.BEAM ?? 1);
 const RATE = 16000;
 
 /** 16-bit mono 16 kHz WAV: in every 30 s window `speech` seconds of a voiced-like tone, then silence. */
@@ -105,7 +107,7 @@ const shapes = allShapes.filter((s) => SHAPES.includes(s.name));
 
 /** The CLI's compute time: total − load, from whisper_print_timings (model load excluded, as the issue defines it). */
 function cli(shape: Shape): number {
-  const run = spawnSync(CLI, ['-m', shape.model, '-f', shape.file, '-t', String(THREADS), '-l', 'en', '-bs', '1', '-bo', '1', '-nf'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const run = spawnSync(CLI, ['-m', shape.model, '-f', shape.file, '-t', String(THREADS), '-l', 'en', '-bs', String(BEAM), '-bo', '1', '-nf'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const timing = (what: string) => Number(new RegExp(`whisper_print_timings:\\s+${what} time =\\s+([\\d.]+) ms`).exec(run.stderr)?.[1]);
   const total = timing('total');
   const load = timing('load');
@@ -139,7 +141,7 @@ async function http(url: string, shape: Shape, vad: 'off' | 'on', retries = 3): 
 async function startService(model: string) {
   const port = await freePort();
   const service = spawnService(
-    { LOCAL_WHISPER_MODEL: model, STT_BACKEND: 'local', WHISPER_THREADS: String(THREADS), STT_PARALLEL: '1', GEMMA_MODEL: '/absent.gguf', LOG_LEVEL: 'warn', MAX_UPLOAD_BYTES: '100000000', MAX_AUDIO_SECONDS: '3600', REQUEST_TIMEOUT_SECONDS: '3600', STT_RUNNER: process.env.STT_RUNNER ?? 'process' },
+    { LOCAL_WHISPER_MODEL: model, STT_BACKEND: 'local', WHISPER_THREADS: String(THREADS), WHISPER_BEAM_SIZE: String(BEAM), STT_PARALLEL: '1', GEMMA_MODEL: '/absent.gguf', LOG_LEVEL: 'warn', MAX_UPLOAD_BYTES: '100000000', MAX_AUDIO_SECONDS: '3600', REQUEST_TIMEOUT_SECONDS: '3600', STT_RUNNER: process.env.STT_RUNNER ?? 'process' },
     port,
     { quiet: true },
   );
@@ -202,6 +204,7 @@ try {
         cli: CLI,
         model: 'tiny dimensions (384 state, 4+4 layers, 6 heads, f16), deterministic decoder',
         threads: THREADS,
+        beam_size: BEAM,
         rounds: ROUNDS,
         started_at: STARTED,
         load_average_at_start: LOAD_AT_START,

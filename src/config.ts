@@ -312,6 +312,7 @@ export const configSchema = z.object({
     .prefault('auto')
     .describe('Where the embedded Whisper runs: cpu (smart-whisper, AVX2 build), cuda (@fugood/whisper.node CUDA 12 build; first visible GPU, cuda:N needs CUDA_VISIBLE_DEVICES), auto (CUDA when an NVIDIA driver is loaded and the CUDA build loads, else CPU).'),
   WHISPER_THREADS: int(0, 0, 1024).describe('CPU threads per Whisper transcription; 0 = usable cores less one.'),
+  WHISPER_BEAM_SIZE: int(5, 1, 16).describe('Beam search width of the embedded Whisper (5, as whisper.cpp\'s CLI and faster-whisper default); 1 = greedy decoding, ~0.1 s less CPU per 30 s window on a tiny model, slightly less accurate.'),
   STT_VAD_FILTER: bool(false).describe(
     'Default of the `vad_filter` request field (transcription routes; also used by transcription jobs and WebSocket turns): the embedded Whisper gets only the speech regions the WebRTC VAD finds (timestamps still refer to the original audio; silence answers empty text). Off by default: see docs/benchmarks.md#vad-filter.',
   ),

@@ -73,6 +73,7 @@ export function whisperCppOptions(config: Config, setting = 'LOCAL_WHISPER_MODEL
   return {
     model: config.LOCAL_WHISPER_MODEL,
     threads: computeThreads(config.WHISPER_THREADS),
+    beamSize: config.WHISPER_BEAM_SIZE,
     parallel: config.STT_PARALLEL,
     hf: hfSettings(config),
     device: config.STT_DEVICE,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { configProblems } from '../helpers/config.ts';
-import { runnerSupervision } from '../../src/engines/index.ts';
+import { runnerSupervision, whisperCppOptions } from '../../src/engines/index.ts';
 
 describe('runner configuration', () => {
   it('defaults: both runners in processes, a 30 s hang watchdog, restarts after 250 ms doubling up to 10 s', () => {
@@ -26,5 +26,13 @@ describe('runner configuration', () => {
     }
     assert.ok(configProblems({ STT_RUNNER: 'thread' }).some((p) => p.startsWith('STT_RUNNER')));
     assert.ok(configProblems({ RUNNER_HANG_SECONDS: '-1' }).some((p) => p.startsWith('RUNNER_HANG_SECONDS')));
+  });
+});
+
+describe('WHISPER_BEAM_SIZE', () => {
+  it('reaches the Whisper adapter (default 5, 1 = greedy); out of range is a start-up problem naming it', () => {
+    assert.equal(whisperCppOptions(loadConfig({})).beamSize, 5);
+    assert.equal(whisperCppOptions(loadConfig({ WHISPER_BEAM_SIZE: '1' })).beamSize, 1);
+    assert.ok(configProblems({ WHISPER_BEAM_SIZE: '0' }).some((p) => p.startsWith('WHISPER_BEAM_SIZE')));
   });
 });

@@ -21,6 +21,8 @@ export interface WindowParams {
   prompt: string;
   temperature: number;
   threads: number;
+  /** 1 = greedy, else beam search of this width. */
+  beamSize: number;
   tokenTimestamps: boolean;
 }
 
@@ -64,6 +66,8 @@ export async function loadSmartWhisper(file: string): Promise<WhisperBackend> {
         initial_prompt: p.prompt,
         temperature: p.temperature,
         n_threads: p.threads,
+        // WhisperSamplingStrategy: 0 greedy, 1 beam search (the binding's default, width 5)
+        ...(p.beamSize > 1 ? { strategy: 1, beam_size: p.beamSize } : { strategy: 0 }),
         token_timestamps: p.tokenTimestamps,
         format: 'detail',
       });
@@ -110,6 +114,7 @@ export async function loadFugood(file: string, variant: 'cuda' | 'default', useG
         prompt: p.prompt,
         temperature: p.temperature,
         maxThreads: p.threads,
+        beamSize: p.beamSize,
         tokenTimestamps: false,
       });
       // not job.stop(): in 1.1.3 (and so assumed in 1.1.1) its promise then never settles (seen here), so, as with

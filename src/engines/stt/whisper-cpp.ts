@@ -26,6 +26,8 @@ export interface WhisperCppOptions {
   model: string;
   /** CPU threads per window (a number, already resolved: no "auto"). */
   threads: number;
+  /** Beam search width; 1 = greedy (default 5). */
+  beamSize?: number;
   /** Windows decoded at once; further windows wait their turn, FIFO. */
   parallel: number;
   /** Where tier models are cached and fetched from. */
@@ -154,7 +156,7 @@ export class WhisperCppEngine implements SttEngine {
       try {
         results = await this.backend.run(
           slice,
-          { language: language || 'auto', translate: request.task === 'translate', prompt: request.prompt ?? '', temperature: request.temperature ?? 0, threads: this.options.threads, tokenTimestamps: true },
+          { language: language || 'auto', translate: request.task === 'translate', prompt: request.prompt ?? '', temperature: request.temperature ?? 0, threads: this.options.threads, beamSize: this.options.beamSize ?? 5, tokenTimestamps: true },
           signal,
         );
       } finally {

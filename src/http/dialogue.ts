@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { AudioBudget } from '../audio/audio-budget.ts';
 import { decodeToWhisperInput } from '../audio/decode.ts';
 import { AUDIO_FORMATS } from '../audio/formats.ts';
 import type { DialogueService } from '../dialogue/pipeline.ts';
@@ -103,7 +104,7 @@ const sessionSchema = z
   })
   .meta({ id: 'Session' });
 
-export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; maxUploadBytes: number; maxAudioSeconds: number }> = async (app, { dialogue, maxUploadBytes, maxAudioSeconds }) => {
+export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; maxUploadBytes: number; maxAudioSeconds: number; audioBudget: AudioBudget }> = async (app, { dialogue, maxUploadBytes, maxAudioSeconds, audioBudget }) => {
   await registerMultipart(app, maxUploadBytes);
 
   app.post(
@@ -128,7 +129,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       const body = request.body as DialogueBody;
       const file = 'file' in body ? body.file : body.audio_base64 !== undefined ? Buffer.from(body.audio_base64, 'base64') : undefined;
       if (file) assertAudioSize(file, maxUploadBytes);
-      const audio = file ? await decodeToWhisperInput(file, { maxSeconds: maxAudioSeconds }, 'file' in body ? 'file' : 'audio_base64') : undefined;
+      const audio = file ? await decodeToWhisperInput(file, { maxSeconds: maxAudioSeconds, budget: audioBudget.forResponse(reply.raw) }, 'file' in body ? 'file' : 'audio_base64') : undefined;
       const wanted = 'file' in body ? (body.response_modalities?.split(',') ?? ['text', 'audio']) : (body.response_modalities ?? ['text', 'audio']);
       const signal = clientSignal(reply);
       const turn = await dialogue.start(

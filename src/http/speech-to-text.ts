@@ -216,9 +216,10 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
           'multipart/form-data with `file` (or JSON with `audio_base64`) and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
         consumes: ['multipart/form-data', 'application/json'],
         body: z.union([speechToTextForm, speechToTextJson]),
-        bodyLimit: base64BodyLimit(options.maxUploadBytes),
         response: { 200: speechToTextResponse, ...errorResponses(400, 413, 415, 429, 503) },
       },
+      // a route option, not a schema field (Fastify ignores it there): base64 audio up to MAX_UPLOAD_BYTES
+      bodyLimit: base64BodyLimit(options.maxUploadBytes),
     },
     async (request, reply) => {
       const body = request.body;

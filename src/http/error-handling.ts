@@ -5,6 +5,7 @@ import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } fro
 import { ApiError, typeForStatus } from '../errors.ts';
 import { isUpgrade } from './auth.ts';
 import { stopDecoding } from './content-encoding.ts';
+import { multipartTooLarge } from './multipart-audio.ts';
 import { abortedByClient, deadlineError, logClientAbort } from './request-signal.ts';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
@@ -159,7 +160,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       logClientAbort(request, error);
       return reply.code(499).send(new ApiError(499, 'invalid_request_error', 'The client disconnected.', { code: 'client_disconnected' }).envelope(request.id));
     }
-    const apiError = deadlineError(request) ?? toApiError(error, request.body);
+    const apiError = deadlineError(request) ?? multipartTooLarge(error, request) ?? toApiError(error, request.body);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError) && apiError.code !== 'request_timeout') request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');
     if ((REFUSED_UNREAD.has(apiError.statusCode) || REFUSED_PART_READ.has(apiError.code ?? '')) && hasUnreadBody(request.raw)) {

@@ -45,6 +45,7 @@ import { realtimeClientSecretRoutes } from './http/openai/realtime-client-secret
 import { ClientSecrets } from './realtime/client-secrets.ts';
 import { probeFfmpeg } from './audio/ffmpeg.ts';
 import { configureDecodePool } from './audio/decode-pool.ts';
+import { AudioBudget } from './audio/audio-budget.ts';
 import { registerJsonBody } from './http/json-body.ts';
 import { DialogueService } from './dialogue/pipeline.ts';
 import { loadPrompts } from './dialogue/prompts.ts';
@@ -244,10 +245,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const responses = new ResponseStore(deps.sessions, config);
   await app.register(responseRoutes, { generation, responses });
   await app.register(modelRoutes, { engines: deps.engines });
+  const audioHeld = deps.metrics.gauge('audio_decoded_seconds_in_flight', 'Seconds of decoded audio held by HTTP requests (bounded by MAX_AUDIO_IN_FLIGHT_SECONDS).');
+  const audioBudget = new AudioBudget(config.MAX_AUDIO_IN_FLIGHT_SECONDS ?? 2 * config.MAX_AUDIO_SECONDS, (held) => audioHeld.set(held));
   await app.register(speechToTextRoutes, {
     transcription,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     maxAudioSeconds: config.MAX_AUDIO_SECONDS,
+    audioBudget,
   });
   await app.register(jobRoutes, { jobs: jobs.service, webhooks: jobs.webhooks, maxUploadBytes: config.JOB_MAX_UPLOAD_BYTES, maxJsonUploadBytes: config.MAX_UPLOAD_BYTES, describe: describeJobs, sttModelId: (name) => transcription.modelId(name) });
   const synthesis = new SynthesisService(config, deps.engines, deps.metrics, probeFfmpeg(config.FFMPEG_PATH));
@@ -256,7 +260,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(sttSocketRoutes, { transcription, config, wsDocs, drain });
   await app.register(ttsSocketRoutes, { synthesis, wsDocs, drain, defaults: { format: 'pcm', sampleRate: config.DEFAULT_AUDIO_SAMPLE_RATE } });
   const dialogue = new DialogueService(config, { transcription, generation, synthesis, sessions: deps.sessions, metrics: deps.metrics, prompts: loadPrompts(config) });
-  await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS });
+  await app.register(dialogueRoutes, { dialogue, maxUploadBytes: config.MAX_UPLOAD_BYTES, maxAudioSeconds: config.MAX_AUDIO_SECONDS, audioBudget });
   await app.register(dialogueSocketRoutes, { dialogue, transcription, config, wsDocs, drain });
   await app.register(realtimeSocketRoutes, { dialogue, transcription, config, wsDocs, drain, clientSecrets });
   await app.register(realtimeClientSecretRoutes, { secrets: clientSecrets, config, checkModels: (model, sttModel) => dialogue.checkModels(model, sttModel) });

@@ -302,6 +302,16 @@ export const configSchema = z.object({
   STT_QUEUE_SIZE: int(16, 0, 10_000).describe('Transcription requests in flight beyond STT_PARALLEL; beyond that 429 with Retry-After.'),
   MAX_UPLOAD_BYTES: int(26_214_400, 1024, 2_147_483_647).describe('Largest uploaded audio file (bytes; default 25 MiB like OpenAI); larger gets 413.'),
   MAX_AUDIO_SECONDS: num(3600, 1, 86_400).describe('Longest audio accepted for transcription (seconds, after decoding); longer gets 413.'),
+  MAX_AUDIO_IN_FLIGHT_SECONDS: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number of seconds')
+    .transform(Number)
+    .pipe(z.number().min(1).max(10_000_000))
+    .optional()
+    .describe(
+      'Decoded audio the HTTP speech-to-text and dialogue requests may hold at once, all together (seconds; 16 kHz float32 = 64 KB/s, 1 h ≈ 230 MB). Reserved as decoding proceeds, released when the request ends; past it 503 `audio_budget_exceeded` with Retry-After. Unset: 2 × MAX_AUDIO_SECONDS.',
+    ),
   DECODE_THREADS: int(2, 1, 64).describe('Worker threads that decode uploaded audio (off the event loop); each decodes one file at a time.'),
   DECODE_QUEUE_SIZE: int(32, 0, 10_000).describe('Uploaded files waiting for a decode thread; one more gets 503 `decoder_busy` with Retry-After.'),
   STT_DEVICE: z

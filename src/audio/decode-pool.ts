@@ -8,6 +8,7 @@
  * (WASM decoders never give memory back; a thread that goes away does).
  */
 import os from 'node:os';
+import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ApiError } from '../errors.ts';
 import type { DecodeOutcome, DecodeTask } from './decode-worker.ts';
@@ -62,21 +63,44 @@ function get(): Piscina<DecodeTask, DecodeOutcome> {
   return pool;
 }
 
+/**
+ * Keeps a decode within a budget (src/audio/audio-budget.ts): `reserve` is asked for the seconds
+ * decoded so far plus the next report's worth as the thread reports them, and for the exact length
+ * at the end; when it says no, the thread is stopped and `refusal` is thrown.
+ */
+export interface DecodeBudget {
+  reserve(seconds: number): boolean;
+  refusal(): Error;
+}
+
 /** Runs one decode on the pool; `signal` aborts it (the worker thread is terminated). */
-export async function runDecode(task: DecodeTask, signal?: AbortSignal, param = 'file'): Promise<DecodeOutcome> {
+export async function runDecode(task: Omit<DecodeTask, 'progress'>, signal?: AbortSignal, param = 'file', budget?: DecodeBudget): Promise<DecodeOutcome> {
   const workers = get();
   if (workers.queueSize >= options.queue) throw busy();
+  const over = new AbortController();
+  const stop = signal ? AbortSignal.any([signal, over.signal]) : over.signal;
+  const channel = budget ? new MessageChannel() : undefined;
+  channel?.port1.on('message', (seconds: number) => {
+    if (!budget!.reserve(seconds)) over.abort(budget!.refusal());
+  });
   try {
     // a copy goes to the thread: the caller's Buffer may be a view of a shared pool
-    return await workers.run({ ...task, bytes: new Uint8Array(task.bytes) }, { signal });
+    const bytes = new Uint8Array(task.bytes);
+    const progress = channel?.port2;
+    const outcome = await workers.run({ ...task, bytes, ...(progress ? { progress } : {}) }, { signal: stop, transferList: [bytes.buffer, ...(progress ? [progress] : [])] });
+    // the whole length, now known (a file shorter than one report interval reported only its start)
+    if (outcome.ok && budget && !budget.reserve(outcome.samples.length / task.targetRate)) throw budget.refusal();
+    return outcome;
   } catch (error) {
-    if (signal?.aborted) throw signal.reason;
+    if (stop.aborted) throw stop.reason;
     if (error instanceof Error && /queue is at limit/i.test(error.message)) throw busy();
     // the thread went over its heap limit (a hostile header): it is gone, piscina replaces it
     if ((error as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
       throw ApiError.badRequest('Could not decode the audio: decoding it needed more memory than any real file of the accepted length does (a corrupt or hostile header?).', param, 'invalid_audio');
     }
     throw error;
+  } finally {
+    channel?.port1.close();
   }
 }
 

@@ -11,6 +11,8 @@
  *   ones are clipped to [-1, 1] (a float WAV may hold 1e30; its spectrum overflows to Infinity too).
  * Refusals come back as values ({ ok: false, … }): an ApiError does not survive the thread boundary.
  */
+import type { MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import decode from 'audio-decode';
 import audioType from 'audio-type';
 import * as samplerate from '@alexanderolsen/libsamplerate-js';
@@ -22,7 +24,12 @@ export interface DecodeTask {
   bytes: Uint8Array;
   maxSeconds: number;
   targetRate: number;
+  /** Told the seconds decoded so far, every PROGRESS_SECONDS (the audio budget reserves against it). */
+  progress?: MessagePort;
 }
+
+/** How often (seconds of audio) the caller is told the progress: 30 s is 1.9 MB of output. */
+export const PROGRESS_SECONDS = 30;
 
 export type DecodeOutcome =
   | { ok: true; samples: Float32Array; duration: number; sampleRate: number; channels: number }
@@ -63,6 +70,8 @@ class Collector {
   private converter: Converter | undefined;
   private readonly out: Float32Array[] = [];
   private outLength = 0;
+  /** Seconds last reported to task.progress (the first piece reports at once). */
+  private reported = -PROGRESS_SECONDS;
 
   constructor(private readonly task: DecodeTask) {}
 
@@ -84,6 +93,11 @@ class Collector {
     this.frames += n;
     const seconds = this.frames / this.rate;
     if (seconds > this.task.maxSeconds) throw new Refusal({ ok: false, status: 413, code: 'audio_too_long', message: '', seconds });
+    if (this.task.progress && seconds - this.reported >= PROGRESS_SECONDS) {
+      // told before this piece is kept: the caller stops the thread once its budget is spent
+      this.reported = seconds;
+      this.task.progress.postMessage(Math.min(seconds + PROGRESS_SECONDS, this.task.maxSeconds));
+    }
     this.push(mixdown(channelData, n));
   }
 
@@ -105,12 +119,13 @@ class Collector {
     }
     const samples = new Float32Array(expected);
     let at = 0;
-    for (const chunk of this.out) {
-      if (at >= expected) break;
+    // each piece is let go once copied, so the pieces and the whole are not both held to the end
+    for (let chunk = this.out.shift(); chunk && at < expected; chunk = this.out.shift()) {
       const take = Math.min(chunk.length, expected - at);
       samples.set(take === chunk.length ? chunk : chunk.subarray(0, take), at);
       at += take;
     }
+    this.out.length = 0;
     return { ok: true, samples, duration: this.frames / this.rate, sampleRate: this.rate, channels: this.channels };
   }
 
@@ -179,7 +194,24 @@ function mixdown(channels: Float32Array[], n: number): Float32Array {
   return out;
 }
 
+/**
+ * The outcome, its samples moved (not copied) to the calling thread: piscina clones a result
+ * unless it is a Transferable (a clone would hold the hour's 230 MB twice, once per thread).
+ */
+function handOver(outcome: DecodeOutcome): DecodeOutcome {
+  if (!outcome.ok) return outcome;
+  return Piscina.move({ [Piscina.transferableSymbol]: [outcome.samples.buffer], [Piscina.valueSymbol]: outcome } as never) as unknown as DecodeOutcome;
+}
+
 export default async function decodeTask(task: DecodeTask): Promise<DecodeOutcome> {
+  try {
+    return handOver(await decodeAll(task));
+  } finally {
+    task.progress?.close();
+  }
+}
+
+async function decodeAll(task: DecodeTask): Promise<DecodeOutcome> {
   const bytes = task.bytes;
   const type = audioType(bytes);
   if (!type || !SUPPORTED.has(type)) return { ok: false, status: 400, code: 'unsupported_audio_format', message: `No decoder for this audio (${type ?? 'unknown format'}).` };

@@ -12,7 +12,7 @@
  */
 import { ApiError } from '../errors.ts';
 import { STT_SAMPLE_RATE } from '../engines/stt/types.ts';
-import { runDecode } from './decode-pool.ts';
+import { runDecode, type DecodeBudget } from './decode-pool.ts';
 import { inspectAudio, tooLong } from './inspect.ts';
 
 export interface DecodedAudio {
@@ -49,6 +49,8 @@ export interface DecodeLimits {
   setting?: string;
   /** Cancels the decode (client gone, request deadline): its worker thread is stopped. */
   signal?: AbortSignal;
+  /** The request's share of MAX_AUDIO_IN_FLIGHT_SECONDS, reserved as samples arrive (src/audio/audio-budget.ts). */
+  budget?: DecodeBudget;
 }
 
 export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimits, param = 'file'): Promise<DecodedAudio> {
@@ -59,7 +61,7 @@ export async function decodeToWhisperInput(bytes: Uint8Array, limits: DecodeLimi
   }
   const bounds = { maxSeconds: limits.maxSeconds, setting: limits.setting ?? 'MAX_AUDIO_SECONDS', param };
   inspectAudio(bytes, container, bounds);
-  const outcome = await runDecode({ bytes, maxSeconds: limits.maxSeconds, targetRate: STT_SAMPLE_RATE }, limits.signal, param);
+  const outcome = await runDecode({ bytes, maxSeconds: limits.maxSeconds, targetRate: STT_SAMPLE_RATE }, limits.signal, param, limits.budget);
   if (!outcome.ok) {
     if (outcome.code === 'audio_too_long') throw tooLong(outcome.seconds ?? limits.maxSeconds, bounds);
     if (outcome.code === 'unsupported_audio_format') throw new ApiError(415, 'invalid_request_error', outcome.message, { param, code: outcome.code });

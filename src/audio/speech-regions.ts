@@ -10,6 +10,10 @@
  * fixed 30 s windows): one that does not fit the rest of a window starts the next one, the rest of
  * the window staying zeros (whisper pads every window to 30 s anyway, so it costs nothing).
  * Regions longer than a window are split at their quietest 20 ms frame near the edge.
+ *
+ * An hour of audio is 57.6 M samples: every pass over it (the peak, the VAD frames, the packing
+ * copy) gives the event loop back every few milliseconds (Pacer), so one long file with
+ * `vad_filter` never stalls /health or the other requests, and a client that leaves stops it.
  */
 import { VAD_SAMPLE_RATE, WebRtcVad } from './vad.ts';
 
@@ -38,10 +42,43 @@ export interface Region {
 const TARGET_PEAK = 0.5;
 const MAX_GAIN = 100;
 
-/** Speech regions of 16 kHz mono audio; yields to the event loop every 30 s of audio. */
-export async function speechRegions(audio: Float32Array, signal: AbortSignal, settings: RegionSettings = DEFAULT_REGION_SETTINGS): Promise<Region[]> {
+/** Work between two yields to the event loop (ms): short enough that /health never waits on it. */
+const SLICE_MS = 8;
+/** Samples / frames handled between two looks at the clock (cheap enough, fine enough). */
+const PEAK_STEP = 64 * 1024;
+const FRAME_STEP = 100;
+
+/** Gives the event loop back once SLICE_MS of work has passed; throws once `signal` is aborted. */
+class Pacer {
+  private since = performance.now();
+  constructor(private readonly signal: AbortSignal) {}
+
+  async tick(): Promise<void> {
+    if (performance.now() - this.since < SLICE_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    this.signal.throwIfAborted();
+    this.since = performance.now();
+  }
+}
+
+async function peakOf(audio: Float32Array, pacer: Pacer): Promise<number> {
   let peak = 0;
-  for (const s of audio) peak = Math.max(peak, Math.abs(s));
+  for (let from = 0; from < audio.length; from += PEAK_STEP) {
+    const to = Math.min(audio.length, from + PEAK_STEP);
+    for (let i = from; i < to; i++) {
+      const v = Math.abs(audio[i]!);
+      if (v > peak) peak = v;
+    }
+    await pacer.tick();
+  }
+  return peak;
+}
+
+/** Speech regions of 16 kHz mono audio; gives the event loop back every few ms (see the file comment). */
+export async function speechRegions(audio: Float32Array, signal: AbortSignal, settings: RegionSettings = DEFAULT_REGION_SETTINGS): Promise<Region[]> {
+  const pacer = new Pacer(signal);
+  signal.throwIfAborted();
+  const peak = await peakOf(audio, pacer);
   if (peak === 0) return [];
   const gain = Math.min(TARGET_PEAK / peak, MAX_GAIN);
   const vad = await WebRtcVad.create(settings.mode);
@@ -51,10 +88,7 @@ export async function speechRegions(audio: Float32Array, signal: AbortSignal, se
     let runStart = -1;
     const frames = Math.floor(audio.length / FRAME);
     for (let f = 0; f < frames; f++) {
-      if (f % 1500 === 1499) {
-        await new Promise((resolve) => setImmediate(resolve));
-        signal.throwIfAborted();
-      }
+      if (f % FRAME_STEP === FRAME_STEP - 1) await pacer.tick();
       const base = f * FRAME;
       for (let i = 0; i < FRAME; i++) frame[i] = Math.max(-32768, Math.min(32767, Math.round(audio[base + i]! * gain * 32767)));
       const voiced = vad.isSpeech(frame);
@@ -110,16 +144,18 @@ function quietestCut(audio: Float32Array, from: number, to: number): number {
   return best;
 }
 
-/** Packs regions into windows of `window` samples (see the file comment). */
-export function packRegions(audio: Float32Array, regions: Region[], window: number): PackedSpeech {
+/** Packs regions into windows of `window` samples (see the file comment); yields as speechRegions does. */
+export async function packRegions(audio: Float32Array, regions: Region[], window: number, signal: AbortSignal): Promise<PackedSpeech> {
+  const pacer = new Pacer(signal);
   const pieces: Region[] = [];
   for (const region of regions) {
     let { start } = region;
     while (region.end - start > window) {
-      // split in the last 5 s before the window edge, where it is quietest
+      // split in the last 5 s before the window edge, where it is quietest (5 s: 250 frames, well under a slice)
       const cut = quietestCut(audio, start + Math.max(FRAME, window - 5 * VAD_SAMPLE_RATE), start + window);
       pieces.push({ start, end: cut });
       start = cut;
+      await pacer.tick();
     }
     pieces.push({ start, end: region.end });
   }
@@ -133,7 +169,10 @@ export function packRegions(audio: Float32Array, regions: Region[], window: numb
     cursor += length;
   }
   const packed = new Float32Array(cursor);
-  for (const c of chunks) packed.set(audio.subarray(c.origin, c.origin + c.length), c.at);
+  for (const c of chunks) {
+    packed.set(audio.subarray(c.origin, c.origin + c.length), c.at);
+    await pacer.tick();
+  }
   return { audio: packed, chunks };
 }
 

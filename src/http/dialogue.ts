@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { AudioBudget } from '../audio/audio-budget.ts';
 import { decodeToWhisperInput } from '../audio/decode.ts';
 import { AUDIO_FORMATS } from '../audio/formats.ts';
 import type { DialogueService } from '../dialogue/pipeline.ts';
@@ -103,7 +104,7 @@ const sessionSchema = z
   })
   .meta({ id: 'Session' });
 
-export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; maxUploadBytes: number; maxAudioSeconds: number }> = async (app, { dialogue, maxUploadBytes, maxAudioSeconds }) => {
+export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; maxUploadBytes: number; maxAudioSeconds: number; audioBudget: AudioBudget }> = async (app, { dialogue, maxUploadBytes, maxAudioSeconds, audioBudget }) => {
   await registerMultipart(app, maxUploadBytes);
 
   app.post(
@@ -115,9 +116,10 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
         description:
           'The user turn as `text`, `audio_base64` (JSON) or `file` (multipart); the reply as text and/or speech with the conversation remembered under `session_id` (returned, and in `X-Session-ID`). Speech is synthesized sentence by sentence while the model writes. With `stream: true`, Server-Sent Events: `transcript` (audio turns), then `text.delta` `{"text"}` and `audio.delta` `{"audio","format","sample_rate"}` (base64 chunks of one continuous stream) interleaved as produced, then `done` with the metadata (as the JSON answer, without `audio_base64`); an error after the first byte is an `error` event. If TTS fails the turn still answers with text (`audio_base64: null`, `degraded: [{"stage":"tts",...}]`); audio with no speech answers `no_speech: true` without asking the model. 400 bad input, 413/415 audio, 429 queue full, 503 engine or session store unavailable.',
         body: { content: Object.fromEntries(Object.entries(BODY_BY_TYPE).map(([type, schema]) => [type, { schema }])) },
-        bodyLimit: base64BodyLimit(maxUploadBytes),
         response: { 200: dialogueResponseSchema, ...errorResponses(400, 413, 415, 429, 503) },
       },
+      // a route option, not a schema field (Fastify ignores it there): base64 audio up to MAX_UPLOAD_BYTES
+      bodyLimit: base64BodyLimit(maxUploadBytes),
       // a body of another type would reach the handler unvalidated (Fastify validates by content type)
       preValidation: (request, _reply, done) => {
         done(request.mediaType !== undefined && request.mediaType in BODY_BY_TYPE ? undefined : new ApiError(415, 'invalid_request_error', 'Send the turn as application/json or multipart/form-data.', { code: 'unsupported_media_type' }));
@@ -128,7 +130,7 @@ export const dialogueRoutes: FastifyPluginAsyncZod<{ dialogue: DialogueService; 
       const body = request.body as DialogueBody;
       const file = 'file' in body ? body.file : body.audio_base64 !== undefined ? Buffer.from(body.audio_base64, 'base64') : undefined;
       if (file) assertAudioSize(file, maxUploadBytes);
-      const audio = file ? await decodeToWhisperInput(file, { maxSeconds: maxAudioSeconds }, 'file' in body ? 'file' : 'audio_base64') : undefined;
+      const audio = file ? await decodeToWhisperInput(file, { maxSeconds: maxAudioSeconds, budget: audioBudget.forResponse(reply.raw) }, 'file' in body ? 'file' : 'audio_base64') : undefined;
       const wanted = 'file' in body ? (body.response_modalities?.split(',') ?? ['text', 'audio']) : (body.response_modalities ?? ['text', 'audio']);
       const signal = clientSignal(reply);
       const turn = await dialogue.start(

@@ -4,6 +4,8 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ApiError, typeForStatus } from '../errors.ts';
 import { isUpgrade } from './auth.ts';
+import { stopDecoding } from './content-encoding.ts';
+import { multipartTooLarge } from './multipart-audio.ts';
 import { abortedByClient, deadlineError, logClientAbort } from './request-signal.ts';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
@@ -142,6 +144,8 @@ function drain(raw: IncomingMessage): Promise<void> {
 
 /** Refusals that come before the body is read: 401/429 (authentication), 413 (too large). */
 const REFUSED_UNREAD = new Set([401, 413, 429]);
+/** Refusals part-way through a body: a compressed one that is not valid data (src/http/content-encoding.ts). */
+const REFUSED_PART_READ = new Set(['invalid_content_encoding']);
 
 /** A request whose body has not been received yet (never an upgrade: it has no body). */
 function hasUnreadBody(raw: IncomingMessage): boolean {
@@ -156,12 +160,14 @@ export function registerErrorHandling(app: FastifyInstance): void {
       logClientAbort(request, error);
       return reply.code(499).send(new ApiError(499, 'invalid_request_error', 'The client disconnected.', { code: 'client_disconnected' }).envelope(request.id));
     }
-    const apiError = deadlineError(request) ?? toApiError(error, request.body);
+    const apiError = deadlineError(request) ?? multipartTooLarge(error, request) ?? toApiError(error, request.body);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError) && apiError.code !== 'request_timeout') request.log.error({ err: error }, 'request failed');
     else request.log[apiError.statusCode >= 500 ? 'warn' : 'info']({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'request rejected');
-    if (REFUSED_UNREAD.has(apiError.statusCode) && hasUnreadBody(request.raw)) {
-      // a refused body (too large, or sent without a valid key) is not read on: drain what is
-      // already on its way (bounded) so the answer arrives, then close rather than keep reading
+    if ((REFUSED_UNREAD.has(apiError.statusCode) || REFUSED_PART_READ.has(apiError.code ?? '')) && hasUnreadBody(request.raw)) {
+      // a refused body (too large, not valid compressed data, or sent without a valid key) is not
+      // read on: drain what is already on its way (bounded) so the answer arrives, then close
+      // rather than keep reading; a body being inflated stops inflating first
+      stopDecoding(request.raw);
       await drain(request.raw);
       void reply.header('Connection', 'close');
     }

@@ -15,7 +15,7 @@ import { FINAL_STATUSES, JOB_ID_PATTERN, JOB_STATUSES, type JobOptions, type Job
 import type { JobService } from '../jobs/service.ts';
 import type { Webhooks } from '../jobs/webhooks.ts';
 import { tenantOf } from '../tenancy.ts';
-import { audioFileField, formNumber } from './multipart-audio.ts';
+import { audioFileField, formNumber, uploadTooLarge } from './multipart-audio.ts';
 import { languageSchema } from './schemas.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse, type SseEvent } from './streaming.ts';
@@ -98,8 +98,7 @@ function streamedBodyValidator(route: Parameters<typeof validatorCompiler>[0] & 
   return route.httpPart === 'body' ? (data: unknown) => (data === undefined || data === null ? { value: undefined } : validate(data)) : validate;
 }
 
-const tooLarge = (bytes: string, limit: number, setting: string, param: string) =>
-  new ApiError(413, 'invalid_request_error', `The audio is ${bytes}; the limit is ${limit} bytes (${setting}).`, { param, code: 'audio_too_large' });
+const tooLarge = uploadTooLarge;
 
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, options) => {
   const { jobs, webhooks } = options;

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { AudioBudget } from '../audio/audio-budget.ts';
 import { decodeToWhisperInput, type DecodedAudio } from '../audio/decode.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Transcript, TranscriptSegment } from '../engines/stt/types.ts';
@@ -20,6 +21,8 @@ export interface SpeechToTextOptions {
   transcription: TranscriptionService;
   maxUploadBytes: number;
   maxAudioSeconds: number;
+  /** MAX_AUDIO_IN_FLIGHT_SECONDS: each request's decoded audio is reserved here until its response closes. */
+  audioBudget: AudioBudget;
 }
 
 const commonFields = {
@@ -110,9 +113,10 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
   type Fields = { language?: string; prompt?: string; temperature?: number; vad_filter?: boolean; model?: string; keep_alive?: number };
 
   /** Everything that can fail with a clean 4xx/503 before any byte is sent. */
-  async function prepare(file: Buffer, signal: AbortSignal, log: Log, model: string | undefined): Promise<DecodedAudio> {
+  /** `reply`: its decoded audio is held against MAX_AUDIO_IN_FLIGHT_SECONDS until the response closes. */
+  async function prepare(file: Buffer, signal: AbortSignal, reply: FastifyReply, log: Log, model: string | undefined): Promise<DecodedAudio> {
     transcription.assertAvailable(model);
-    const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds, signal });
+    const audio = await decodeToWhisperInput(file, { maxSeconds: options.maxAudioSeconds, signal, budget: options.audioBudget.forResponse(reply.raw) });
     log.info({ container: audio.source.container, bytes: audio.source.bytes, duration_s: +audio.duration.toFixed(3), sample_rate: audio.source.sampleRate, channels: audio.source.channels }, 'audio received');
     return audio;
   }
@@ -139,8 +143,8 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
     return { ...result, transcript: { ...result.transcript, duration: audio.duration } };
   }
 
-  async function run(file: Buffer, fields: Fields, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, log: Log) {
-    return transcribe(await prepare(file, signal, log, fields.model), fields, task, words, signal, log);
+  async function run(file: Buffer, fields: Fields, task: 'transcribe' | 'translate', words: boolean, signal: AbortSignal, reply: FastifyReply, log: Log) {
+    return transcribe(await prepare(file, signal, reply, log, fields.model), fields, task, words, signal, log);
   }
 
   function formatted(format: ResponseFormat, transcript: Transcript, task: 'transcribe' | 'translate', temperature: number) {
@@ -157,7 +161,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
    * byte (bad audio, no engine) are ordinary HTTP errors.
    */
   async function streamTranscript(request: FastifyRequest, reply: FastifyReply, body: Fields & { file: Buffer }, task: 'transcribe' | 'translate', signal: AbortSignal) {
-    const audio = await prepare(body.file, signal, request.log, body.model);
+    const audio = await prepare(body.file, signal, reply, request.log, body.model);
     const queue = new AsyncQueue<SseEvent>();
     const done = transcribe(audio, body, task, false, signal, request.log, (segment) => queue.push({ data: { type: 'transcript.text.delta', delta: segment.text } }))
       .then((result) => queue.push({ data: { type: 'transcript.text.done', text: result.transcript.text } }))
@@ -192,7 +196,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
         const words = granularities(body).has('word');
         const signal = clientSignal(reply);
         if (body.stream) return streamTranscript(request, reply, body, task, signal);
-        const { transcript, engine, model } = await run(body.file, body, task, words, signal, request.log);
+        const { transcript, engine, model } = await run(body.file, body, task, words, signal, reply, request.log);
         void reply.header('X-STT-Engine', engine); // as /v1/speech-to-text (a stream starts before the engine is known)
         void reply.header('X-STT-Model', model);
         const out = formatted(format, transcript, task, body.temperature ?? 0);
@@ -212,9 +216,10 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
           'multipart/form-data with `file` (or JSON with `audio_base64`) and optional `language`, `prompt`, `temperature`, `response_format` (default `json`: the shape below with segments, timestamps, confidences and the engine that answered; text/srt/vtt/verbose_json as in the OpenAI API). Same limits and errors as /v1/audio/transcriptions.',
         consumes: ['multipart/form-data', 'application/json'],
         body: z.union([speechToTextForm, speechToTextJson]),
-        bodyLimit: base64BodyLimit(options.maxUploadBytes),
         response: { 200: speechToTextResponse, ...errorResponses(400, 413, 415, 429, 503) },
       },
+      // a route option, not a schema field (Fastify ignores it there): base64 audio up to MAX_UPLOAD_BYTES
+      bodyLimit: base64BodyLimit(options.maxUploadBytes),
     },
     async (request, reply) => {
       const body = request.body;
@@ -223,7 +228,7 @@ export const speechToTextRoutes: FastifyPluginAsyncZod<SpeechToTextOptions> = as
       assertAudioSize(file, options.maxUploadBytes);
       // word timestamps in the plain json shape too (the playground's word view), when asked for
       const words = format === 'verbose_json' || granularities(body).has('word');
-      const { transcript, engine, model } = await run(file, body, 'transcribe', words, clientSignal(reply), request.log);
+      const { transcript, engine, model } = await run(file, body, 'transcribe', words, clientSignal(reply), reply, request.log);
       void reply.header('X-STT-Engine', engine);
       void reply.header('X-STT-Model', model);
       const out = formatted(format, transcript, 'transcribe', body.temperature ?? 0);

@@ -104,13 +104,14 @@ export const textToSpeechRoutes: FastifyPluginAsyncZod<{ synthesis: SynthesisSer
         description:
           'Speaks `text` with the first ready engine of TTS_BACKEND (fish-speech / OpenAudio-S1-mini, then the embedded eSpeak NG voice). JSON answer with `audio_base64`, or with `"stream": true` the audio itself (`Content-Type` of the format, chunked; `X-TTS-Engine` and `X-Sample-Rate` headers), first bytes once the first chunk is synthesized — `curl ... --output speech.wav` works. 400 empty or too-long text, bad reference audio, unknown voice; 413 reference clip too large/long; 429 `queue_full`; 501 `encoder_unavailable` when the format needs ffmpeg and it is missing; 502/504 `upstream_error` when fish-speech fails after retries and no other engine answers; 503 while no engine is ready.',
         body: textToSpeechRequestSchema,
-        // reference clips travel base64 inside the JSON: allow an upload's worth (MAX_UPLOAD_BYTES)
-        bodyLimit: base64BodyLimit(maxUploadBytes),
         response: {
           200: textToSpeechResponseSchema.or(z.any().meta(audioResponse('The audio, when `stream` is true.'))),
           ...errorResponses(400, 404, 413, 415, 429, 501, 502, 503, 504),
         },
       },
+      // reference clips travel base64 inside the JSON: allow an upload's worth (MAX_UPLOAD_BYTES).
+      // A route option, not a schema field (Fastify ignores it there).
+      bodyLimit: base64BodyLimit(maxUploadBytes),
     },
     async (request, reply) => {
       const body = request.body;

@@ -91,7 +91,7 @@ export class TranscriptionService {
         const started = performance.now();
         try {
           const useVad = vad && !REMOTE_ENGINES.has(engine.id);
-          if (useVad) packed ??= packRegions(base.audio, await speechRegions(base.audio, signal), WINDOW_SECONDS * STT_SAMPLE_RATE);
+          if (useVad) packed ??= await packRegions(base.audio, await speechRegions(base.audio, signal), WINDOW_SECONDS * STT_SAMPLE_RATE, signal);
           if (useVad && packed!.chunks.length === 0) return { transcript: silence(base), engine: engine.id, model: entry.id };
           const chunks = useVad ? packed!.chunks : undefined;
           const toOriginal = (s: TranscriptSegment): TranscriptSegment => (chunks ? remapSegment(s, chunks) : s);

@@ -16,7 +16,7 @@ import type { JobService } from '../jobs/service.ts';
 import type { Webhooks } from '../jobs/webhooks.ts';
 import { tenantOf } from '../tenancy.ts';
 import { audioFileField, formNumber, uploadTooLarge } from './multipart-audio.ts';
-import { languageSchema } from './schemas.ts';
+import { base64BodyLimit, languageSchema } from './schemas.ts';
 import { clientSignal } from './request-signal.ts';
 import { sendSse, type SseEvent } from './streaming.ts';
 import { RESPONSE_FORMATS } from './transcript-formats.ts';
@@ -145,9 +145,10 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
           'For recordings too long for one request: multipart/form-data with `file` (streamed to storage; up to JOB_MAX_UPLOAD_BYTES, decoded audio up to JOB_MAX_AUDIO_SECONDS) or JSON with `audio_base64` (up to MAX_UPLOAD_BYTES), plus the options of /v1/audio/transcriptions and an optional `webhook_url`. Answers 202 at once; follow the job with GET …/jobs/{id}, GET …/jobs/{id}/events (SSE) or the webhook. Workers transcribe it in 30 s windows, checkpointed: with REDIS_URL a job survives the loss of its worker and resumes on another. 413 too large, 415 unrecognized audio, 400 bad options or a webhook host that is not allowed.',
         consumes: ['multipart/form-data', 'application/json'],
         body: z.union([jobForm, jobJson]),
-        bodyLimit: Math.ceil((options.maxJsonUploadBytes * 4) / 3) + 65_536,
         response: { 202: accepted, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 413: errorEnvelopeSchema, 415: errorEnvelopeSchema, 503: errorEnvelopeSchema },
       },
+      // a route option (inside `schema` Fastify ignores it): JSON bodies carry up to an upload's worth of base64
+      bodyLimit: base64BodyLimit(options.maxJsonUploadBytes),
       // a multipart body is read by the handler (streamed), so there is no parsed body to validate;
       // JSON bodies are validated by the schema as usual
       validatorCompiler: streamedBodyValidator as never,

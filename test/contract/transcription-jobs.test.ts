@@ -100,9 +100,10 @@ describe('transcription jobs (in-process queue)', () => {
     assert.equal(submitted.body.status, 'queued');
     const { id } = submitted.body;
 
-    // a second job queues behind it (JOB_CONCURRENCY=1), sent as JSON, and is cancelled before it runs
-    const queued = await fetch(`${t.url}${JOBS}`, { method: 'POST', headers: { ...A, 'content-type': 'application/json' }, body: JSON.stringify({ audio_base64: wav(2).toString('base64') }) });
-    assert.equal(queued.status, 202);
+    // a second job queues behind it (JOB_CONCURRENCY=1), sent as JSON (40 s: 1.7 MB of base64, over MAX_BODY_BYTES'
+    // 1 MiB default but within MAX_UPLOAD_BYTES, as documented), and is cancelled before it runs
+    const queued = await fetch(`${t.url}${JOBS}`, { method: 'POST', headers: { ...A, 'content-type': 'application/json' }, body: JSON.stringify({ audio_base64: wav(40).toString('base64') }) });
+    assert.equal(queued.status, 202, await queued.clone().text());
     const queuedId = ((await queued.json()) as { id: string }).id;
     const cancel = await fetch(`${t.url}${JOBS}/${queuedId}`, { method: 'DELETE', headers: A });
     assert.equal(cancel.status, 200);

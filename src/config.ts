@@ -187,7 +187,10 @@ export const configSchema = z.object({
     '`process`: the embedded model runs in a supervised child process (a crash in llama.cpp fails only its in-flight generations with 503 `engine_restarting`; the runner restarts with backoff); `inline`: in the service process itself.',
   ),
   RUNNER_HANG_SECONDS: num(30, 0, 86_400).describe(
-    'A model runner process (LLM_RUNNER / STT_RUNNER = process) that answers no ping for this long is killed and restarted (reason `hang` in `runner_restarts_total`); its in-flight requests get 503 `engine_restarting`. Inference runs off the runner\'s event loop, so a busy runner still answers. 0 = no watchdog.',
+    'A model runner process (LLM_RUNNER / STT_RUNNER = process) that answers no ping for this long, while it loads its model or after, is killed and restarted (reason `hang` in `runner_restarts_total`; during its load it counts as a crash on load); its in-flight requests get 503 `engine_restarting`. Loading and inference run off the runner\'s event loop, so a loading or busy runner still answers (a runner that has not answered yet gets at least 15 s to start). 0 = no watchdog.',
+  ),
+  RUNNER_LOAD_TIMEOUT_SECONDS: num(600, 0, 86_400).describe(
+    'A model runner that has not loaded its model this long after it started is killed (reason `load_timeout`) and counts as a crash on load (restarted with backoff; `error` after 3 in a row). Covers a load that never ends while the runner still answers pings. 0 = no limit.',
   ),
   RUNNER_RESTART_BACKOFF_MS: z
     .string()

@@ -413,37 +413,47 @@ export class EngineRegistry {
     return entry;
   }
 
-  /** POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled. */
-  async loadModel(id: string): Promise<ModelReport> {
+  /**
+   * POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled, or
+   * rejects when `signal` fires first (the client left, REQUEST_TIMEOUT_SECONDS; the load goes on).
+   */
+  async loadModel(id: string, signal?: AbortSignal): Promise<ModelReport> {
     const entry = this.byId(id);
-    const idle = this.use(entry); // held while it loads: not evicted meanwhile
+    // not held (use()) while it loads: a loading model is not evicted anyway, and an operator's
+    // unload may stop a load that does not finish
     try {
       await this.unloading.get(entry);
       await this.admit(entry, true);
-      await this.loaded(entry, undefined, undefined); // an operator's load answers when it has settled
+      await this.loaded(entry, signal, undefined); // an operator's load answers when it has settled
     } finally {
-      idle(); // idle from now: the keep-alive runs
+      this.use(entry)(); // idle from now: the keep-alive runs
     }
     return this.report(entry);
   }
 
-  /** POST /v1/models/{id}/unload: frees a model's memory now; 409 while requests use it. */
+  /** POST /v1/models/{id}/unload: frees a model's memory now; 409 while requests use it or wait for its load. */
   async unloadModel(id: string): Promise<ModelReport> {
     const entry = this.byId(id);
     if (!this.unloadable(entry)) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' cannot be unloaded: its engine does not run in a runner process of its own.`, { param: 'model', code: 'model_not_unloadable' });
-    if ((this.inUse.get(entry) ?? 0) > 0) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' is serving requests; unload it when they are done.`, { param: 'model', code: 'model_busy' });
+    if (this.claimed(entry)) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' is serving requests (or requests wait for it to load); unload it when they are done.`, { param: 'model', code: 'model_busy', headers: { 'Retry-After': '5' } });
     await this.unload(entry, 'operator');
     return this.report(entry);
   }
 
+  /** Requests use the model, or wait for its load (they count as using it: an unload would fail them). */
+  private claimed(entry: ModelEntry): boolean {
+    return (this.inUse.get(entry) ?? 0) > 0 || (this.preparing.get(entry) ?? 0) > 0;
+  }
+
   private async unload(entry: ModelEntry, reason: UnloadReason): Promise<void> {
-    if ((this.inUse.get(entry) ?? 0) > 0) return; // a request came in meanwhile
+    if (this.claimed(entry)) return; // a request came in meanwhile
     clearTimeout(this.idleTimers.get(entry));
     this.idleTimers.delete(entry);
     const engines = (entry.engines as Engine[]).filter((e) => this.loads.has(e));
     if (engines.length === 0) return;
     const done = (async () => {
-      await Promise.all(engines.map((e) => this.loads.get(e) ?? Promise.resolve())); // a load under way settles first
+      // a load under way is stopped with it (its runner is killed, whether it answers or hangs): its
+      // promise settles, and a load finishing later no longer counts (load() checks it is current)
       await Promise.all(engines.map((e) => (e.unload ? e.unload() : Promise.resolve())));
       for (const e of engines) {
         this.loads.delete(e);

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
 import { ApiError } from '../../errors.ts';
+import { clientSignal } from '../request-signal.ts';
 import { errorResponses } from '../schemas.ts';
 
 const STARTED = Math.floor(Date.now() / 1000);
@@ -87,7 +88,7 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
           response: { 200: modelSchema, ...errorResponses(404, 409, 503) },
         },
       },
-      async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),
+      async (request, reply) => view(action === 'load' ? await engines.loadModel(request.params.model, clientSignal(reply)) : await engines.unloadModel(request.params.model)),
     );
   }
 };

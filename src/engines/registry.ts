@@ -23,7 +23,9 @@ export interface EngineChains {
   tts: TtsEngine[];
 }
 
-export interface EngineReport extends EngineState {
+export interface EngineReport extends Omit<EngineState, 'status'> {
+  /** `unloaded`: a model loaded on demand that is not loaded now (not yet, or unloaded since); it loads on the next request. */
+  status: EngineState['status'] | 'unloaded';
   engine: string;
   /** The model this engine serves (LLM and STT). */
   model?: string;
@@ -64,7 +66,8 @@ export type UnloadReason = 'budget' | 'keep_alive' | 'operator';
 export interface ModelReport {
   id: string;
   capability: ModelCapability;
-  state: 'loaded' | 'loading' | 'unloaded' | 'error';
+  /** `unloading`: its runner is stopping (it holds its memory until the process is gone). */
+  state: 'loaded' | 'loading' | 'unloading' | 'unloaded' | 'error';
   aliases: string[];
   default: boolean;
   /** What it holds now, as the budget accounts it (undefined while unloaded). */
@@ -116,6 +119,8 @@ export class EngineRegistry {
   private readonly preparing = new Map<ModelEntry, number>();
   /** Preloads that did not fit their device's budget at start-up: loaded on their first request instead. */
   private readonly refused = new Set<ModelEntry>();
+  /** Models unloaded (keep-alive, budget, operator) and not started again since. */
+  private readonly unloaded = new Set<ModelEntry>();
   private readonly locks = new DeviceLocks();
   private readonly evictions: ReturnType<Metrics['counter']> | undefined;
 
@@ -310,6 +315,7 @@ export class EngineRegistry {
    */
   private async admit(entry: ModelEntry, evict: boolean): Promise<void> {
     const start = () => {
+      this.unloaded.delete(entry);
       for (const e of entry.engines as Engine[]) void this.load(e);
       this.lastUsed.set(entry, Date.now());
     };
@@ -459,6 +465,7 @@ export class EngineRegistry {
         this.loads.delete(e);
         this.settled.delete(e);
       }
+      this.unloaded.add(entry);
       this.evictions?.inc({ model: entry.id, reason });
     })().finally(() => this.unloading.delete(entry));
     this.unloading.set(entry, done);
@@ -478,6 +485,11 @@ export class EngineRegistry {
         const statuses = engines.map((e) => e.state().status);
         const started = engines.some((e) => this.loads.has(e)) && !this.unloading.has(m);
         if (started && statuses.every((s) => s === 'disabled')) return []; // switched off (ENABLE_LOCAL_WHISPER=false, no key): not offered
+        if (this.unloading.has(m)) {
+          // its runner is stopping: what the process still holds until it is gone
+          const rss = engines.reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
+          return [{ id: m.id, capability, state: 'unloading', aliases: m.aliases, default: i === 0, ...(rss > 0 ? { memoryBytes: rss } : {}), ...(m.memory ? { device: m.memory.device, memoryNeedBytes: this.need(m) } : {}) }];
+        }
         const state = !started
           ? 'unloaded'
           : statuses.includes('ready')
@@ -510,20 +522,25 @@ export class EngineRegistry {
     if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
     const deferred = this.deferred();
     const entries = [...this.catalogue.llm, ...this.catalogue.stt];
-    const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e))!;
+    const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e));
     for (const capability of CAPABILITIES) {
       const engines = (this.chains[capability] as Engine[]).map((e): EngineReport => {
         const model = modelOf.has(e) ? { model: modelOf.get(e) } : {};
-        // a model loaded on demand does not hold readiness back before its first request
-        if (deferred.has(e) && !this.loads.has(e)) {
-          const why = this.refused.has(m(e)) ? 'it did not fit MODEL_MEMORY_BUDGET_MB at start-up' : 'preload: false';
-          return { engine: e.id, ...model, status: 'disabled', detail: `not loaded yet (${why}): loads on the first request that names it` };
+        // a model loaded on demand (not yet, or again after an unload) does not hold readiness back
+        const entry = m(e);
+        const unloaded = entry && !this.loads.has(e) && (deferred.has(e) || this.unloaded.has(entry));
+        if (unloaded) {
+          const why = deferred.has(e) ? `not loaded yet (${this.refused.has(entry) ? 'it did not fit MODEL_MEMORY_BUDGET_MB at start-up' : 'preload: false'})` : 'unloaded';
+          return { engine: e.id, ...model, status: 'unloaded', detail: `${why}: loads on the next request that names it` };
         }
         const { log, ...state } = e.state();
         // operator-only log lines join the detail here (/health/ready shows detail to valid keys only)
         return { engine: e.id, ...model, ...state, ...(log ? { detail: state.detail ? `${state.detail}\n${log}` : log } : {}) };
       });
-      const status = engines.some((e) => e.status === 'ready')
+      // models that are unloaded load on their next request: when nothing else is loading or
+      // failing, the capability serves (a preload still loading at start-up keeps it not ready)
+      const onDemand = engines.some((e) => e.status === 'unloaded') && engines.every((e) => e.status === 'unloaded' || e.status === 'disabled');
+      const status = engines.some((e) => e.status === 'ready') || onDemand
         ? 'ready'
         : engines.every((e) => e.status === 'disabled')
           ? 'disabled'

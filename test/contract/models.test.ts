@@ -99,7 +99,7 @@ describe('several models per capability, routed by `model` (MODELS_FILE)', () =>
     assert.ok((listed[0]!.memory_bytes ?? 0) > 0, 'the LLM runner process reports its memory');
     assert.equal((await client.models.retrieve('gemma-small')).id, 'tiny');
     const ready = (await (await fetch(`${service.url}/health/ready`)).json()) as { capabilities: Record<string, { engines: { model?: string; status: string }[] }> };
-    assert.deepEqual(ready.capabilities.llm!.engines.map((e) => [e.model, e.status]), [['tiny', 'ready'], ['looper', 'disabled']], 'a model loaded on demand does not hold readiness back');
+    assert.deepEqual(ready.capabilities.llm!.engines.map((e) => [e.model, e.status]), [['tiny', 'ready'], ['looper', 'unloaded']], 'a model loaded on demand does not hold readiness back');
   });
 
   it('routes chat completions by model: each answer comes from the model it names', async () => {

@@ -91,14 +91,46 @@ describe('model life cycle: loads that hang, unloads that race, states that stay
     assert.notEqual(((await loaded.json()) as ListedModel).state, 'loaded');
   });
 
+  it('a model loading again after an unload shows `loading`; an unload while a request waits for that load is refused (409 model_busy) and the request is answered; readiness says `unloaded`, the capability stays ready', async () => {
+    const loaded = await action('load');
+    assert.equal(((await loaded.json()) as ListedModel).state, 'loaded');
+    assert.equal((await action('unload')).status, 200);
+    type Ready = { status: string; capabilities: Record<string, { status: string; engines: { model?: string; status: string; detail?: string }[] }> };
+    const ready = (await (await fetch(`${url()}/health/ready`)).json()) as Ready;
+    const engine = ready.capabilities.llm!.engines.find((e) => e.model === 'loop');
+    assert.equal(engine?.status, 'unloaded', JSON.stringify(ready.capabilities.llm));
+    assert.match(engine?.detail ?? '', /loads on the next request/);
+    assert.equal(ready.capabilities.llm!.status, 'ready');
+
+    const waiting = chat();
+    const stopped = await stopNewRunner();
+    const during = await loopModel();
+    assert.equal(during.status, 200, 'a model reloading is not absent');
+    assert.equal(during.body.state, 'loading');
+    assert.equal(((await (await fetch(`${url()}/v1/models`)).json()) as { data: ListedModel[] }).data.find((m) => m.id === 'loop')?.state, 'loading');
+    const unload = await action('unload', 60_000);
+    assert.equal(unload.status, 409, await unload.clone().text());
+    assert.equal(((await unload.json()) as Envelope).error.code, 'model_busy');
+    try {
+      process.kill(stopped, 'SIGCONT');
+    } catch {
+      // the watchdog may have replaced it already: the request waits for the next runner
+    }
+    const answer = await waiting;
+    assert.equal(answer.status, 200, await answer.clone().text());
+    assert.equal((await loopModel()).body.state, 'loaded');
+  });
+
   it('a runner SIGSTOPped while it loads is killed (reason `hang`) and counts as a crash on load: three in a row → `error`; the request waiting for the load gets a 503, not a hang', async () => {
+    assert.equal((await action('unload')).status, 200);
+    const hangsBefore = await metricSum(url(), 'runner_restarts_total', { capability: 'llm', reason: 'hang' });
     const waiting = chat();
     const stopped = new Set<number>();
     for (let i = 0; i < 3; i++) stopped.add(await stopNewRunner(stopped));
     const answer = await waiting;
     assert.equal(answer.status, 503, await answer.clone().text());
     assert.match(((await answer.json()) as Envelope).error.message, /hang/);
-    assert.equal(await metricSum(url(), 'runner_restarts_total', { capability: 'llm', reason: 'hang' }), 3);
+    assert.equal(await metricSum(url(), 'runner_restarts_total', { capability: 'llm', reason: 'hang' }), hangsBefore + 3);
     assert.equal((await loopModel()).body.state, 'error');
     for (const pid of stopped) await until(`stopped runner ${pid} to be gone`, () => !alive(pid) || undefined, 30_000);
     assert.deepEqual(loopRunners(), [], 'not started a fourth time');

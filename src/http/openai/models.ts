@@ -17,7 +17,7 @@ const modelSchema = z
     created: z.number().int(),
     owned_by: z.string(),
     capability: z.enum(['llm', 'stt']).describe('`llm`: the text routes; `stt`: the transcription routes.'),
-    state: z.enum(['loaded', 'loading', 'unloaded', 'error']).describe('`unloaded`: not loaded yet (loads on the first request naming it); `error`: see GET /health/ready for why.'),
+    state: z.enum(['loaded', 'loading', 'unloading', 'unloaded', 'error']).describe('`unloaded`: not loaded now (loads on the next request naming it); `loading`: also when loading again after an unload; `unloading`: its runner is stopping (`memory_bytes`: what the process still holds); `error`: see GET /health/ready for why.'),
     aliases: z.array(z.string()).describe('Other names that pick this model.'),
     default: z.boolean().describe('Answers requests that name no model (and the SDK default names).'),
     memory_bytes: z.number().int().optional().describe('Memory the model holds now as the memory budget accounts it (`memory_need_bytes` while loaded or loading); absent while unloaded.'),

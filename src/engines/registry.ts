@@ -429,12 +429,26 @@ export class EngineRegistry {
     // unload may stop a load that does not finish
     try {
       await this.unloading.get(entry);
+      await this.retry(entry);
       await this.admit(entry, true);
       await this.loaded(entry, signal, undefined); // an operator's load answers when it has settled
     } finally {
       this.use(entry)(); // idle from now: the keep-alive runs
     }
     return this.report(entry);
+  }
+
+  /**
+   * A model whose runner gave up (crashed on load repeatedly, model file missing) stays so for
+   * requests (their 503, no retry loop); an operator's load starts it afresh, crash count reset.
+   */
+  private async retry(entry: ModelEntry): Promise<void> {
+    const failed = (entry.engines as Engine[]).filter((e) => e.unload && this.settled.has(e) && ['error', 'missing_model'].includes(e.state().status));
+    await Promise.all(failed.map((e) => e.unload!()));
+    for (const e of failed) {
+      this.loads.delete(e);
+      this.settled.delete(e);
+    }
   }
 
   /** POST /v1/models/{id}/unload: frees a model's memory now; 409 while requests use it or wait for its load. */

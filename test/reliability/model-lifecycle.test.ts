@@ -139,4 +139,14 @@ describe('model life cycle: loads that hang, unloads that race, states that stay
     assert.equal(again.status, 503);
     assert.deepEqual(loopRunners(), []);
   });
+
+  it('POST /v1/models/{id}/load on a model in `error` tries again (its crash count reset) and loads it; requests are answered again', async () => {
+    assert.equal((await loopModel()).body.state, 'error', 'left in error by the test before');
+    const load = await action('load');
+    assert.equal(load.status, 200);
+    assert.equal(((await load.json()) as ListedModel).state, 'loaded');
+    assert.equal(loopRunners().length, 1);
+    const answer = await chat();
+    assert.equal(answer.status, 200, await answer.clone().text());
+  });
 });

@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import { ApiError } from '../errors.ts';
+import { STT_SDK_ALIASES } from '../models/models-file.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { budgetOf, DeviceLocks, MIB, needBytes, type MemoryBudgets, type ModelMemory } from './memory-budget.ts';
 import type { LlmEngine } from './llm/types.ts';
@@ -84,8 +85,7 @@ export interface DeviceMemory {
   usedBytes: number;
 }
 
-/** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
-export const STT_SDK_ALIASES = ['whisper-1', 'gpt-4o-mini-transcribe', 'gpt-4o-transcribe'];
+export { STT_SDK_ALIASES };
 
 export interface CapabilityReport {
   /** ready: some engine serves; disabled: nothing configured (does not block readiness). */
@@ -413,8 +413,13 @@ export class EngineRegistry {
     return (entry.engines as Engine[]).every((e) => typeof e.unload === 'function');
   }
 
-  private byId(id: string): ModelEntry {
-    const entry = [...this.catalogue.llm, ...this.catalogue.stt].find((m) => m.id === id || m.aliases.includes(id));
+  /**
+   * The model a bare name means (GET /v1/models/{id}, load, unload): an id or alias of either
+   * capability (unique across both: the models file refuses a clash), or an SDK speech-to-text name
+   * (`whisper-1`: the default STT model); 404 otherwise.
+   */
+  byId(id: string): ModelEntry {
+    const entry = [...this.catalogue.llm, ...this.catalogue.stt].find((m) => m.id === id || m.aliases.includes(id)) ?? (STT_SDK_ALIASES.includes(id) ? this.catalogue.stt[0] : undefined);
     if (!entry) throw new ApiError(404, 'not_found_error', `The model '${id}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
     return entry;
   }

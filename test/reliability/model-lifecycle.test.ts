@@ -121,6 +121,23 @@ describe('model life cycle: loads that hang, unloads that race, states that stay
     assert.equal((await loopModel()).body.state, 'loaded');
   });
 
+  it('GET, load and unload take the SDK speech-to-text names (`whisper-1`: the default STT model); an unloaded STT model keeps its capability ready', async () => {
+    const got = await fetch(`${url()}/v1/models/whisper-1`);
+    assert.equal(got.status, 200);
+    assert.equal(((await got.json()) as ListedModel).id, 'whisper-a');
+    const unload = await fetch(`${url()}/v1/models/whisper-1/unload`, { method: 'POST' });
+    assert.equal(unload.status, 200, await unload.clone().text());
+    assert.deepEqual(((await unload.json()) as ListedModel & { id: string }).state, 'unloaded');
+    const ready = (await (await fetch(`${url()}/health/ready`)).json()) as { status: string; capabilities: Record<string, { status: string }> };
+    assert.equal(ready.capabilities.stt!.status, 'ready', 'its model loads on the next request');
+    assert.equal(ready.status, 'ready');
+    const load = await fetch(`${url()}/v1/models/gpt-4o-mini-transcribe/load`, { method: 'POST' });
+    assert.equal(load.status, 200);
+    const report = (await load.json()) as ListedModel;
+    assert.deepEqual([report.id, report.state], ['whisper-a', 'loaded']);
+    assert.equal((await fetch(`${url()}/v1/models/whisper-2/load`, { method: 'POST' })).status, 404);
+  });
+
   it('a runner SIGSTOPped while it loads is killed (reason `hang`) and counts as a crash on load: three in a row → `error`; the request waiting for the load gets a 503, not a hang', async () => {
     assert.equal((await action('unload')).status, 200);
     const hangsBefore = await metricSum(url(), 'runner_restarts_total', { capability: 'llm', reason: 'hang' });

@@ -60,15 +60,15 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
       schema: {
         tags: ['openai'],
         summary: 'Retrieve a model (OpenAI-compatible)',
-        description: 'One model of GET /v1/models by id or alias; 404 envelope for any other name.',
+        description: 'One model of GET /v1/models by id or alias (`whisper-1`, `gpt-4o-mini-transcribe`, `gpt-4o-transcribe`: the default speech-to-text model); 404 envelope for any other name.',
         params: z.object({ model: z.string().max(256) }),
         response: { 200: modelSchema, ...errorResponses(404) },
       },
     },
     async (request) => {
-      const name = request.params.model;
-      const found = listed(engines).find((m) => m.id === name) ?? listed(engines).find((m) => m.aliases.includes(name));
-      if (!found) throw new ApiError(404, 'not_found_error', `The model '${request.params.model}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
+      const entry = engines.byId(request.params.model); // 404 for an unknown name
+      const found = listed(engines).find((m) => m.id === entry.id && m.capability === entry.capability);
+      if (!found) throw new ApiError(404, 'not_found_error', `The model '${request.params.model}' is switched off on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
       return found;
     },
   );

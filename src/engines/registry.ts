@@ -231,11 +231,10 @@ export class EngineRegistry {
 
   /**
    * Resolves the named model and waits for it to load when it is loaded on demand (load never throws:
-   * its state tells). `keepAliveMs` (the request's `keep_alive`; -1: forever) becomes the model's keep-alive.
+   * its state tells).
    */
-  async prepare<C extends ModelCapability>(capability: C, name?: string, keepAliveMs?: number, signal?: AbortSignal): Promise<ModelEntry<C>> {
+  async prepare<C extends ModelCapability>(capability: C, name?: string, signal?: AbortSignal): Promise<ModelEntry<C>> {
     const entry = this.model(capability, name);
-    if (keepAliveMs !== undefined) this.keepAlive.set(entry, keepAliveMs);
     this.preparing.set(entry, (this.preparing.get(entry) ?? 0) + 1);
     try {
       await this.unloading.get(entry);
@@ -394,6 +393,15 @@ export class EngineRegistry {
     };
   }
 
+  /**
+   * A request's `keep_alive` (ms; -1: forever) becomes its model's keep-alive from now on. Called
+   * once the engine has accepted the request (its first event), so a request refused by validation
+   * or by the engine's own checks changes nothing; before its release, so `0` unloads after it.
+   */
+  keepAliveFor(entry: ModelEntry, keepAliveMs: number | undefined): void {
+    if (keepAliveMs !== undefined) this.keepAlive.set(entry, keepAliveMs);
+  }
+
   /** Marks the model in use, then waits for `admit` (a slot); the one function returned releases both. */
   async hold(entry: ModelEntry, admit: () => Promise<() => void>): Promise<() => void> {
     const idle = this.use(entry); // held from before the queue: the keep-alive must not unload it meanwhile
@@ -427,8 +435,9 @@ export class EngineRegistry {
   /**
    * POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled, or
    * rejects when `signal` fires first (the client left, REQUEST_TIMEOUT_SECONDS; the load goes on).
+   * `keepAliveMs` (its body's `keep_alive`) becomes the model's keep-alive once it is loaded.
    */
-  async loadModel(id: string, signal?: AbortSignal): Promise<ModelReport> {
+  async loadModel(id: string, signal?: AbortSignal, keepAliveMs?: number): Promise<ModelReport> {
     const entry = this.byId(id);
     // not held (use()) while it loads: a loading model is not evicted anyway, and an operator's
     // unload may stop a load that does not finish
@@ -437,6 +446,7 @@ export class EngineRegistry {
       await this.retry(entry);
       await this.admit(entry, true);
       await this.loaded(entry, signal, undefined); // an operator's load answers when it has settled
+      this.keepAliveFor(entry, keepAliveMs); // `keep_alive` of its body, from now on
     } finally {
       this.use(entry)(); // idle from now: the keep-alive runs
     }

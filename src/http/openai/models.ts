@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
 import { ApiError } from '../../errors.ts';
 import { clientSignal } from '../request-signal.ts';
-import { errorResponses } from '../schemas.ts';
+import { registerJsonBody } from '../json-body.ts';
+import { errorResponses, keepAliveSchema } from '../schemas.ts';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
@@ -37,7 +38,16 @@ export const modelListSchema = z
   })
   .meta({ id: 'ModelList', example: { object: 'list', data: [EXAMPLE], memory_budgets: [{ device: 'cpu', budget_bytes: 16_777_216_000, used_bytes: 1_073_741_824 }] } });
 
+/** POST /v1/models/{id}/load's optional body (as Ollama's load: a request with no prompt). */
+const loadBodySchema = z
+  .strictObject({ keep_alive: keepAliveSchema })
+  .nullish()
+  .describe('Optional: `keep_alive` sets how long the model stays loaded once idle (as a request\'s `keep_alive`; overrides MODEL_KEEP_ALIVE for it from now on).');
+
 export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
+  // load/unload take an optional body: an empty one sent with content-type application/json is none (here only)
+  registerJsonBody(app, { allowEmpty: true });
+
   app.get(
     '/v1/models',
     {
@@ -85,10 +95,14 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
               ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). Under MODEL_MEMORY_BUDGET_MB it first unloads least recently used idle models on its device; 503 `insufficient_memory` when it cannot fit. 404 for an unknown name.'
               : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name.',
           params: z.object({ model: z.string().max(256) }),
-          response: { 200: modelSchema, ...errorResponses(404, 409, 503) },
+          ...(action === 'load' ? { body: loadBodySchema } : {}),
+          response: { 200: modelSchema, ...errorResponses(400, 404, 409, 503) },
         },
       },
-      async (request, reply) => view(action === 'load' ? await engines.loadModel(request.params.model, clientSignal(reply)) : await engines.unloadModel(request.params.model)),
+      async (request, reply) => {
+        if (action === 'unload') return view(await engines.unloadModel(request.params.model));
+        return view(await engines.loadModel(request.params.model, clientSignal(reply), (request.body as z.infer<typeof loadBodySchema>)?.keep_alive));
+      },
     );
   }
 };

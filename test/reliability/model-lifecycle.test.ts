@@ -167,3 +167,45 @@ describe('model life cycle: loads that hang, unloads that race, states that stay
     assert.equal(answer.status, 200, await answer.clone().text());
   });
 });
+
+describe('RUNNER_LOAD_TIMEOUT_SECONDS: a load that never ends', () => {
+  let dir: string;
+  let service: ServiceProcess;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lifecycle-'));
+    const file = path.join(dir, 'models.yaml');
+    fs.writeFileSync(file, ['llm:', '  - id: tiny', `    model: ${tinyGemmaPath()}`, '    context: 512', '    threads: 1', '  - id: loop', `    model: ${loopingGemmaPath()}`, '    context: 512', '    threads: 1', '    preload: false', 'stt: []'].join('\n'));
+    // no hang watchdog: only the load time limit can end a load that does not finish (20 s: far more than a tiny model's load takes, even on a busy machine)
+    service = spawnService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', RUNNER_HANG_SECONDS: '0', RUNNER_LOAD_TIMEOUT_SECONDS: '20', RUNNER_RESTART_BACKOFF_MS: '100,100' }, await freePort());
+    await waitForHealth(service.url, 60_000);
+    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+  });
+
+  after(async () => {
+    for (const pid of childPids(service.child.pid!)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone already
+      }
+    }
+    service.child.kill('SIGTERM');
+    await service.exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a runner whose load has not finished after RUNNER_LOAD_TIMEOUT_SECONDS is killed (reason `load_timeout`) and started again; the waiting request is answered by the next one', async () => {
+    const [tiny] = childPids(service.child.pid!, 'llm-runner');
+    const waiting = fetch(`${service.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'loop', max_tokens: 3, messages: [{ role: 'user', content: 'hi' }] }), signal: AbortSignal.timeout(120_000) });
+    const stopped = await until('the runner of `loop` to stop', () => {
+      const pid = childPids(service.child.pid!, 'llm-runner').find((p) => p !== tiny);
+      if (pid !== undefined) process.kill(pid, 'SIGSTOP');
+      return pid;
+    }, 60_000, 5);
+    const answer = await waiting;
+    assert.equal(answer.status, 200, await answer.clone().text());
+    assert.ok(!alive(stopped) || !childPids(service.child.pid!, 'llm-runner').includes(stopped), 'the stopped runner was killed');
+    assert.equal(await metricSum(service.url, 'runner_restarts_total', { capability: 'llm', reason: 'load_timeout' }), 1);
+  });
+});

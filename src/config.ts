@@ -13,9 +13,19 @@ import { parseMemoryBudget } from './engines/memory-budget.ts';
 import { readModelsFile } from './models/models-file.ts';
 import { BROWSER_BLOCKED_PORTS } from './util/browser-ports.ts';
 
-/** A keep-alive (Ollama's syntax): a duration with ms/s/m/h (a plain number: seconds), 0, or -1 (forever). Shared with the request field `keep_alive`. */
-export const KEEP_ALIVE_PATTERN = /^(-1|\d+(\.\d+)?(ms|s|m|h)?)$/;
-export const KEEP_ALIVE_MESSAGE = 'must be a duration such as 30s, 5m, 1h (a plain number: seconds), 0 or -1';
+/**
+ * A keep-alive (Ollama's syntax): a duration with ms/s/m/h (a plain number: seconds), 0, or any
+ * negative value (forever). Shared with the request field `keep_alive`.
+ */
+export const KEEP_ALIVE_PATTERN = /^-?\d+(\.\d+)?(ms|s|m|h)?$/;
+export const KEEP_ALIVE_MESSAGE = 'must be a duration such as 30s, 5m, 1h (a plain number: seconds), 0, or a negative value (-1: keep loaded)';
+/** The longest delay a Node timer holds (2^31-1 ms, about 24.8 days): a longer keep-alive is forever. */
+export const MAX_KEEP_ALIVE_MS = 2 ** 31 - 1;
+
+/** A keep-alive in ms as the registry takes it: negative, or longer than a timer holds → -1 (forever). */
+export function keepAliveMs(ms: number): number {
+  return ms < 0 || !Number.isFinite(ms) || ms > MAX_KEEP_ALIVE_MS ? -1 : ms;
+}
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
@@ -189,7 +199,10 @@ export const configSchema = z.object({
     '`process`: the embedded model runs in a supervised child process (a crash in llama.cpp fails only its in-flight generations with 503 `engine_restarting`; the runner restarts with backoff); `inline`: in the service process itself.',
   ),
   RUNNER_HANG_SECONDS: num(30, 0, 86_400).describe(
-    'A model runner process (LLM_RUNNER / STT_RUNNER = process) that answers no ping for this long is killed and restarted (reason `hang` in `runner_restarts_total`); its in-flight requests get 503 `engine_restarting`. Inference runs off the runner\'s event loop, so a busy runner still answers. 0 = no watchdog.',
+    'A model runner process (LLM_RUNNER / STT_RUNNER = process) that answers no ping for this long, while it loads its model or after, is killed and restarted (reason `hang` in `runner_restarts_total`; during its load it counts as a crash on load); its in-flight requests get 503 `engine_restarting`. Loading and inference run off the runner\'s event loop, so a loading or busy runner still answers (a runner that has not answered yet gets at least 15 s to start). 0 = no watchdog.',
+  ),
+  RUNNER_LOAD_TIMEOUT_SECONDS: num(600, 0, 86_400).describe(
+    'A model runner that has not loaded its model this long after it started is killed (reason `load_timeout`) and counts as a crash on load (restarted with backoff; `error` after 3 in a row). Covers a load that never ends while the runner still answers pings. 0 = no limit.',
   ),
   RUNNER_RESTART_BACKOFF_MS: z
     .string()
@@ -258,7 +271,7 @@ export const configSchema = z.object({
     .prefault('-1')
     .transform(durationMs)
     .describe(
-      'How long a model stays loaded after its last request (Ollama\'s keep_alive): a duration such as `30s`, `5m`, `1h`; `0` unloads after each request; `-1` keeps it loaded. Applies to models in runner processes (local LLMs with LLM_RUNNER=process); they load again on the next request. `POST /v1/models/{id}/load` and `/unload` do it by hand.',
+      'How long a model stays loaded after its last request (Ollama\'s keep_alive): a duration such as `30s`, `5m`, `1h`; `0` unloads after each request; `-1` (any negative value, or more than 2^31-1 ms ≈ 24.8 days) keeps it loaded. Applies to every model in a runner process (local LLMs with LLM_RUNNER=process, local Whisper with STT_RUNNER=process); they load again on the next request. `POST /v1/models/{id}/load` and `/unload` do it by hand.',
     ),
   MODEL_MEMORY_BUDGET_MB: z
     .string()
@@ -480,13 +493,15 @@ export function loadConfig(env: Record<string, string | undefined> = readEnviron
   return result.data;
 }
 
-/** `30s`, `5m`, `1h`, `250ms`, `90` (seconds) → milliseconds; `-1` stays -1 (forever). */
+/**
+ * `30s`, `5m`, `1h`, `250ms`, `90` (seconds) → milliseconds; a negative value, or one longer than a
+ * timer can hold (MAX_KEEP_ALIVE_MS), → -1 (forever, as Ollama: never an immediate unload).
+ */
 export function durationMs(value: string): number {
-  if (value === '-1') return -1;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  const match = /^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
   if (!match) return -1;
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
+  return keepAliveMs(Math.round(Number(match[1]) * unit));
 }
 
 /** Cores this process may use. */

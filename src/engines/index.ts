@@ -54,8 +54,8 @@ export function llamaCppOptions(config: Config, setting = 'GEMMA_MODEL'): LlamaC
 }
 
 /** The supervision settings of every model runner (RUNNER_*). */
-export function runnerSupervision(config: Config): Pick<RunnerSpec, 'backoffMs' | 'hangMs'> {
-  return { backoffMs: config.RUNNER_RESTART_BACKOFF_MS, hangMs: config.RUNNER_HANG_SECONDS * 1000 };
+export function runnerSupervision(config: Config): Pick<RunnerSpec, 'backoffMs' | 'hangMs' | 'loadTimeoutMs'> {
+  return { backoffMs: config.RUNNER_RESTART_BACKOFF_MS, hangMs: config.RUNNER_HANG_SECONDS * 1000, loadTimeoutMs: config.RUNNER_LOAD_TIMEOUT_SECONDS * 1000 };
 }
 
 export function remoteLlmOptions(config: Config): OpenAiCompatibleLlmOptions {

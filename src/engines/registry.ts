@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import { ApiError } from '../errors.ts';
+import { STT_SDK_ALIASES } from '../models/models-file.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { budgetOf, DeviceLocks, MIB, needBytes, type MemoryBudgets, type ModelMemory } from './memory-budget.ts';
 import type { LlmEngine } from './llm/types.ts';
@@ -23,7 +24,9 @@ export interface EngineChains {
   tts: TtsEngine[];
 }
 
-export interface EngineReport extends EngineState {
+export interface EngineReport extends Omit<EngineState, 'status'> {
+  /** `unloaded`: a model loaded on demand that is not loaded now (not yet, or unloaded since); it loads on the next request. */
+  status: EngineState['status'] | 'unloaded';
   engine: string;
   /** The model this engine serves (LLM and STT). */
   model?: string;
@@ -66,7 +69,8 @@ export type UnloadReason = 'budget' | 'keep_alive' | 'operator';
 export interface ModelReport {
   id: string;
   capability: ModelCapability;
-  state: 'loaded' | 'loading' | 'unloaded' | 'error';
+  /** `unloading`: its runner is stopping (it holds its memory until the process is gone). */
+  state: 'loaded' | 'loading' | 'unloading' | 'unloaded' | 'error';
   aliases: string[];
   default: boolean;
   /** What it holds now, as the budget accounts it (undefined while unloaded). */
@@ -83,8 +87,7 @@ export interface DeviceMemory {
   usedBytes: number;
 }
 
-/** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
-export const STT_SDK_ALIASES = ['whisper-1', 'gpt-4o-mini-transcribe', 'gpt-4o-transcribe'];
+export { STT_SDK_ALIASES };
 
 /** Names the OpenAI SDKs send for speech; they pick the default voice model. */
 export const TTS_SDK_ALIASES = ['tts-1', 'tts-1-hd', 'gpt-4o-mini-tts'];
@@ -130,6 +133,8 @@ export class EngineRegistry {
   private readonly preparing = new Map<ModelEntry, number>();
   /** Preloads that did not fit their device's budget at start-up: loaded on their first request instead. */
   private readonly refused = new Set<ModelEntry>();
+  /** Models unloaded (keep-alive, budget, operator) and not started again since. */
+  private readonly unloaded = new Set<ModelEntry>();
   private readonly locks = new DeviceLocks();
   private readonly evictions: ReturnType<Metrics['counter']> | undefined;
 
@@ -243,11 +248,10 @@ export class EngineRegistry {
 
   /**
    * Resolves the named model and waits for it to load when it is loaded on demand (load never throws:
-   * its state tells). `keepAliveMs` (the request's `keep_alive`; -1: forever) becomes the model's keep-alive.
+   * its state tells).
    */
-  async prepare<C extends ModelCapability>(capability: C, name?: string, keepAliveMs?: number, signal?: AbortSignal): Promise<ModelEntry<C>> {
+  async prepare<C extends ModelCapability>(capability: C, name?: string, signal?: AbortSignal): Promise<ModelEntry<C>> {
     const entry = this.model(capability, name);
-    if (keepAliveMs !== undefined) this.keepAlive.set(entry, keepAliveMs);
     this.preparing.set(entry, (this.preparing.get(entry) ?? 0) + 1);
     try {
       await this.unloading.get(entry);
@@ -327,6 +331,7 @@ export class EngineRegistry {
    */
   private async admit(entry: ModelEntry, evict: boolean): Promise<void> {
     const start = () => {
+      this.unloaded.delete(entry);
       for (const e of entry.engines as Engine[]) void this.load(e);
       this.lastUsed.set(entry, Date.now());
     };
@@ -405,6 +410,15 @@ export class EngineRegistry {
     };
   }
 
+  /**
+   * A request's `keep_alive` (ms; -1: forever) becomes its model's keep-alive from now on. Called
+   * once the engine has accepted the request (its first event), so a request refused by validation
+   * or by the engine's own checks changes nothing; before its release, so `0` unloads after it.
+   */
+  keepAliveFor(entry: ModelEntry, keepAliveMs: number | undefined): void {
+    if (keepAliveMs !== undefined) this.keepAlive.set(entry, keepAliveMs);
+  }
+
   /** Marks the model in use, then waits for `admit` (a slot); the one function returned releases both. */
   async hold(entry: ModelEntry, admit: () => Promise<() => void>): Promise<() => void> {
     const idle = this.use(entry); // held from before the queue: the keep-alive must not unload it meanwhile
@@ -424,48 +438,80 @@ export class EngineRegistry {
     return (entry.engines as Engine[]).every((e) => typeof e.unload === 'function');
   }
 
-  private byId(id: string): ModelEntry {
-    const entry = [...this.catalogue.llm, ...this.catalogue.stt, ...(this.ttsListed ? this.catalogue.tts : [])].find((m) => m.id === id || m.aliases.includes(id));
+  /**
+   * The model a bare name means (GET /v1/models/{id}, load, unload): an id or alias of any
+   * capability (unique across them: the models file refuses a clash), or an SDK speech-to-text name
+   * (`whisper-1`: the default STT model); 404 otherwise.
+   */
+  byId(id: string): ModelEntry {
+    const entry = [...this.catalogue.llm, ...this.catalogue.stt, ...(this.ttsListed ? this.catalogue.tts : [])].find((m) => m.id === id || m.aliases.includes(id)) ?? (STT_SDK_ALIASES.includes(id) ? this.catalogue.stt[0] : undefined);
     if (!entry) throw new ApiError(404, 'not_found_error', `The model '${id}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
     return entry;
   }
 
-  /** POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled. */
-  async loadModel(id: string): Promise<ModelReport> {
+  /**
+   * POST /v1/models/{id}/load: loads a model now (for operators); resolves when it has settled, or
+   * rejects when `signal` fires first (the client left, REQUEST_TIMEOUT_SECONDS; the load goes on).
+   * `keepAliveMs` (its body's `keep_alive`) becomes the model's keep-alive once it is loaded.
+   */
+  async loadModel(id: string, signal?: AbortSignal, keepAliveMs?: number): Promise<ModelReport> {
     const entry = this.byId(id);
-    const idle = this.use(entry); // held while it loads: not evicted meanwhile
+    // not held (use()) while it loads: a loading model is not evicted anyway, and an operator's
+    // unload may stop a load that does not finish
     try {
       await this.unloading.get(entry);
+      await this.retry(entry);
       await this.admit(entry, true);
-      await this.loaded(entry, undefined, undefined); // an operator's load answers when it has settled
+      await this.loaded(entry, signal, undefined); // an operator's load answers when it has settled
+      this.keepAliveFor(entry, keepAliveMs); // `keep_alive` of its body, from now on
     } finally {
-      idle(); // idle from now: the keep-alive runs
+      this.use(entry)(); // idle from now: the keep-alive runs
     }
     return this.report(entry);
   }
 
-  /** POST /v1/models/{id}/unload: frees a model's memory now; 409 while requests use it. */
+  /**
+   * A model whose runner gave up (crashed on load repeatedly, model file missing) stays so for
+   * requests (their 503, no retry loop); an operator's load starts it afresh, crash count reset.
+   */
+  private async retry(entry: ModelEntry): Promise<void> {
+    const failed = (entry.engines as Engine[]).filter((e) => e.unload && this.settled.has(e) && ['error', 'missing_model'].includes(e.state().status));
+    await Promise.all(failed.map((e) => e.unload!()));
+    for (const e of failed) {
+      this.loads.delete(e);
+      this.settled.delete(e);
+    }
+  }
+
+  /** POST /v1/models/{id}/unload: frees a model's memory now; 409 while requests use it or wait for its load. */
   async unloadModel(id: string): Promise<ModelReport> {
     const entry = this.byId(id);
     if (!this.unloadable(entry)) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' cannot be unloaded: its engine does not run in a runner process of its own.`, { param: 'model', code: 'model_not_unloadable' });
-    if ((this.inUse.get(entry) ?? 0) > 0) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' is serving requests; unload it when they are done.`, { param: 'model', code: 'model_busy' });
+    if (this.claimed(entry)) throw new ApiError(409, 'invalid_request_error', `The model '${entry.id}' is serving requests (or requests wait for it to load); unload it when they are done.`, { param: 'model', code: 'model_busy', headers: { 'Retry-After': '5' } });
     await this.unload(entry, 'operator');
     return this.report(entry);
   }
 
+  /** Requests use the model, or wait for its load (they count as using it: an unload would fail them). */
+  private claimed(entry: ModelEntry): boolean {
+    return (this.inUse.get(entry) ?? 0) > 0 || (this.preparing.get(entry) ?? 0) > 0;
+  }
+
   private async unload(entry: ModelEntry, reason: UnloadReason): Promise<void> {
-    if ((this.inUse.get(entry) ?? 0) > 0) return; // a request came in meanwhile
+    if (this.claimed(entry)) return; // a request came in meanwhile
     clearTimeout(this.idleTimers.get(entry));
     this.idleTimers.delete(entry);
     const engines = (entry.engines as Engine[]).filter((e) => this.loads.has(e));
     if (engines.length === 0) return;
     const done = (async () => {
-      await Promise.all(engines.map((e) => this.loads.get(e) ?? Promise.resolve())); // a load under way settles first
+      // a load under way is stopped with it (its runner is killed, whether it answers or hangs): its
+      // promise settles, and a load finishing later no longer counts (load() checks it is current)
       await Promise.all(engines.map((e) => (e.unload ? e.unload() : Promise.resolve())));
       for (const e of engines) {
         this.loads.delete(e);
         this.settled.delete(e);
       }
+      this.unloaded.add(entry);
       this.evictions?.inc({ model: entry.id, reason });
     })().finally(() => this.unloading.delete(entry));
     this.unloading.set(entry, done);
@@ -485,6 +531,11 @@ export class EngineRegistry {
         const statuses = engines.map((e) => e.state().status);
         const started = engines.some((e) => this.loads.has(e)) && !this.unloading.has(m);
         if (started && statuses.every((s) => s === 'disabled')) return []; // switched off (ENABLE_LOCAL_WHISPER=false, no key): not offered
+        if (this.unloading.has(m)) {
+          // its runner is stopping: what the process still holds until it is gone
+          const rss = engines.reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
+          return [{ id: m.id, capability, state: 'unloading', aliases: m.aliases, default: i === 0, ...(rss > 0 ? { memoryBytes: rss } : {}), ...(m.memory ? { device: m.memory.device, memoryNeedBytes: this.need(m) } : {}) }];
+        }
         const state = !started
           ? 'unloaded'
           : statuses.includes('ready')
@@ -517,20 +568,25 @@ export class EngineRegistry {
     if (this.catalogue.strict) for (const m of [...this.catalogue.llm, ...this.catalogue.stt, ...(this.ttsListed ? this.catalogue.tts : [])]) for (const e of m.engines as Engine[]) modelOf.set(e, m.id);
     const deferred = this.deferred();
     const entries = [...this.catalogue.llm, ...this.catalogue.stt];
-    const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e))!;
+    const m = (e: Engine) => entries.find((x) => (x.engines as Engine[]).includes(e));
     for (const capability of CAPABILITIES) {
       const engines = (this.chains[capability] as Engine[]).map((e): EngineReport => {
         const model = modelOf.has(e) ? { model: modelOf.get(e) } : {};
-        // a model loaded on demand does not hold readiness back before its first request
-        if (deferred.has(e) && !this.loads.has(e)) {
-          const why = this.refused.has(m(e)) ? 'it did not fit MODEL_MEMORY_BUDGET_MB at start-up' : 'preload: false';
-          return { engine: e.id, ...model, status: 'disabled', detail: `not loaded yet (${why}): loads on the first request that names it` };
+        // a model loaded on demand (not yet, or again after an unload) does not hold readiness back
+        const entry = m(e);
+        const unloaded = entry && !this.loads.has(e) && (deferred.has(e) || this.unloaded.has(entry));
+        if (unloaded) {
+          const why = deferred.has(e) ? `not loaded yet (${this.refused.has(entry) ? 'it did not fit MODEL_MEMORY_BUDGET_MB at start-up' : 'preload: false'})` : 'unloaded';
+          return { engine: e.id, ...model, status: 'unloaded', detail: `${why}: loads on the next request that names it` };
         }
         const { log, ...state } = e.state();
         // operator-only log lines join the detail here (/health/ready shows detail to valid keys only)
         return { engine: e.id, ...model, ...state, ...(log ? { detail: state.detail ? `${state.detail}\n${log}` : log } : {}) };
       });
-      const status = engines.some((e) => e.status === 'ready')
+      // models that are unloaded load on their next request: when nothing else is loading or
+      // failing, the capability serves (a preload still loading at start-up keeps it not ready)
+      const onDemand = engines.some((e) => e.status === 'unloaded') && engines.every((e) => e.status === 'unloaded' || e.status === 'disabled');
+      const status = engines.some((e) => e.status === 'ready') || onDemand
         ? 'ready'
         : engines.every((e) => e.status === 'disabled')
           ? 'disabled'

@@ -13,7 +13,7 @@ import type { SessionStore } from '../sessions/types.ts';
 const engineReport = z.object({
   engine: z.string().describe('Adapter id, e.g. `llama-cpp`, `whisper-cpp`, `openaudio`, `embedded`.'),
   model: z.string().optional().describe('With a models file (MODELS_FILE): the model this engine serves.'),
-  status: z.enum(['ready', 'loading', 'restarting', 'missing_model', 'disabled', 'error']).describe('`restarting`: the model runner process exited (`detail` says why) and is being started again.'),
+  status: z.enum(['ready', 'loading', 'restarting', 'unloaded', 'missing_model', 'disabled', 'error']).describe('`restarting`: the model runner process exited (`detail` says why) and is being started again; `unloaded`: a model loaded on demand that is not loaded now (not yet, or unloaded since): it loads on the next request naming it, and does not hold readiness back.'),
   detail: z.string().optional().describe('Why it is not ready, and the remedy.'),
 });
 const capabilityReport = z.object({

@@ -1,6 +1,6 @@
 /** Schema fragments shared by several routes (HTTP and WebSocket), so each is written once. */
 import { z } from 'zod';
-import { durationMs, KEEP_ALIVE_MESSAGE, KEEP_ALIVE_PATTERN } from '../config.ts';
+import { durationMs, KEEP_ALIVE_MESSAGE, KEEP_ALIVE_PATTERN, keepAliveMs } from '../config.ts';
 import { WHISPER_CODES } from '../engines/stt/languages.ts';
 import { ApiError, errorEnvelopeSchema } from '../errors.ts';
 
@@ -59,14 +59,13 @@ export function errorResponses<const Codes extends readonly number[]>(...codes: 
 
 /**
  * The request's `keep_alive` (Ollama's semantics): how long its model stays loaded after this
- * request, overriding MODEL_KEEP_ALIVE for that model from now on. A duration (`30s`, `5m`, `1h`), a
- * number of seconds, `0` (unload right after this request) or `-1` (keep loaded). Parsed to ms (-1: forever).
+ * request, overriding MODEL_KEEP_ALIVE for that model from now on (applied once the engine accepted
+ * the request). A duration (`30s`, `5m`, `1h`), a number of seconds, `0` (unload right after this
+ * request), or a negative value or one longer than a timer holds (~24.8 days): keep loaded. Parsed to
+ * ms (-1: forever).
  */
 export const keepAliveSchema = z
-  .union([
-    z.number().refine((n) => n === -1 || n >= 0, KEEP_ALIVE_MESSAGE),
-    z.string().trim().toLowerCase().regex(KEEP_ALIVE_PATTERN, KEEP_ALIVE_MESSAGE),
-  ])
-  .transform((v) => (typeof v === 'number' ? (v < 0 ? -1 : Math.round(v * 1000)) : durationMs(v)))
+  .union([z.number(), z.string().trim().toLowerCase().regex(KEEP_ALIVE_PATTERN, KEEP_ALIVE_MESSAGE)], { error: KEEP_ALIVE_MESSAGE })
+  .transform((v) => (typeof v === 'number' ? keepAliveMs(Math.round(v * 1000)) : durationMs(v)))
   .optional()
-  .describe('How long the model stays loaded after this request (Ollama\'s `keep_alive`), overriding MODEL_KEEP_ALIVE for that model from now on: a duration such as `30s`, `5m`, `1h`, a number of seconds, `0` (unload right after this request) or `-1` (keep loaded). Applies to models in runner processes.');
+  .describe('How long the model stays loaded after this request (Ollama\'s `keep_alive`), overriding MODEL_KEEP_ALIVE for that model from now on, once the engine has accepted the request (a request refused with a 4xx changes nothing): a duration such as `30s`, `5m`, `1h`, a number of seconds, `0` (unload right after this request), or any negative value (keep loaded); longer than 2^31-1 ms (~24.8 days) also keeps it loaded. Applies to every model in a runner process (LLM and Whisper).');

@@ -78,20 +78,30 @@ const modelsFileSchema = z
     tts: z.array(ttsEntry).min(1).max(64).optional(),
   });
 
-/** Ids and aliases must name one model per capability; checked on the raw file so it is reported beside every other problem. */
+/** Names the OpenAI SDKs and examples send for speech-to-text; they pick the default STT model. */
+export const STT_SDK_ALIASES = ['whisper-1', 'gpt-4o-mini-transcribe', 'gpt-4o-transcribe'];
+
+/**
+ * Ids and aliases must name one model across all capabilities (GET /v1/models/{id} and its
+ * load/unload take a bare name), and an LLM must not take a name the SDKs send for speech-to-text
+ * (`whisper-1`...: the default STT model). Checked on the raw file so it is reported beside every
+ * other problem.
+ */
 function duplicateProblems(raw: unknown): string[] {
   const problems: string[] = [];
+  const seen = new Map<string, string>();
   for (const capability of ['llm', 'stt', 'tts'] as const) {
     const entries = (raw as Record<string, unknown> | null)?.[capability];
     if (!Array.isArray(entries)) continue;
-    const seen = new Map<string, string>();
     entries.forEach((entry: { id?: unknown; aliases?: unknown } | null, i) => {
       const names: [string, unknown][] = [[`${capability}[${i}].id`, entry?.id], ...(Array.isArray(entry?.aliases) ? entry.aliases.map((a, j): [string, unknown] => [`${capability}[${i}].aliases[${j}]`, a]) : [])];
       for (const [where, name] of names) {
         if (typeof name !== 'string') continue;
-        const before = seen.get(name.trim());
-        if (before) problems.push(`${where}: "${name.trim()}" is already used by ${before}`);
-        else seen.set(name.trim(), where);
+        const key = name.trim();
+        const before = seen.get(key);
+        if (before) problems.push(`${where}: "${key}" is already used by ${before} (ids and aliases name one model, across llm, stt and tts)`);
+        else if (capability === 'llm' && STT_SDK_ALIASES.includes(key)) problems.push(`${where}: "${key}" is a built-in name of the default speech-to-text model (${STT_SDK_ALIASES.join(', ')}); an LLM cannot take it`);
+        else seen.set(key, where);
       }
     });
   }

@@ -59,7 +59,7 @@ export class GenerationService {
   async start(input: LlmInput, params: GenerationParams, signal: AbortSignal, operation: 'generate' | 'stream', model?: string, keepAliveMs?: number): Promise<Generation> {
     // a JSON schema's bounds (GRAMMAR_*) hold for every backend, and are checked before queueing
     if (params.responseFormat?.type === 'json_schema') checkJsonSchema(params.responseFormat.schema, this.schemaLimits);
-    const entry = await this.engines.prepare('llm', model, keepAliveMs, signal);
+    const entry = await this.engines.prepare('llm', model, signal);
     const [engine] = this.engines.ready('llm', entry.id);
     const release = await this.engines.hold(entry, () => this.admission.acquire(signal)); // until the generation ends
     const startedAt = performance.now();
@@ -72,6 +72,7 @@ export class GenerationService {
       this.metrics.dependencyDuration.observe({ dependency: engine!.id, operation, outcome: outcomeOf(error) }, (performance.now() - startedAt) / 1000);
       throw error;
     }
+    this.engines.keepAliveFor(entry, keepAliveMs); // accepted: its first event came
     this.ttft.observe({ engine: engine!.id }, (performance.now() - startedAt) / 1000);
     const tokens = this.tokens;
     // Cleanup runs exactly once: when the consumer finishes or leaves, or — if the consumer never

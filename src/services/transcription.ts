@@ -78,7 +78,7 @@ export class TranscriptionService {
    * an engine has emitted a segment, a later failure is not retried on the next engine.
    */
   async transcribe(request: ServiceTranscriptionRequest, signal: AbortSignal, onSegment?: (segment: TranscriptSegment) => void, model?: string, keepAliveMs?: number): Promise<TranscriptionResult> {
-    const entry = await this.engines.prepare('stt', model, keepAliveMs, signal);
+    const entry = await this.engines.prepare('stt', model, signal);
     const chain = this.engines.ready('stt', entry.id);
     const { vadFilter, ...base } = request;
     const vad = vadFilter ?? this.vadDefault;
@@ -92,12 +92,16 @@ export class TranscriptionService {
         try {
           const useVad = vad && !REMOTE_ENGINES.has(engine.id);
           if (useVad) packed ??= await packRegions(base.audio, await speechRegions(base.audio, signal), WINDOW_SECONDS * STT_SAMPLE_RATE, signal);
-          if (useVad && packed!.chunks.length === 0) return { transcript: silence(base), engine: engine.id, model: entry.id };
+          if (useVad && packed!.chunks.length === 0) {
+            this.engines.keepAliveFor(entry, keepAliveMs);
+            return { transcript: silence(base), engine: engine.id, model: entry.id };
+          }
           const chunks = useVad ? packed!.chunks : undefined;
           const toOriginal = (s: TranscriptSegment): TranscriptSegment => (chunks ? remapSegment(s, chunks) : s);
           const filter = new SegmentFilter(this.thresholds);
           let transcript: Transcript | undefined;
           for await (const event of engine.transcribe(chunks ? { ...base, audio: packed!.audio } : base, signal)) {
+            this.engines.keepAliveFor(entry, keepAliveMs); // accepted: the engine answers (its checks, e.g. English-only translate, come first)
             if (event.type === 'done') transcript = event.transcript;
             else {
               // a dropped segment reached no one: the next engine may still answer

@@ -98,8 +98,43 @@ describe('per-request keep_alive (Ollama semantics)', () => {
     assert.equal(await state('whisper'), 'loaded');
   });
 
+  it('a negative keep_alive, or one longer than a timer holds (~24.8 days), keeps the model loaded: never an immediate unload', async () => {
+    const chat = (keepAlive: unknown) => json(`${service.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, keep_alive: keepAlive });
+    assert.equal((await chat(-1)).status, 200);
+    const [runner] = childPids(service.child.pid!, 'llm-runner');
+    assert.ok(runner);
+    for (const keepAlive of ['1000h', '600h', 2147484, 1e308, '99999999999999999999999h', -5, '-1m', '-2']) {
+      const res = await chat(keepAlive);
+      assert.equal(res.status, 200, `${JSON.stringify(keepAlive)}: ${await res.clone().text()}`);
+      // an overflowing timer fired at once and unloaded the model: the next request would load a new runner
+      assert.equal((await chat(undefined)).status, 200);
+      assert.deepEqual(childPids(service.child.pid!, 'llm-runner'), [runner], `${JSON.stringify(keepAlive)} kept the same runner`);
+      assert.equal(await state('tiny'), 'loaded');
+    }
+  });
+
+  it('a request refused with a 4xx (context overflow; English-only model asked to translate) does not change its model\'s keep_alive', async () => {
+    const chat = (extra: object) => json(`${service.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, ...extra });
+    assert.equal((await chat({ keep_alive: -1 })).status, 200);
+    const [llm] = childPids(service.child.pid!, 'llm-runner');
+    const overflow = await chat({ keep_alive: 0, messages: [{ role: 'user', content: 'word '.repeat(2000) }] });
+    assert.equal(overflow.status, 400, await overflow.clone().text());
+    for (let i = 0; i < 2; i++) assert.equal((await chat({})).status, 200);
+    assert.deepEqual(childPids(service.child.pid!, 'llm-runner'), [llm], 'keep_alive 0 of the refused request did not apply');
+
+    const plain = await fetch(`${service.url}/v1/audio/transcriptions`, { method: 'POST', body: sttForm('-1') });
+    assert.equal(plain.status, 200, await plain.clone().text());
+    const [stt] = childPids(service.child.pid!, 'stt-runner');
+    const translate = await fetch(`${service.url}/v1/audio/translations`, { method: 'POST', body: sttForm('0') });
+    assert.equal(translate.status, 400, await translate.clone().text());
+    assert.equal(((await translate.json()) as Envelope).error.code, 'unsupported_task');
+    for (let i = 0; i < 2; i++) assert.equal((await fetch(`${service.url}/v1/audio/transcriptions`, { method: 'POST', body: sttForm() })).status, 200);
+    assert.deepEqual(childPids(service.child.pid!, 'stt-runner'), [stt], 'keep_alive 0 of the refused translation did not apply');
+    assert.equal(await state('whisper'), 'loaded');
+  });
+
   it('refuses an invalid keep_alive with 400 naming it, on every route that takes it', async () => {
-    const bad = ['5 minutes', -2, 'forever', true];
+    const bad = ['5 minutes', '1d', 'forever', true, '-', '--1'];
     const bodies = {
       '/v1/chat/completions': { messages: [{ role: 'user', content: 'Hi' }] },
       '/v1/completions': { prompt: 'Hi' },
@@ -120,5 +155,24 @@ describe('per-request keep_alive (Ollama semantics)', () => {
       assert.equal(res.status, 400, route);
       assert.equal(((await res.json()) as Envelope).error.param, 'keep_alive', route);
     }
+  });
+
+  it('POST /v1/models/{id}/load takes keep_alive in its body (as Ollama\'s load); an empty JSON body is no body on load and unload', async () => {
+    const post = (route: string, body?: string) => fetch(`${service.url}/v1/models/${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+    for (const route of ['tiny/unload', 'tiny/load']) {
+      const res = await post(route);
+      assert.equal(res.status, 200, `${route}: ${await res.clone().text()}`);
+    }
+    const hour = await post('tiny/load', JSON.stringify({ keep_alive: '1h' }));
+    assert.equal(hour.status, 200, await hour.clone().text());
+    assert.equal(((await hour.json()) as ListedModel).state, 'loaded');
+    const bad = await post('tiny/load', JSON.stringify({ keep_alive: 'soon' }));
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as Envelope).error.param, 'keep_alive');
+    assert.equal((await post('tiny/load', JSON.stringify({ prompt: 'x' }))).status, 400, 'unknown fields are refused');
+    // keep_alive 0 from the load body: idle at once, so unloaded right after the load
+    assert.equal((await post('tiny/load', JSON.stringify({ keep_alive: 0 }))).status, 200);
+    await until('tiny to unload after a load with keep_alive 0', async () => (await state('tiny')) === 'unloaded', 30_000);
+    await until("tiny's runner to exit", () => !runnerAlive('llm-runner'), 30_000);
   });
 });

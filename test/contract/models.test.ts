@@ -69,7 +69,7 @@ describe('several models per capability, routed by `model` (MODELS_FILE)', () =>
     assert.ok((listed[0]!.memory_bytes ?? 0) > 0, 'the LLM runner process reports its memory');
     assert.equal((await client.models.retrieve('gemma-small')).id, 'tiny');
     const ready = (await (await fetch(`${service.url}/health/ready`)).json()) as { capabilities: Record<string, { engines: { model?: string; status: string }[] }> };
-    assert.deepEqual(ready.capabilities.llm!.engines.map((e) => [e.model, e.status]), [['tiny', 'ready'], ['looper', 'disabled']], 'a model loaded on demand does not hold readiness back');
+    assert.deepEqual(ready.capabilities.llm!.engines.map((e) => [e.model, e.status]), [['tiny', 'ready'], ['looper', 'unloaded']], 'a model loaded on demand does not hold readiness back');
   });
 
   it('routes chat completions by model: each answer comes from the model it names', async () => {
@@ -225,7 +225,7 @@ describe('keep-alive and operator load/unload (MODEL_KEEP_ALIVE)', () => {
 });
 
 describe('the models file at start-up', () => {
-  it('lists every problem, each with the file path', () => {
+  it('lists every problem, each with the file path; ids and aliases clashing across capabilities or with the SDK speech-to-text names are problems', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-file-'));
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, ['llm:', '  - id: a', '    model: /m.gguf', '    context: 1', '    turbo: true', '  - id: a', '    model: /n.gguf', '    backend: openai', 'stt:', '  - model: base.en'].join('\n'));
@@ -241,6 +241,20 @@ describe('the models file at start-up', () => {
         },
       );
       assert.throws(() => loadConfig({ MODELS_FILE: path.join(dir, 'absent.yaml') }), /MODELS_FILE: .*absent\.yaml: file not found/);
+      // names are unique across capabilities, and an LLM cannot take the SDKs' speech-to-text names
+      const clash = path.join(dir, 'clash.yaml');
+      fs.writeFileSync(clash, ['llm:', '  - id: shared', '    model: /m.gguf', '    aliases: [whisper-1, fast]', 'stt:', '  - id: shared', '    model: base.en', '  - id: gpt-4o-mini', '    model: tiny', '    aliases: [fast]'].join('\n'));
+      assert.throws(
+        () => loadConfig({ MODELS_FILE: clash }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          const problems = error.problems.join('\n');
+          for (const expected of [/llm\[0\]\.aliases\[0\]: "whisper-1" is a built-in name of the default speech-to-text model/, /stt\[0\]\.id: "shared" is already used by llm\[0\]\.id/, /stt\[1\]\.aliases\[0\]: "fast" is already used by llm\[0\]\.aliases\[1\]/]) assert.match(problems, expected);
+          assert.equal(error.problems.length, 3, problems);
+          assert.ok(error.problems.every((p) => p.startsWith(`MODELS_FILE: ${clash}: `)), problems);
+          return true;
+        },
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

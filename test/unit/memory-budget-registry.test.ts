@@ -63,7 +63,7 @@ function registry(ids: string[], options: { budgetMb?: number; loadWaitMs?: numb
 /** A request: prepare (admission, load), then hold the model for `holdMs`. */
 async function request(reg: EngineRegistry, model: string, holdMs: number): Promise<number> {
   try {
-    const entry = await reg.prepare('llm', model, undefined, new AbortController().signal);
+    const entry = await reg.prepare('llm', model, new AbortController().signal);
     const release = reg.use(entry);
     await new Promise((r) => setTimeout(r, holdMs));
     release();
@@ -94,7 +94,7 @@ describe('bounded wait for a loading model (registry)', () => {
     const started = reg.start();
     engines.get('a')!.finishLoad();
     await started;
-    const error = await reg.prepare('llm', 'b', undefined, new AbortController().signal).then(
+    const error = await reg.prepare('llm', 'b', new AbortController().signal).then(
       () => assert.fail('answered before b loaded'),
       (e: unknown) => e,
     );
@@ -103,7 +103,7 @@ describe('bounded wait for a loading model (registry)', () => {
     assert.equal(error.headers['Retry-After'], '5');
     assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loading', 'the load goes on');
     // a request that comes while it loads waits, and runs once it has loaded
-    const waiting = reg.prepare('llm', 'b', undefined, new AbortController().signal);
+    const waiting = reg.prepare('llm', 'b', new AbortController().signal);
     engines.get('b')!.finishLoad();
     assert.equal((await waiting).id, 'b');
     assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loaded');
@@ -115,7 +115,7 @@ describe('bounded wait for a loading model (registry)', () => {
     engines.get('a')!.finishLoad();
     await started;
     const leave = new AbortController();
-    const waiting = reg.prepare('llm', 'b', undefined, leave.signal).then(
+    const waiting = reg.prepare('llm', 'b', leave.signal).then(
       () => 'answered',
       (e: Error) => e.message,
     );

@@ -1,4 +1,4 @@
-/** The model runners' configuration: STT_RUNNER, RUNNER_HANG_SECONDS, RUNNER_RESTART_BACKOFF_MS. */
+/** The model runners' configuration: STT_RUNNER, RUNNER_HANG_SECONDS, RUNNER_LOAD_TIMEOUT_SECONDS, RUNNER_RESTART_BACKOFF_MS. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
@@ -6,17 +6,17 @@ import { configProblems } from '../helpers/config.ts';
 import { runnerSupervision, whisperCppOptions } from '../../src/engines/index.ts';
 
 describe('runner configuration', () => {
-  it('defaults: both runners in processes, a 30 s hang watchdog, restarts after 250 ms doubling up to 10 s', () => {
+  it('defaults: both runners in processes, a 30 s hang watchdog, a 600 s load limit, restarts after 250 ms doubling up to 10 s', () => {
     const config = loadConfig({});
     assert.equal(config.STT_RUNNER, 'process');
     assert.equal(config.LLM_RUNNER, 'process');
-    assert.deepEqual(runnerSupervision(config), { backoffMs: { min: 250, max: 10_000 }, hangMs: 30_000 });
+    assert.deepEqual(runnerSupervision(config), { backoffMs: { min: 250, max: 10_000 }, hangMs: 30_000, loadTimeoutMs: 600_000 });
   });
 
   it('reads min,max backoff and the hang seconds (0 = no watchdog)', () => {
-    const config = loadConfig({ STT_RUNNER: 'inline', RUNNER_RESTART_BACKOFF_MS: ' 100 , 2000 ', RUNNER_HANG_SECONDS: '0' });
+    const config = loadConfig({ STT_RUNNER: 'inline', RUNNER_RESTART_BACKOFF_MS: ' 100 , 2000 ', RUNNER_HANG_SECONDS: '0', RUNNER_LOAD_TIMEOUT_SECONDS: '0' });
     assert.equal(config.STT_RUNNER, 'inline');
-    assert.deepEqual(runnerSupervision(config), { backoffMs: { min: 100, max: 2000 }, hangMs: 0 });
+    assert.deepEqual(runnerSupervision(config), { backoffMs: { min: 100, max: 2000 }, hangMs: 0, loadTimeoutMs: 0 });
   });
 
   it('refuses a backoff that is not min,max with 1 ≤ min ≤ max, and a bad STT_RUNNER', () => {
@@ -26,6 +26,7 @@ describe('runner configuration', () => {
     }
     assert.ok(configProblems({ STT_RUNNER: 'thread' }).some((p) => p.startsWith('STT_RUNNER')));
     assert.ok(configProblems({ RUNNER_HANG_SECONDS: '-1' }).some((p) => p.startsWith('RUNNER_HANG_SECONDS')));
+    assert.ok(configProblems({ RUNNER_LOAD_TIMEOUT_SECONDS: 'soon' }).some((p) => p.startsWith('RUNNER_LOAD_TIMEOUT_SECONDS')));
   });
 });
 

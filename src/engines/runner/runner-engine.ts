@@ -8,8 +8,8 @@ import { ModelUnavailableError } from '../../models/errors.ts';
 import type { EngineState } from '../types.ts';
 import { RunnerSupervisor, type RunnerSpec } from './supervisor.ts';
 
-/** The supervision settings an adapter passes through (RUNNER_RESTART_BACKOFF_MS, RUNNER_HANG_SECONDS). */
-export type RunnerSupervision = Pick<RunnerSpec, 'backoffMs' | 'hangMs'>;
+/** The supervision settings an adapter passes through (RUNNER_RESTART_BACKOFF_MS, RUNNER_HANG_SECONDS, RUNNER_LOAD_TIMEOUT_SECONDS). */
+export type RunnerSupervision = Pick<RunnerSpec, 'backoffMs' | 'hangMs' | 'loadTimeoutMs'>;
 
 export abstract class RunnerEngine<Load, Request, Event> {
   abstract readonly id: string;
@@ -31,8 +31,11 @@ export abstract class RunnerEngine<Load, Request, Event> {
    */
   protected async startRunner(model: string, logger: Logger, locate: () => Promise<Load>): Promise<void> {
     let options: Load;
+    const generation = this.runner.generation;
+    this.runner.fail({ status: 'loading' });
     try {
       options = await locate();
+      if (this.runner.generation !== generation) return; // unloaded while the file was being found
     } catch (error) {
       const missing = error instanceof ModelUnavailableError;
       const detail = missing ? error.message : `failed to load ${model}: ${(error as Error).message}`;

@@ -27,6 +27,11 @@ const MAX_LOAD_CRASHES = 3;
 export const DEFAULT_BACKOFF_MS = { min: 250, max: 10_000 };
 /** A runner up this long has its crash count forgotten (a crash a day is not a crash loop). */
 const STABLE_MS = 60_000;
+/**
+ * Before a runner's first pong it is still starting (tsx, native bindings): it gets at least this
+ * long, so a short RUNNER_HANG_SECONDS does not kill runners on a busy machine before they can answer.
+ */
+const STARTUP_GRACE_MS = 15_000;
 /** How long `close` waits for the runner to unload before it is killed. */
 const CLOSE_TIMEOUT_MS = 5000;
 const LOG_LINES = 20;
@@ -47,8 +52,10 @@ export interface RunnerSpec {
   backoffMs?: { min: number; max: number };
   /** The level the runner's native stdout/stderr is logged at (whisper.cpp narrates its load on stderr). */
   outputLevel?: 'info' | 'warn';
-  /** A loaded runner that answers no ping for this long is killed (reason `hang`) and restarted; 0 = no watchdog. */
+  /** A runner (loading or loaded) that answers no ping for this long is killed (reason `hang`) and restarted; 0 = no watchdog. */
   hangMs?: number;
+  /** A runner that has not reported its model loaded this long after it started is killed (reason `load_timeout`); 0 = no limit. */
+  loadTimeoutMs?: number;
   logger: Logger;
   metrics?: Metrics;
 }
@@ -109,6 +116,7 @@ export class RunnerSupervisor<Load, Request, Event> {
   private gaveUp = false;
   private closing = false;
   private loadCrashes = 0;
+  private unloads = 0;
   private crashes = 0;
   private upSince = 0;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -122,8 +130,11 @@ export class RunnerSupervisor<Load, Request, Event> {
   private watchdog: NodeJS.Timeout | undefined;
   private lastPong = 0;
   private pingSeq = 0;
-  /** The runner the watchdog killed: its exit reason is `hang`, not SIGKILL. */
-  private hung: ChildProcess | undefined;
+  /** Whether the current runner has answered a ping yet (before: STARTUP_GRACE_MS applies). */
+  private answered = false;
+  private loadTimer: NodeJS.Timeout | undefined;
+  /** The runner the supervisor killed and why (`hang`, `load_timeout`): its exit reason, not SIGKILL. */
+  private killed: { child: ChildProcess; reason: string } | undefined;
 
   constructor(private readonly spec: RunnerSpec) {
     this.modelName = spec.modelName;
@@ -141,9 +152,14 @@ export class RunnerSupervisor<Load, Request, Event> {
     return this.current;
   }
 
-  /** Sets the state before the runner starts (e.g. a model the gateway found missing). */
+  /** Sets the state before the runner starts (`loading` while the gateway finds the model, or why it could not). */
   fail(state: EngineState): void {
     this.current = state;
+  }
+
+  /** Counts unloads: a load begun before one (still finding its model file) must not start a runner after it. */
+  get generation(): number {
+    return this.unloads;
   }
 
   /** The runner's pid while it runs (tests and operators). */
@@ -167,6 +183,7 @@ export class RunnerSupervisor<Load, Request, Event> {
   async start(options: Load): Promise<void> {
     if (this.closing) return;
     this.options = options;
+    this.current = { status: 'loading' }; // also when loading again after an unload
     await new Promise<void>((resolve) => {
       this.settle = resolve;
       this.spawn();
@@ -211,6 +228,24 @@ export class RunnerSupervisor<Load, Request, Event> {
     child.on('error', (error) => this.spec.logger.error({ err: error, runner_pid: child.pid }, `${this.spec.kind} runner error`));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     this.send({ type: 'load', options: this.options!, logLevel: this.spec.logger.level });
+    // a runner that stops answering while it loads (SIGSTOP, a deadlock) is caught as when loaded,
+    // and a load that never ends (a native call stuck on its thread) by the load time limit
+    this.watch();
+    const loadTimeoutMs = this.spec.loadTimeoutMs ?? 0;
+    if (loadTimeoutMs > 0) {
+      this.loadTimer = setTimeout(() => this.kill(child, 'load_timeout', `${this.spec.kind} runner did not load its model within ${loadTimeoutMs / 1000} s (RUNNER_LOAD_TIMEOUT_SECONDS); killing it`), loadTimeoutMs);
+      this.loadTimer.unref();
+    }
+  }
+
+  /** Kills a runner that stopped answering or loading; it exits with `reason` and is restarted as after a crash. */
+  private kill(child: ChildProcess, reason: string, message: string): void {
+    if (this.child !== child) return;
+    clearInterval(this.watchdog);
+    clearTimeout(this.loadTimer);
+    this.killed = { child, reason };
+    this.spec.logger.error({ capability: this.capability, runner_pid: child.pid, loaded: this.loaded, silent_ms: Date.now() - this.lastPong }, message);
+    child.kill('SIGKILL');
   }
 
   private send(message: ToRunner<Load, Request>): void {
@@ -246,7 +281,7 @@ export class RunnerSupervisor<Load, Request, Event> {
           this.upSince = Date.now();
           this.current = { status: 'ready' };
           this.metrics?.up.set(this.labels(), 1);
-          this.watch();
+          clearTimeout(this.loadTimer);
         } else {
           // a clean failure (missing or unreadable model): the runner says why; restarting would not help
           this.gaveUp = true;
@@ -260,6 +295,7 @@ export class RunnerSupervisor<Load, Request, Event> {
         break;
       case 'pong':
         this.lastPong = Date.now();
+        this.answered = true;
         break;
     }
   }
@@ -282,10 +318,10 @@ export class RunnerSupervisor<Load, Request, Event> {
   }
 
   /**
-   * The hang watchdog: pings the loaded runner; one that has not answered for hangMs (a deadlock, a
-   * SIGSTOP, a native call that never returns on the event loop) is killed and restarted. Model
-   * work runs off the runner's event loop (llama.cpp and whisper.cpp on native threads), so a busy
-   * runner still answers.
+   * The hang watchdog: pings the runner from its start (while it loads too); one that has not
+   * answered for hangMs (a deadlock, a SIGSTOP, a native call that never returns on the event loop)
+   * is killed and restarted. Model loading and work run off the runner's event loop (llama.cpp and
+   * whisper.cpp load and infer on native threads), so a loading or busy runner still answers.
    */
   private watch(): void {
     const hangMs = this.spec.hangMs ?? 0;
@@ -293,16 +329,12 @@ export class RunnerSupervisor<Load, Request, Event> {
     clearInterval(this.watchdog);
     if (hangMs <= 0 || !child) return;
     this.lastPong = Date.now();
+    this.answered = false;
     this.watchdog = setInterval(
       () => {
         if (this.child !== child) return clearInterval(this.watchdog);
-        if (Date.now() - this.lastPong > hangMs) {
-          clearInterval(this.watchdog);
-          this.hung = child;
-          this.spec.logger.error({ capability: this.capability, runner_pid: child.pid, silent_ms: Date.now() - this.lastPong }, `${this.spec.kind} runner stopped answering; killing it`);
-          child.kill('SIGKILL');
-          return;
-        }
+        const limit = this.answered ? hangMs : Math.max(hangMs, STARTUP_GRACE_MS);
+        if (Date.now() - this.lastPong > limit) return this.kill(child, 'hang', `${this.spec.kind} runner stopped answering${this.loaded ? '' : ' while loading its model'}; killing it`);
         this.send({ type: 'ping', seq: ++this.pingSeq });
       },
       Math.max(50, Math.min(1000, hangMs / 4)),
@@ -314,9 +346,10 @@ export class RunnerSupervisor<Load, Request, Event> {
     if (this.child === child) {
       this.child = undefined;
       clearInterval(this.watchdog);
+      clearTimeout(this.loadTimer);
     }
     this.metrics?.up.set(this.labels(), 0);
-    const reason = this.hung === child ? 'hang' : (signal ?? `exit_${code}`);
+    const reason = this.killed?.child === child ? this.killed.reason : (signal ?? `exit_${code}`);
     const wasLoaded = this.loaded;
     const restarting = new ApiError(503, 'server_error', `The ${this.spec.what} runner stopped (${reason}) while serving this request; it is restarting. Try again shortly.`, { code: 'engine_restarting', headers: { 'Retry-After': '1' } });
     for (const id of [...this.pending.keys()]) this.finish(id, { error: restarting });
@@ -389,10 +422,12 @@ export class RunnerSupervisor<Load, Request, Event> {
    * again. Unlike `close`, the supervisor stays usable.
    */
   async unload(): Promise<void> {
+    this.unloads++;
     await this.close();
     this.closing = false;
     this.loaded = false;
     this.loadCrashes = 0;
+    this.crashes = 0;
     this.child = undefined;
     this.current = { status: 'disabled', detail: 'unloaded: loads again on the next request that names it' };
   }
@@ -401,12 +436,15 @@ export class RunnerSupervisor<Load, Request, Event> {
     this.closing = true;
     clearTimeout(this.restartTimer);
     clearInterval(this.watchdog);
+    clearTimeout(this.loadTimer);
     this.current = { status: 'disabled', detail: 'closed' };
     this.settled();
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    this.send({ type: 'close' });
+    // a runner still loading has nothing to finish (and may not answer at all): killed at once
+    if (!this.loaded) child.kill('SIGKILL');
+    else this.send({ type: 'close' });
     const timer = setTimeout(() => child.kill('SIGKILL'), CLOSE_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);

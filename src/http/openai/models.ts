@@ -3,7 +3,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { EngineRegistry, ModelReport } from '../../engines/registry.ts';
 import { ApiError } from '../../errors.ts';
-import { errorResponses } from '../schemas.ts';
+import { clientSignal } from '../request-signal.ts';
+import { registerJsonBody } from '../json-body.ts';
+import { errorResponses, keepAliveSchema } from '../schemas.ts';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
@@ -16,7 +18,7 @@ const modelSchema = z
     created: z.number().int(),
     owned_by: z.string(),
     capability: z.enum(['llm', 'stt', 'tts']).describe('`llm`: the text routes; `stt`: the transcription routes; `tts`: the speech routes (listed when the models file names voice models).'),
-    state: z.enum(['loaded', 'loading', 'unloaded', 'error']).describe('`unloaded`: not loaded yet (loads on the first request naming it); `error`: see GET /health/ready for why.'),
+    state: z.enum(['loaded', 'loading', 'unloading', 'unloaded', 'error']).describe('`unloaded`: not loaded now (loads on the next request naming it); `loading`: also when loading again after an unload; `unloading`: its runner is stopping (`memory_bytes`: what the process still holds); `error`: see GET /health/ready for why.'),
     aliases: z.array(z.string()).describe('Other names that pick this model.'),
     default: z.boolean().describe('Answers requests that name no model (and the SDK default names).'),
     memory_bytes: z.number().int().optional().describe('Memory the model holds now as the memory budget accounts it (`memory_need_bytes` while loaded or loading); absent while unloaded.'),
@@ -36,7 +38,16 @@ export const modelListSchema = z
   })
   .meta({ id: 'ModelList', example: { object: 'list', data: [EXAMPLE], memory_budgets: [{ device: 'cpu', budget_bytes: 16_777_216_000, used_bytes: 1_073_741_824 }] } });
 
+/** POST /v1/models/{id}/load's optional body (as Ollama's load: a request with no prompt). */
+const loadBodySchema = z
+  .strictObject({ keep_alive: keepAliveSchema })
+  .nullish()
+  .describe('Optional: `keep_alive` sets how long the model stays loaded once idle (as a request\'s `keep_alive`; overrides MODEL_KEEP_ALIVE for it from now on).');
+
 export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = async (app, { engines }) => {
+  // load/unload take an optional body: an empty one sent with content-type application/json is none (here only)
+  registerJsonBody(app, { allowEmpty: true });
+
   app.get(
     '/v1/models',
     {
@@ -59,15 +70,15 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
       schema: {
         tags: ['openai'],
         summary: 'Retrieve a model (OpenAI-compatible)',
-        description: 'One model of GET /v1/models by id or alias; 404 envelope for any other name.',
+        description: 'One model of GET /v1/models by id or alias (`whisper-1`, `gpt-4o-mini-transcribe`, `gpt-4o-transcribe`: the default speech-to-text model); 404 envelope for any other name.',
         params: z.object({ model: z.string().max(256) }),
         response: { 200: modelSchema, ...errorResponses(404) },
       },
     },
     async (request) => {
-      const name = request.params.model;
-      const found = listed(engines).find((m) => m.id === name) ?? listed(engines).find((m) => m.aliases.includes(name));
-      if (!found) throw new ApiError(404, 'not_found_error', `The model '${request.params.model}' does not exist on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
+      const entry = engines.byId(request.params.model); // 404 for an unknown name
+      const found = listed(engines).find((m) => m.id === entry.id && m.capability === entry.capability);
+      if (!found) throw new ApiError(404, 'not_found_error', `The model '${request.params.model}' is switched off on this server (see GET /v1/models).`, { param: 'model', code: 'model_not_found' });
       return found;
     },
   );
@@ -86,10 +97,14 @@ export const modelRoutes: FastifyPluginAsyncZod<{ engines: EngineRegistry }> = a
               ? 'Loads a model of GET /v1/models (by id or alias) and answers when it has settled, with its state (`error`: see GET /health/ready for why). Under MODEL_MEMORY_BUDGET_MB it first unloads least recently used idle models on its device; 503 `insufficient_memory` when it cannot fit. 404 for an unknown name. With API keys on, needs an operator key (ADMIN_API_KEYS): other keys get 403 `permission_denied`.'
               : 'Frees a model\'s memory now (its runner process exits); the next request naming it loads it again. 409 `model_busy` while requests use it, 409 `model_not_unloadable` for engines that do not run in a runner process (whisper.cpp in-process, remote servers). 404 for an unknown name. With API keys on, needs an operator key (ADMIN_API_KEYS): other keys get 403 `permission_denied`.',
           params: z.object({ model: z.string().max(256) }),
-          response: { 200: modelSchema, ...errorResponses(403, 404, 409, 503) },
+          ...(action === 'load' ? { body: loadBodySchema } : {}),
+          response: { 200: modelSchema, ...errorResponses(400, 403, 404, 409, 503) },
         },
       },
-      async (request) => view(action === 'load' ? await engines.loadModel(request.params.model) : await engines.unloadModel(request.params.model)),
+      async (request, reply) => {
+        if (action === 'unload') return view(await engines.unloadModel(request.params.model));
+        return view(await engines.loadModel(request.params.model, clientSignal(reply), (request.body as z.infer<typeof loadBodySchema>)?.keep_alive));
+      },
     );
   }
 };

@@ -13,7 +13,7 @@ import OpenAI from 'openai';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { wav } from '../helpers/audio.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
 
 interface ListedModel {
@@ -44,13 +44,10 @@ describe('per-request keep_alive (Ollama semantics)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keep-alive-'));
     const file = path.join(dir, 'models.json');
     fs.writeFileSync(file, JSON.stringify({ llm: [{ id: 'tiny', model: tinyGemmaPath(), context: 512, parallel: 1, threads: 1 }], stt: [{ id: 'whisper', model: tinyWhisperPath(), threads: 1 }] }));
-    service = spawnService({ MODELS_FILE: file, MODEL_KEEP_ALIVE: '-1', LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1' }, await freePort());
-    await waitForHealth(service.url, 60_000);
-    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+    service = await spawnReadyService({ MODELS_FILE: file, MODEL_KEEP_ALIVE: '-1', LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1' });
   });
   after(async () => {
-    service.child.kill('SIGTERM');
-    await service.exited;
+    await stopService(service);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

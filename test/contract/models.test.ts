@@ -18,7 +18,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { wav } from '../helpers/audio.ts';
 import { startModelsService, type ModelsService } from '../helpers/models-file.ts';
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
 
 interface ListedModel {
@@ -183,13 +183,10 @@ describe('keep-alive and operator load/unload (MODEL_KEEP_ALIVE)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-file-'));
     const file = path.join(dir, 'models.json');
     fs.writeFileSync(file, JSON.stringify({ llm: [{ id: 'tiny', model: tinyGemmaPath(), context: 512, parallel: 1, threads: 1 }, { id: 'looper', model: loopingGemmaPath(), context: 1024, parallel: 1, threads: 1, preload: false }], stt: [] }));
-    service = spawnService({ MODELS_FILE: file, MODEL_KEEP_ALIVE: '1s', LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded' }, await freePort());
-    await waitForHealth(service.url, 60_000);
-    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+    service = await spawnReadyService({ MODELS_FILE: file, MODEL_KEEP_ALIVE: '1s', LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded' });
   });
   after(async () => {
-    service.child.kill('SIGTERM');
-    await service.exited;
+    await stopService(service);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

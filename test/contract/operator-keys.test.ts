@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { recordSecrets } from '../helpers/test-logs.ts';
 
 const TENANT = 'tenant-key-0b9e41';
@@ -37,16 +37,10 @@ describe('operator keys for model load/unload (ADMIN_API_KEYS)', () => {
     adminFile = path.join(dir, 'admin-keys.txt');
     fs.writeFileSync(adminFile, `# operators\n${ADMIN}\n`);
     recordSecrets([TENANT, ADMIN, ROTATED, WRONG]);
-    service = spawnService(
-      { MODELS_FILE: modelsFile, API_KEY_ENABLED: 'true', API_KEYS: TENANT, ADMIN_API_KEYS_FILE: adminFile, AUTH_FAILURES_PER_MINUTE: '3', LOG_LEVEL: 'info', LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded' },
-      await freePort(),
-    );
-    await waitForHealth(service.url, 60_000);
-    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+    service = await spawnReadyService({ MODELS_FILE: modelsFile, API_KEY_ENABLED: 'true', API_KEYS: TENANT, ADMIN_API_KEYS_FILE: adminFile, AUTH_FAILURES_PER_MINUTE: '3', LOG_LEVEL: 'info', LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded' });
   });
   after(async () => {
-    service.child.kill('SIGTERM');
-    await service.exited;
+    await stopService(service);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -5,12 +5,11 @@
  * `whisper-a` (the default STT model; TINY_WHISPER_TEXT) and `whisper-b` (by default the model whose
  * no_speech_prob is 0.5; a test may name another whisper file).
  */
-import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { halfNoSpeechWhisperPath, loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from './models.ts';
-import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from './process.ts';
+import { spawnReadyService, stopService, type ServiceProcess } from './process.ts';
 
 export interface ModelsService {
   service: ServiceProcess;
@@ -46,14 +45,11 @@ export async function startModelsService(env: Record<string, string> = {}, optio
       '    threads: 1',
     ].join('\n'),
   );
-  const service = spawnService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1', ...env }, await freePort());
-  await waitForHealth(service.url, 60_000);
-  assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+  const service = await spawnReadyService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1', ...env });
   return {
     service,
     close: async () => {
-      service.child.kill('SIGTERM');
-      await service.exited;
+      await stopService(service);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -65,3 +65,21 @@ export async function waitForHealth(url: string, timeoutMs = 120_000): Promise<v
   }
   throw new Error(`service at ${url} did not come up`);
 }
+
+/** A service process on a free port whose engines are all ready (throws with its last output otherwise). */
+export async function spawnReadyService(env: Record<string, string>, readyTimeoutMs = 120_000): Promise<ServiceProcess> {
+  const service = spawnService(env, await freePort());
+  await waitForHealth(service.url, 60_000);
+  if (!(await waitForReady(service.url, readyTimeoutMs))) {
+    service.child.kill('SIGTERM');
+    throw new Error(`not ready within ${readyTimeoutMs / 1000} s: ${service.output().slice(-2000)}`);
+  }
+  return service;
+}
+
+/** SIGTERM, and wait for the process to exit. */
+export async function stopService(service: ServiceProcess | undefined): Promise<void> {
+  if (!service) return;
+  service.child.kill('SIGTERM');
+  await service.exited;
+}

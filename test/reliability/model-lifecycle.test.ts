@@ -13,8 +13,21 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { metricSum } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
-import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
+import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { alive, childPids, until } from '../helpers/runners.ts';
+
+/** Resumes any SIGSTOPped runner (a stopped process ignores SIGTERM), then stops the service and removes its files. */
+async function stopWithRunnersResumed(service: ServiceProcess, dir: string): Promise<void> {
+  for (const pid of childPids(service.child.pid!)) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // gone already
+    }
+  }
+  await stopService(service);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
 
 interface ListedModel {
   id: string;
@@ -55,29 +68,13 @@ describe('model life cycle: loads that hang, unloads that race, states that stay
       file,
       ['llm:', '  - id: tiny', `    model: ${tinyGemmaPath()}`, '    context: 512', '    threads: 1', '  - id: loop', `    model: ${loopingGemmaPath()}`, '    context: 512', '    threads: 1', '    preload: false', 'stt:', '  - id: whisper-a', `    model: ${tinyWhisperPath()}`].join('\n'),
     );
-    service = spawnService(
-      { MODELS_FILE: file, LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1', RUNNER_HANG_SECONDS: '2', RUNNER_RESTART_BACKOFF_MS: '100,100', MODEL_LOAD_WAIT_SECONDS: '600', LOG_LEVEL: 'info' },
-      await freePort(),
-    );
-    await waitForHealth(service.url, 60_000);
-    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+    service = await spawnReadyService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', WHISPER_THREADS: '1', RUNNER_HANG_SECONDS: '2', RUNNER_RESTART_BACKOFF_MS: '100,100', MODEL_LOAD_WAIT_SECONDS: '600', LOG_LEVEL: 'info' });
     const [runner] = childPids(service.child.pid!, 'llm-runner');
     assert.ok(runner);
     tinyRunner = runner;
   });
 
-  after(async () => {
-    for (const pid of childPids(service.child.pid!)) {
-      try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        // gone already
-      }
-    }
-    service.child.kill('SIGTERM');
-    await service.exited;
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopWithRunnersResumed(service, dir));
 
   it('an unload kills a runner that stopped answering while it loads; the operator load then answers (not loaded), nothing hangs', async () => {
     const load = action('load');
@@ -177,23 +174,10 @@ describe('RUNNER_LOAD_TIMEOUT_SECONDS: a load that never ends', () => {
     const file = path.join(dir, 'models.yaml');
     fs.writeFileSync(file, ['llm:', '  - id: tiny', `    model: ${tinyGemmaPath()}`, '    context: 512', '    threads: 1', '  - id: loop', `    model: ${loopingGemmaPath()}`, '    context: 512', '    threads: 1', '    preload: false', 'stt: []'].join('\n'));
     // no hang watchdog: only the load time limit can end a load that does not finish (20 s: far more than a tiny model's load takes, even on a busy machine)
-    service = spawnService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', RUNNER_HANG_SECONDS: '0', RUNNER_LOAD_TIMEOUT_SECONDS: '20', RUNNER_RESTART_BACKOFF_MS: '100,100' }, await freePort());
-    await waitForHealth(service.url, 60_000);
-    assert.ok(await waitForReady(service.url, 120_000), `not ready: ${service.output().slice(-2000)}`);
+    service = await spawnReadyService({ MODELS_FILE: file, LLM_DEVICE: 'cpu', ENABLE_LOCAL_WHISPER: 'false', STT_BACKEND: 'local', TTS_BACKEND: 'embedded', RUNNER_HANG_SECONDS: '0', RUNNER_LOAD_TIMEOUT_SECONDS: '20', RUNNER_RESTART_BACKOFF_MS: '100,100' });
   });
 
-  after(async () => {
-    for (const pid of childPids(service.child.pid!)) {
-      try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        // gone already
-      }
-    }
-    service.child.kill('SIGTERM');
-    await service.exited;
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopWithRunnersResumed(service, dir));
 
   it('a runner whose load has not finished after RUNNER_LOAD_TIMEOUT_SECONDS is killed (reason `load_timeout`) and started again; the waiting request is answered by the next one', async () => {
     const [tiny] = childPids(service.child.pid!, 'llm-runner');

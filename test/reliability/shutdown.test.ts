@@ -79,6 +79,7 @@ describe('shutdown under load', () => {
         const form = new FormData();
         form.append('file', new Blob([wav(3)], { type: 'audio/wav' }), 'clip.wav');
         form.append('model', 'whisper-1');
+        form.append('response_format', 'verbose_json');
         http.push(fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body: form }).then(json('stt')));
       }
 
@@ -112,7 +113,8 @@ describe('shutdown under load', () => {
       assert.deepEqual(results.map((r) => r.status), Array(50).fill(200), 'every accepted request completes');
       for (const r of byKind('generate')) assert.equal((r.body.usage as { completion_tokens: number }).completion_tokens, 40);
       for (const r of byKind('tts')) assert.ok((r.body.duration_seconds as number) > 5 && typeof r.body.audio_base64 === 'string');
-      for (const r of byKind('stt')) assert.match(r.body.text as string, /^(Hello from the tiny whisper model\.\s*)+$/);
+      // the whole body on a mismatch: an empty text seen once in CI (issue 17) needs its segments to be explained
+      for (const r of byKind('stt')) assert.match(r.body.text as string, /^(Hello from the tiny whisper model\.\s*)+$/, JSON.stringify(r.body));
       for (const s of await Promise.all(sse)) {
         assert.equal(s.status, 200);
         assert.match(s.text, /event: done\n/, 'each SSE stream ends with its done event');

@@ -6,7 +6,7 @@
  * with it, and an abort takes effect at the next window.
  *
  * whisper.cpp crashes the process on a bad model file or an empty buffer, so model files are
- * checked first (models/whisper.ts) and audio is padded to at least one second.
+ * checked first (models/whisper.ts) and audio is padded to at least 1.1 s (see MIN_SAMPLES).
  */
 import type { Logger } from 'pino';
 import type { HfSettings } from '../../models/hugging-face.ts';
@@ -19,7 +19,11 @@ import { loadFugood, loadSmartWhisper, nvidiaGpuPresent, type WhisperBackend, ty
 import { STT_SAMPLE_RATE, type SttEngine, type SttEvent, type Transcript, type TranscriptionRequest, type TranscriptSegment, type TranscriptWord } from './types.ts';
 
 export const WINDOW_SECONDS = 30;
-const MIN_SAMPLES = STT_SAMPLE_RATE; // whisper.cpp skips (older: aborts on) shorter input
+// whisper.cpp transcribes nothing from under 100 mel frames ("input is too short": 1.0 s of
+// samples makes 99) and older builds abort on less: shorter audio (a one-word "yes" turn, the
+// tail of a long file) is padded with silence to 1.1 s. The segment times are clamped to the
+// real duration below.
+const MIN_SAMPLES = Math.round(1.1 * STT_SAMPLE_RATE);
 
 export interface WhisperCppOptions {
   /** A ggml model file path, or a tier (`tiny.en`, `base`, `large-v3-turbo`, ...) fetched through `hf`. */

@@ -114,7 +114,10 @@ describe('shutdown under load', () => {
       for (const r of byKind('generate')) assert.equal((r.body.usage as { completion_tokens: number }).completion_tokens, 40);
       for (const r of byKind('tts')) assert.ok((r.body.duration_seconds as number) > 5 && typeof r.body.audio_base64 === 'string');
       // the whole body on a mismatch: an empty text seen once in CI (issue 17) needs its segments to be explained
-      for (const r of byKind('stt')) assert.match(r.body.text as string, /^(Hello from the tiny whisper model\.\s*)+$/, JSON.stringify(r.body));
+      for (const r of byKind('stt')) {
+        assert.equal(r.body.duration, 3, JSON.stringify(r.body));
+        assert.match(r.body.text as string, /^(Hello from the tiny whisper model\.\s*)+$/, JSON.stringify(r.body));
+      }
       for (const s of await Promise.all(sse)) {
         assert.equal(s.status, 200);
         assert.match(s.text, /event: done\n/, 'each SSE stream ends with its done event');

@@ -114,6 +114,29 @@ describe('routing by model on /ws/stt, transcription jobs and /v1/realtime', () 
     open.close();
   });
 
+  it('/ws/dialogue: an unknown ?stt_model= (as ?model=) gets model_not_found and the close before ready; in config, an error and the settings stay', async () => {
+    const ws = new WebSocket(`${wsUrl}/ws/dialogue?stt_model=gpt-9`);
+    const messages: { type: string; error?: Envelope['error'] }[] = [];
+    ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
+    const code = await closed(ws).finally(() => ws.terminate());
+    assert.ok(code >= 1000, String(code));
+    assert.deepEqual(messages.map((m) => [m.type, m.error?.code]), [['error', 'model_not_found']], 'the error and nothing else (no ready)');
+
+    const open = new WebSocket(`${wsUrl}/ws/dialogue?response_modalities=text`);
+    const log = eventLog(open);
+    await log.waitFor((e) => e.type === 'ready');
+    const errors = () => log.events.filter((e) => e.type === 'error');
+    for (const [i, config] of [{ model: 'gpt-9' }, { stt_model: 'gpt-9' }].entries()) {
+      open.send(JSON.stringify({ type: 'config', ...config }));
+      await log.waitFor(() => errors().length > i);
+      assert.equal((errors()[i]!.error as Envelope['error']).code, 'model_not_found', JSON.stringify(config));
+    }
+    open.send(JSON.stringify({ type: 'text', text: 'Hello?' }));
+    const done = await log.waitFor((e) => e.type === 'reply.done', 60_000);
+    assert.ok(done, 'a turn after the refused configs still runs on the previous settings');
+    open.close();
+  });
+
   it('transcription jobs: model routes the worker; an unknown one is refused at submit (404), no job made', async () => {
     const submit = (model?: string) => {
       const form = new FormData();

@@ -54,7 +54,7 @@ export const DIALOGUE_WS_DOC = {
   tags: ['dialogue'],
   description: `Speak; hear the reply while it is being written; interrupt it by speaking.
 
-Query: \`sample_rate\` of the microphone audio (default 16000), \`session_id\` (continue a conversation — with API keys on, one of this key's; generated when absent), \`voice\`, \`format\` of the reply audio (default \`pcm\`), \`output_sample_rate\` (default DEFAULT_AUDIO_SAMPLE_RATE), \`language\`, \`response_modalities\` (\`text,audio\`), \`model\` and \`stt_model\` (ids or aliases of GET /v1/models; unknown: an \`error\` event \`model_not_found\`, then close).
+Query: \`sample_rate\` of the microphone audio (default 16000), \`session_id\` (continue a conversation — with API keys on, one of this key's; generated when absent), \`voice\`, \`format\` of the reply audio (default \`pcm\`), \`output_sample_rate\` (default DEFAULT_AUDIO_SAMPLE_RATE), \`language\`, \`response_modalities\` (\`text,audio\`), \`model\` and \`stt_model\` (ids or aliases of GET /v1/models; unknown: an \`error\` event \`model_not_found\`, then close; in a \`config\` message: the \`error\` event, the settings unchanged).
 
 **Client → server**: binary frames of 16-bit little-endian mono PCM (the microphone, any frame size); JSON: \`{"type":"config",...}\` (as the query, from the next turn), \`{"type":"text","text":"..."}\` (a typed turn), \`{"type":"commit"}\` (end the spoken turn now), \`{"type":"cancel"}\` (stop the reply).
 
@@ -84,7 +84,8 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
     if (refuseUnavailable(socket, request, () => dialogue.assertAvailable())) return;
     const parsed = parseQuery(socket, request, query, request.query);
     if (!parsed) return;
-    // a model named in the query must exist (404 model_not_found), before the first turn
+    // models named in the query must exist (404 model_not_found), before the first turn
+    if (refuseUnavailable(socket, request, () => dialogue.checkModels(parsed.model, parsed.stt_model))) return;
     if (parsed.model !== undefined && refuseUnavailable(socket, request, () => dialogue.assertAvailable(parsed.model))) return;
     const out = new JsonSocket(socket, request, '/ws/dialogue');
     const { sample_rate: inputRate, session_id: requestedSession, ...initial } = parsed;
@@ -180,6 +181,12 @@ export const dialogueSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
       if (!message) return;
       if (message.type === 'config') {
         const { type: _type, ...rest } = message;
+        try {
+          dialogue.checkModels(rest.model ?? current.model, rest.stt_model ?? current.stt_model);
+        } catch (error) {
+          out.error(error); // an unknown model: the error event, the settings unchanged
+          return;
+        }
         current = { ...current, ...rest };
       } else if (message.type === 'text') {
         cancel('barge_in');

@@ -50,6 +50,19 @@ describe('WS /ws/stt', () => {
     ws.close();
   });
 
+  it('a one-word turn (well under a second of speech) is transcribed, not answered with an empty text', async () => {
+    const pcm = await speech([{ silence: 0.3 }, 'Yes.', { silence: 1.0 }]);
+    const ws = new WebSocket(`${t.wsUrl}/ws/stt`);
+    const log = eventLog(ws);
+    await new Promise((r) => ws.once('open', r));
+    await streamPcm(ws, pcm, 16000, 4);
+    const final = await log.waitFor((e) => e.type === 'transcript.final');
+    const spoken = ((final.end_ms as number) - (final.start_ms as number)) / 1000;
+    assert.ok(spoken < 1, `the turn holds ${spoken} s`);
+    assert.match(final.text as string, WHISPER_TEXT, JSON.stringify(final));
+    ws.close();
+  });
+
   it('sends partial transcripts while someone speaks; commit ends a turn at once', async () => {
     const pcm = await speech(['This is a rather long sentence that keeps going on and on for a few seconds.']);
     const ws = new WebSocket(`${t.wsUrl}/ws/stt`);

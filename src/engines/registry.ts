@@ -123,6 +123,8 @@ export class EngineRegistry {
   private readonly inUse = new Map<ModelEntry, number>();
   private readonly idleTimers = new Map<ModelEntry, NodeJS.Timeout>();
   private readonly unloading = new Map<ModelEntry, Promise<void>>();
+  /** The RSS each model's runners last held (what it needs when loaded again). */
+  private readonly lastMeasured = new Map<ModelEntry, number>();
   /** A request's `keep_alive` overrides MODEL_KEEP_ALIVE for its model from then on (as Ollama does). */
   private readonly keepAlive = new Map<ModelEntry, number>();
   /** Engines whose load has settled (loaded or failed for good). */
@@ -297,9 +299,16 @@ export class EngineRegistry {
     return entry.memory && this.unloadable(entry) ? budgetOf(this.catalogue.budgets, entry.memory.device) : undefined;
   }
 
-  /** What the model counts against its device (memory_mb, else the larger of its estimate and its runner's RSS). */
+  /**
+   * What the model counts against its device (memory_mb, else the larger of its estimate and its
+   * runner's RSS). The RSS last measured is kept when the runner is gone (unloaded, evicted): the
+   * file-size estimate alone can be far below what the model held, and loading it again on that
+   * figure would overrun the budget.
+   */
   private need(entry: ModelEntry): number {
-    const measured = (entry.engines as Engine[]).reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
+    const now = (entry.engines as Engine[]).reduce((sum, e) => sum + (e.memoryBytes?.() ?? 0), 0);
+    if (now > 0) this.lastMeasured.set(entry, now);
+    const measured = now || (this.lastMeasured.get(entry) ?? 0);
     return entry.memory ? needBytes(entry.memory, measured) : measured;
   }
 
@@ -382,7 +391,9 @@ export class EngineRegistry {
   assertServes(capability: ModelCapability, name?: string): void {
     const entry = this.model(capability, name);
     const engines = entry.engines as Engine[];
-    // a model still loading passes: its request waits for it (MODEL_LOAD_WAIT_SECONDS)
+    // a model still loading passes: its request waits for it (MODEL_LOAD_WAIT_SECONDS); so does one
+    // being unloaded: its request waits for the unload, then loads it again (as Ollama does)
+    if (this.unloading.has(entry)) return;
     if (engines.some((e) => this.loads.has(e)) && engines.every((e) => this.settled.has(e))) this.ready(capability, entry.id);
   }
 

@@ -42,7 +42,8 @@ class FakeRunner {
   }
 
   async unload(): Promise<void> {
-    await new Promise((r) => setTimeout(r, this.delays.unload)); // the process takes a while to exit
+    this.status = 'disabled'; // as a runner engine: closed at once, its process takes a while to exit
+    await new Promise((r) => setTimeout(r, this.delays.unload));
     FakeRunner.alive--;
     this.status = 'disabled';
   }
@@ -85,6 +86,49 @@ describe('memory budget admission (registry)', () => {
     assert.ok(FakeRunner.most <= 2, `at most two 100 MB models under 250 MB at any time, saw ${FakeRunner.most}`);
     assert.deepEqual([...answers].sort(), [200, 200, 503]);
     assert.deepEqual(reg.models().map((m) => [m.id, m.state]).filter(([, s]) => s === 'loaded').length, 2);
+  });
+});
+
+describe('memory budget: what an unloaded model needs again', () => {
+  it('a model loaded again after its eviction counts the RSS it last held, not its file estimate: the budget holds', async () => {
+    FakeRunner.alive = 0;
+    FakeRunner.most = 0;
+    // a's file says 1 MB but its runner holds 200 MB (a GGUF that allocates a large context); b is estimated right
+    class Measured extends FakeRunner {
+      memoryBytes(): number {
+        return this.state().status === 'ready' ? 200 * MIB : 0;
+      }
+    }
+    const engines = { a: new Measured('a', { load: 10, unload: 50 }), b: new Measured('b', { load: 10, unload: 50 }) };
+    const llm = (['a', 'b'] as const).map(
+      (id, i): ModelEntry<'llm'> => ({ id, capability: 'llm', aliases: [], preload: i === 0, engines: [engines[id] as unknown as LlmEngine], memory: { device: 'cpu', estimatedBytes: (id === 'a' ? 1 : 200) * MIB } }),
+    );
+    const reg = new EngineRegistry({ llm: llm.flatMap((m) => m.engines), stt: [], tts: [] }, undefined, { llm, stt: [], strict: true, budgets: { all: 250 * MIB, devices: {} } });
+    await reg.start(); // a loaded: 200 MB measured
+    reg.models(); // a report reads the RSS, as GET /v1/models and each admission do
+    assert.equal(await request(reg, 'b', 10), 200); // 200 + 200 > 250: a is evicted
+    assert.equal(reg.models().find((m) => m.id === 'a')?.state, 'unloaded');
+    assert.equal(await request(reg, 'a', 10), 200); // needs its 200 MB again: b is evicted
+    assert.deepEqual(reg.models().map((m) => [m.id, m.state]), [['a', 'loaded'], ['b', 'unloaded']]);
+    assert.equal(FakeRunner.most, 1, 'never two 200 MB runners under a 250 MB budget');
+  });
+});
+
+describe('a request for a model being unloaded (registry)', () => {
+  it('is not refused: it waits for the unload, then loads the model again (as Ollama)', async () => {
+    const { reg, engines } = registry(['a', 'b'], { delays: { load: 10, unload: 300 } });
+    await reg.start();
+    assert.equal((await reg.prepare('llm', 'b')).id, 'b');
+    await new Promise((r) => setImmediate(r)); // the request that loaded it is gone
+    const unloading = reg.unloadModel('b');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'unloading');
+    reg.assertServes('llm', 'b'); // was 503 engine_not_configured (the closed runner's state)
+    const entry = await reg.prepare('llm', 'b', new AbortController().signal);
+    await unloading;
+    assert.equal(entry.id, 'b');
+    assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loaded');
+    assert.equal(engines.get('b')!.state().status, 'ready');
   });
 });
 

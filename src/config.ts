@@ -323,7 +323,7 @@ export const configSchema = z.object({
     .pipe(z.number().min(1).max(10_000_000))
     .optional()
     .describe(
-      'Decoded audio the HTTP speech-to-text and dialogue requests may hold at once, all together (seconds; 16 kHz float32 = 64 KB/s, 1 h ≈ 230 MB). Reserved as decoding proceeds, released when the request ends; past it 503 `audio_budget_exceeded` with Retry-After. Unset: 2 × MAX_AUDIO_SECONDS.',
+      'Decoded audio the HTTP speech-to-text and dialogue requests may hold at once, all together (seconds; 16 kHz float32 = 64 KB/s, 1 h ≈ 230 MB). Reserved as decoding proceeds (each upload up to 5 s ahead of what it has decoded), released when the request ends; past it 503 `audio_budget_exceeded` with Retry-After. Below MAX_AUDIO_SECONDS the longest accepted file can never run. Unset: 2 × MAX_AUDIO_SECONDS.',
     ),
   DECODE_THREADS: int(2, 1, 64).describe('Worker threads that decode uploaded audio (off the event loop); each decodes one file at a time.'),
   DECODE_QUEUE_SIZE: int(32, 0, 10_000).describe('Uploaded files waiting for a decode thread; one more gets 503 `decoder_busy` with Retry-After.'),

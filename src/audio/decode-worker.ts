@@ -28,8 +28,13 @@ export interface DecodeTask {
   progress?: MessagePort;
 }
 
-/** How often (seconds of audio) the caller is told the progress: 30 s is 1.9 MB of output. */
-export const PROGRESS_SECONDS = 30;
+/**
+ * How often (seconds of audio) the caller is told the progress, and how far ahead of what is decoded
+ * each report reserves: 5 s is 320 KB of output. A short clip holds at most this much more than its
+ * length while it decodes (at 30 s, a 1 s clip alone was refused under MAX_AUDIO_IN_FLIGHT_SECONDS=10);
+ * an hour sends 720 reports, nothing next to decoding it.
+ */
+export const PROGRESS_SECONDS = 5;
 
 export type DecodeOutcome =
   | { ok: true; samples: Float32Array; duration: number; sampleRate: number; channels: number }

@@ -1,7 +1,11 @@
 /** The decoded-audio budget's accounting (src/audio/audio-budget.ts). */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { AudioBudget } from '../../src/audio/audio-budget.ts';
+import { decodeToWhisperInput } from '../../src/audio/decode.ts';
+import { closeDecodePool } from '../../src/audio/decode-pool.ts';
+import { PROGRESS_SECONDS } from '../../src/audio/decode-worker.ts';
+import { wav } from '../helpers/audio.ts';
 
 describe('audio budget', () => {
   it('reservations grow against the capacity, shrink freely, and release once', () => {
@@ -25,5 +29,29 @@ describe('audio budget', () => {
     assert.deepEqual(seen, [60, 100, 70, 40, 0]);
     assert.equal(budget.exceeded().code, 'audio_budget_exceeded');
     assert.equal(budget.exceeded().statusCode, 503);
+  });
+
+  after(() => closeDecodePool());
+
+  it('a decode reserves little more than its length while it runs: a 1 s clip fits a 10 s budget, 60 s fit 66', async () => {
+    for (const [seconds, capacity] of [[1, 10], [60, 60 + PROGRESS_SECONDS + 1]] as const) {
+      const budget = new AudioBudget(capacity);
+      const reservation = budget.open();
+      let most = 0;
+      const decoded = await decodeToWhisperInput(new Uint8Array(wav(seconds)), {
+        maxSeconds: 3600,
+        budget: {
+          reserve: (s) => {
+            most = Math.max(most, s);
+            return reservation.reserve(s);
+          },
+          refusal: () => budget.exceeded(),
+        },
+      });
+      assert.equal(decoded.duration, seconds);
+      assert.ok(most <= seconds + PROGRESS_SECONDS, `${seconds} s reserved up to ${most} s`);
+      assert.equal(budget.heldSeconds, seconds, 'the exact length once decoded');
+      reservation.release();
+    }
   });
 });

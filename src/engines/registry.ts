@@ -259,6 +259,7 @@ export class EngineRegistry {
       await this.unloading.get(entry);
       await this.admit(entry, true);
       await this.loaded(entry, signal, this.catalogue.loadWaitMs);
+      await this.restarted(entry, signal, this.catalogue.loadWaitMs);
     } finally {
       // the caller takes hold of the model (use()) in the same turn; until then it must not look idle
       setImmediate(() => this.preparing.set(entry, (this.preparing.get(entry) ?? 1) - 1));
@@ -291,6 +292,28 @@ export class EngineRegistry {
     } finally {
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Its runner crashed and is being started again (backoff, then its load), and nothing else of its chain is ready. */
+  private restarting(entry: ModelEntry): boolean {
+    const engines = entry.engines as Engine[];
+    if (engines.some((e) => e.state().status === 'ready')) return false;
+    return engines.some((e) => e.state().status === 'restarting' || (e.state().status === 'loading' && this.settled.has(e)));
+  }
+
+  /**
+   * A request that finds its model's runner restarting after a crash waits for it as for a load
+   * (at most `waitMs`, MODEL_LOAD_WAIT_SECONDS; no longer than the client stays) instead of being
+   * refused at once: the restart takes seconds (backoff, then the model's load). Still restarting
+   * after that, or given up on, the request gets the 503 of ready(). Only the requests the runner
+   * was serving when it died fail (engine_restarting).
+   */
+  private async restarted(entry: ModelEntry, signal: AbortSignal | undefined, waitMs: number | undefined): Promise<void> {
+    const deadline = Date.now() + (waitMs ?? Number.MAX_SAFE_INTEGER);
+    while (this.restarting(entry) && Date.now() < deadline) {
+      signal?.throwIfAborted();
+      await new Promise((r) => setTimeout(r, 50)); // a runner says nothing when it is up again: look
     }
   }
 
@@ -394,6 +417,8 @@ export class EngineRegistry {
     // a model still loading passes: its request waits for it (MODEL_LOAD_WAIT_SECONDS); so does one
     // being unloaded: its request waits for the unload, then loads it again (as Ollama does)
     if (this.unloading.has(entry)) return;
+    // and one restarting after a crash: its request waits for the restart (prepare)
+    if (this.catalogue.loadWaitMs !== 0 && this.restarting(entry)) return;
     if (engines.some((e) => this.loads.has(e)) && engines.every((e) => this.settled.has(e))) this.ready(capability, entry.id);
   }
 

@@ -71,12 +71,22 @@ export function accountingDevice(device: string | undefined): string {
 
 /** GGUF: the weights plus their context (KV cache, compute buffers), taken as a quarter of the file. */
 export const GGUF_FACTOR = 1.25;
-/** Whisper: the ggml file plus whisper.cpp's compute buffers (encoder/decoder, mel), about 200 MiB on base-size models. */
-export const WHISPER_ALLOWANCE_BYTES = 200 * MIB;
+/**
+ * What an LLM runner process holds besides its model: Node, llama.cpp and its buffers (measured
+ * 233–247 MiB RSS with a 1 MB GGUF). Without it a small model counted as its file size alone, and
+ * its first load could overrun the budget by that much.
+ */
+export const LLM_RUNNER_BYTES = 200 * MIB;
+/**
+ * Whisper: the ggml file plus its runner (~180 MiB idle) and the decoding state it keeps once it has
+ * transcribed (compute buffers, KV caches: ~170–210 MiB on a tiny-sized model, more on larger ones;
+ * measured 357–396 MiB in all with an 8 MB model).
+ */
+export const WHISPER_ALLOWANCE_BYTES = 400 * MIB;
 
 /**
- * Estimates a model's need from its file before it is loaded: GGUF size × GGUF_FACTOR; Whisper
- * size + WHISPER_ALLOWANCE_BYTES. A file not on disk yet (an `hf:` URI or tier not pulled) gives 0:
+ * Estimates a model's need from its file before it is loaded: GGUF size × GGUF_FACTOR +
+ * LLM_RUNNER_BYTES; Whisper size + WHISPER_ALLOWANCE_BYTES. A file not on disk yet (an `hf:` URI or tier not pulled) gives 0:
  * the measured RSS takes over once the model has loaded.
  */
 export function estimateBytes(capability: 'llm' | 'stt', spec: string): number {
@@ -87,7 +97,7 @@ export function estimateBytes(capability: 'llm' | 'stt', spec: string): number {
   } catch {
     return 0;
   }
-  return capability === 'llm' ? Math.round(size * GGUF_FACTOR) : size + WHISPER_ALLOWANCE_BYTES;
+  return capability === 'llm' ? Math.round(size * GGUF_FACTOR) + LLM_RUNNER_BYTES : size + WHISPER_ALLOWANCE_BYTES;
 }
 
 /** What the registry needs to account a model: its device and how its need is derived. */

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
-import { accountingDevice, budgetOf, estimateBytes, needBytes, WHISPER_ALLOWANCE_BYTES } from '../../src/engines/memory-budget.ts';
+import { accountingDevice, budgetOf, estimateBytes, LLM_RUNNER_BYTES, needBytes, WHISPER_ALLOWANCE_BYTES } from '../../src/engines/memory-budget.ts';
 import { configProblems as problems } from '../helpers/config.ts';
 
 const MIB = 1024 * 1024;
@@ -64,7 +64,7 @@ describe('MODEL_MEMORY_BUDGET_MB', () => {
       const bin = path.join(dir, 'w.bin');
       fs.writeFileSync(gguf, Buffer.alloc(4000));
       fs.writeFileSync(bin, Buffer.alloc(4000));
-      assert.equal(estimateBytes('llm', gguf), 5000);
+      assert.equal(estimateBytes('llm', gguf), 5000 + LLM_RUNNER_BYTES);
       assert.equal(estimateBytes('stt', bin), 4000 + WHISPER_ALLOWANCE_BYTES);
       assert.equal(estimateBytes('llm', 'hf:org/repo/m.gguf'), 0);
       assert.equal(estimateBytes('stt', 'base.en'), 0);

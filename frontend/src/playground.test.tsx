@@ -127,6 +127,24 @@ describe('components', () => {
     });
     await waitFor(() => expect(bodies).toHaveLength(2));
     expect(bodies[1]).toMatchObject({ input: 'And another?', previous_response_id: 'resp_1' });
+    // the second reply finishes before the test does (a stream still running after the test tore
+    // the DOM down set state on a window that was gone: an unhandled error that failed the run)
+    await waitFor(() => expect(screen.getAllByText(/2 tokens · /)).toHaveLength(2));
+  });
+
+  it('TextPanel stops the reply in flight when it is unmounted', async () => {
+    let signal: AbortSignal | undefined;
+    vi.stubGlobal('fetch', async (_url: string, init: RequestInit) => {
+      signal = init.signal ?? undefined;
+      return sseResponse([`event: response.created\ndata: ${JSON.stringify({ type: 'response.created', response: { id: 'r', status: 'in_progress' } })}\n\n`], 1000);
+    });
+    const view = render(<TextPanel connection={connection} />);
+    await act(async () => {
+      fireEvent.click(screen.getByText('Send'));
+    });
+    await waitFor(() => expect(signal).toBeDefined());
+    view.unmount();
+    expect(signal!.aborted).toBe(true);
   });
 
   it('TextPanel shows the envelope of a failed request readably', async () => {

@@ -1,4 +1,4 @@
-import { useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import { readSse, request } from '../api/client.ts';
 import { notReadyReason, type ReadinessState } from '../api/readiness.ts';
 import type { Connection } from '../api/settings.ts';
@@ -43,6 +43,8 @@ export function TextPanel({ connection, readiness }: { connection: Connection; r
   const [announcement, setAnnouncement] = useState('');
   const [copied, setCopied] = useState<number | null>(null);
   const controller = useRef<AbortController | null>(null);
+  // leaving the tab stops the reply being generated (the server stops the generation with it)
+  useEffect(() => () => controller.current?.abort(), []);
 
   /** Streams a reply to `text`, after the turns in `history` (the last assistant turn there is continued). */
   async function run(history: Turn[], text: string) {

@@ -287,7 +287,7 @@ export const configSchema = z.object({
       'Memory the model runners may hold, in MB: a number applies to every device separately; `cpu=16000,cuda:0=80000` sets one per device (a device not named has no budget). Before a model loads, the least recently used idle runner models on its device are unloaded until it fits; a model that cannot fit gets 503 `insufficient_memory`. Unset: no budget. See docs/operations.md, "Memory budget".',
     ),
   MODEL_LOAD_WAIT_SECONDS: num(120, 0, 3600).describe(
-    'How long a request for a model that is loading waits for it; past that (0: at once) it gets 503 `engine_loading` with Retry-After, and the load goes on.',
+    'How long a request for a model that is loading (or whose runner is restarting after a crash) waits for it; past that (0: at once) it gets 503 `engine_loading` (`engine_restarting`) with Retry-After, and the load goes on.',
   ),
   LLM_MODEL_ALIASES: z
     .string()

@@ -44,6 +44,15 @@ const closed = (ws: WebSocket, timeoutMs = 15_000) =>
     ws.once('error', reject);
   });
 
+/** Opens a socket the server should refuse after its handshake: the messages it sent before closing, and the close code. */
+async function refusedSocket(url: string): Promise<{ code: number; messages: { type: string; error?: Envelope['error'] }[] }> {
+  const ws = new WebSocket(url);
+  const messages: { type: string; error?: Envelope['error'] }[] = [];
+  ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
+  const code = await closed(ws).finally(() => ws.terminate());
+  return { code, messages };
+}
+
 /** whisper-a's text, or whisper-b's (anything else, not empty). */
 const whisper = (text: string) => (TINY_TEXT.test(text.trim()) ? 'whisper-a' : text.trim() ? 'whisper-b' : 'nothing');
 
@@ -93,10 +102,7 @@ describe('routing by model on /ws/stt, transcription jobs and /v1/realtime', () 
   });
 
   it('/ws/stt: an unknown ?model= gets the error event model_not_found and the close, before any audio; in config, an error and the model stays', async () => {
-    const ws = new WebSocket(`${wsUrl}/ws/stt?model=gpt-9`);
-    const messages: { type: string; error?: Envelope['error'] }[] = [];
-    ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
-    const code = await closed(ws).finally(() => ws.terminate());
+    const { code, messages } = await refusedSocket(`${wsUrl}/ws/stt?model=gpt-9`);
     assert.ok(code >= 1000, String(code));
     assert.deepEqual(messages.map((m) => [m.type, m.error?.code]), [['error', 'model_not_found']], 'the error and nothing else (no ready)');
     assert.match(messages[0]!.error!.message, /whisper-a, whisper-b/);
@@ -115,10 +121,7 @@ describe('routing by model on /ws/stt, transcription jobs and /v1/realtime', () 
   });
 
   it('/ws/dialogue: an unknown ?stt_model= (as ?model=) gets model_not_found and the close before ready; in config, an error and the settings stay', async () => {
-    const ws = new WebSocket(`${wsUrl}/ws/dialogue?stt_model=gpt-9`);
-    const messages: { type: string; error?: Envelope['error'] }[] = [];
-    ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
-    const code = await closed(ws).finally(() => ws.terminate());
+    const { code, messages } = await refusedSocket(`${wsUrl}/ws/dialogue?stt_model=gpt-9`);
     assert.ok(code >= 1000, String(code));
     assert.deepEqual(messages.map((m) => [m.type, m.error?.code]), [['error', 'model_not_found']], 'the error and nothing else (no ready)');
 
@@ -206,10 +209,7 @@ describe('routing by model on /ws/stt, transcription jobs and /v1/realtime', () 
   });
 
   it('/v1/realtime: an unknown model is an error event model_not_found (at connection: then close; in session.update: the session is unchanged); client_secrets refuses it (404)', async () => {
-    const ws = new WebSocket(`${wsUrl}/v1/realtime?model=gpt-9`);
-    const messages: { type: string; error?: { code: string; message: string } }[] = [];
-    ws.on('message', (data) => messages.push(JSON.parse(String(data)) as { type: string }));
-    await closed(ws).finally(() => ws.terminate());
+    const { messages } = await refusedSocket(`${wsUrl}/v1/realtime?model=gpt-9`);
     assert.deepEqual(messages.map((m) => [m.type, m.error?.code]), [['error', 'model_not_found']], 'no session.created');
     assert.match(messages[0]!.error!.message, /tiny, looper/);
 

@@ -16,7 +16,7 @@ import { budgetOf, DeviceLocks, MIB, needBytes, type MemoryBudgets, type ModelMe
 import type { LlmEngine } from './llm/types.ts';
 import type { SttEngine } from './stt/types.ts';
 import type { TtsEngine } from './tts/types.ts';
-import type { Capability, Engine, EngineState } from './types.ts';
+import { retryAfterSeconds, type Capability, type Engine, type EngineState } from './types.ts';
 
 export interface EngineChains {
   llm: LlmEngine[];
@@ -258,8 +258,11 @@ export class EngineRegistry {
     try {
       await this.unloading.get(entry);
       await this.admit(entry, true);
-      await this.loaded(entry, signal, this.catalogue.loadWaitMs);
-      await this.restarted(entry, signal, this.catalogue.loadWaitMs);
+      // one bound for the whole wait: a runner that crashes right after its load must not double it
+      const waitMs = this.catalogue.loadWaitMs;
+      const deadline = waitMs === undefined ? undefined : Date.now() + waitMs;
+      await this.loaded(entry, signal, waitMs, deadline);
+      await this.restarted(entry, signal, deadline);
     } finally {
       // the caller takes hold of the model (use()) in the same turn; until then it must not look idle
       setImmediate(() => this.preparing.set(entry, (this.preparing.get(entry) ?? 1) - 1));
@@ -268,15 +271,17 @@ export class EngineRegistry {
   }
 
   /**
-   * Waits for the model's load to settle: at most `waitMs` (then 503 `engine_loading`, the load goes
-   * on for whoever comes next), and no longer than the client stays (an abort stops this wait only).
+   * Waits for the model's load to settle: until `deadline` (then 503 `engine_loading` naming the
+   * `waitMs` bound, the load goes on for whoever comes next), and no longer than the client stays (an
+   * abort stops this wait only). No deadline: as long as the load takes.
    */
-  private async loaded(entry: ModelEntry, signal: AbortSignal | undefined, waitMs: number | undefined): Promise<void> {
+  private async loaded(entry: ModelEntry, signal: AbortSignal | undefined, waitMs: number | undefined, deadline: number | undefined): Promise<void> {
     const engines = entry.engines as Engine[];
     if (engines.every((e) => this.settled.has(e))) return;
     const loads = Promise.all(engines.map((e) => this.loads.get(e) ?? Promise.resolve()));
     const tooLong = () => new ApiError(503, 'server_error', `The model '${entry.id}' is still loading (waited ${Math.round((waitMs ?? 0) / 1000)} s, MODEL_LOAD_WAIT_SECONDS); try again shortly.`, { code: 'engine_loading', headers: { 'Retry-After': '5' } });
-    if (waitMs === 0) throw tooLong();
+    const left = deadline === undefined ? undefined : deadline - Date.now();
+    if (left !== undefined && left <= 0) throw tooLong();
     signal?.throwIfAborted();
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
@@ -284,7 +289,7 @@ export class EngineRegistry {
       await Promise.race([
         loads,
         new Promise<never>((_, reject) => {
-          if (waitMs !== undefined) timer = setTimeout(() => reject(tooLong()), waitMs);
+          if (left !== undefined) timer = setTimeout(() => reject(tooLong()), left);
           onAbort = () => reject(signal!.reason);
           signal?.addEventListener('abort', onAbort, { once: true });
         }),
@@ -304,14 +309,13 @@ export class EngineRegistry {
 
   /**
    * A request that finds its model's runner restarting after a crash waits for it as for a load
-   * (at most `waitMs`, MODEL_LOAD_WAIT_SECONDS; no longer than the client stays) instead of being
+   * (until `deadline`, what is left of MODEL_LOAD_WAIT_SECONDS; no longer than the client stays) instead of being
    * refused at once: the restart takes seconds (backoff, then the model's load). Still restarting
    * after that, or given up on, the request gets the 503 of ready(). Only the requests the runner
    * was serving when it died fail (engine_restarting).
    */
-  private async restarted(entry: ModelEntry, signal: AbortSignal | undefined, waitMs: number | undefined): Promise<void> {
-    const deadline = Date.now() + (waitMs ?? Number.MAX_SAFE_INTEGER);
-    while (this.restarting(entry) && Date.now() < deadline) {
+  private async restarted(entry: ModelEntry, signal: AbortSignal | undefined, deadline: number | undefined): Promise<void> {
+    while (this.restarting(entry) && (deadline === undefined || Date.now() < deadline)) {
       signal?.throwIfAborted();
       await new Promise((r) => setTimeout(r, 50)); // a runner says nothing when it is up again: look
     }
@@ -498,7 +502,7 @@ export class EngineRegistry {
       await this.unloading.get(entry);
       await this.retry(entry);
       await this.admit(entry, true);
-      await this.loaded(entry, signal, undefined); // an operator's load answers when it has settled
+      await this.loaded(entry, signal, undefined, undefined); // an operator's load answers when it has settled
       this.keepAliveFor(entry, keepAliveMs); // `keep_alive` of its body, from now on
     } finally {
       this.use(entry)(); // idle from now: the keep-alive runs
@@ -653,8 +657,8 @@ export class EngineRegistry {
           ? 'engine_not_configured'
           : 'engine_unavailable';
     const message = `The ${NAMES[capability]} engine is not available (${why}).`;
-    // a restart takes about a second, a model load a few: say when to come back
-    const retryAfter = code === 'engine_restarting' ? '1' : code === 'engine_loading' ? '5' : undefined;
+    // a restart: when its backoff ends (its load follows); a model load takes a few seconds
+    const retryAfter = code === 'engine_restarting' ? retryAfterSeconds(...chain.map((e) => e.state())) : code === 'engine_loading' ? '5' : undefined;
     throw new ApiError(503, 'server_error', message, { code, ...(retryAfter ? { headers: { 'Retry-After': retryAfter } } : {}) });
   }
 

@@ -14,6 +14,14 @@ export interface EngineState {
    * put in an API error a client sees.
    */
   log?: string;
+  /** `restarting` only: milliseconds until the runner is started again (its backoff left); Retry-After tells clients. */
+  restartInMs?: number;
+}
+
+/** Retry-After for engines that are restarting: the longest backoff left among them, at least 1 s. */
+export function retryAfterSeconds(...states: EngineState[]): string {
+  const ms = Math.max(0, ...states.map((s) => (s.status === 'restarting' ? (s.restartInMs ?? 0) : 0)));
+  return String(Math.max(1, Math.ceil(ms / 1000)));
 }
 
 export interface Engine {

@@ -20,6 +20,8 @@ class FakeRunner {
   readonly capability = 'llm' as const;
   private status: EngineState['status'] = 'loading';
   finishLoad: () => void = () => undefined;
+  /** The state a finished load leaves: `restarting` plays a runner that crashed right after loading. */
+  afterLoad: EngineState['status'] = 'ready';
 
   constructor(
     readonly modelName: string,
@@ -34,7 +36,7 @@ class FakeRunner {
       this.finishLoad = resolve;
       if (this.delays.load !== undefined) setTimeout(resolve, this.delays.load);
     });
-    this.status = 'ready';
+    this.status = this.afterLoad;
   }
 
   state(): EngineState {
@@ -151,6 +153,21 @@ describe('bounded wait for a loading model (registry)', () => {
     engines.get('b')!.finishLoad();
     assert.equal((await waiting).id, 'b');
     assert.equal(reg.models().find((m) => m.id === 'b')?.state, 'loaded');
+  });
+
+  it('one bound for the whole wait: a runner that crashes right after its load adds no second MODEL_LOAD_WAIT_SECONDS', async () => {
+    const { reg, engines } = registry(['a', 'b'], { loadWaitMs: 1000, delays: { unload: 0 } });
+    const started = reg.start();
+    engines.get('a')!.finishLoad();
+    await started;
+    engines.get('b')!.afterLoad = 'restarting'; // loads, crashes, and its restart never ends
+    const begun = performance.now();
+    const waiting = reg.prepare('llm', 'b', new AbortController().signal);
+    setTimeout(() => engines.get('b')!.finishLoad(), 900);
+    await waiting; // the engine's own 503 (engine_restarting) answers the request from here
+    const waited = performance.now() - begun;
+    // 900 ms of load, then what is left of the 1 s bound; two bounds in a row would take 1.9 s at least
+    assert.ok(waited >= 990 && waited < 1850, `waited ${Math.round(waited)} ms for a 1000 ms bound`);
   });
 
   it('a client that leaves stops waiting at once; the load is not cancelled', async () => {

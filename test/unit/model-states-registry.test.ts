@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { EngineRegistry, type ModelEntry } from '../../src/engines/registry.ts';
 import type { LlmEngine } from '../../src/engines/llm/types.ts';
 import type { EngineState } from '../../src/engines/types.ts';
+import { ApiError } from '../../src/errors.ts';
 
 class HeldRunner {
   readonly id = 'fake-runner';
@@ -14,6 +15,7 @@ class HeldRunner {
   readonly modelName = 'held';
   status: EngineState['status'] = 'loading';
   rss = 0;
+  restartInMs: number | undefined;
   finishUnload: () => void = () => undefined;
 
   async load(): Promise<void> {
@@ -22,7 +24,7 @@ class HeldRunner {
   }
 
   state(): EngineState {
-    return { status: this.status };
+    return { status: this.status, ...(this.restartInMs === undefined ? {} : { restartInMs: this.restartInMs }) };
   }
 
   memoryBytes(): number | undefined {
@@ -59,5 +61,26 @@ describe('model states while unloading (registry)', () => {
     assert.equal(ready.capabilities.llm.engines[0]?.status, 'unloaded');
     assert.equal(ready.capabilities.llm.status, 'ready', 'it loads on the next request');
     assert.equal(ready.ready, true);
+  });
+
+  it('a request refused while the runner restarts is told to come back when its backoff ends (Retry-After), at least 1 s', async () => {
+    const runner = new HeldRunner();
+    const llm: ModelEntry<'llm'>[] = [{ id: 'held', capability: 'llm', aliases: [], preload: true, engines: [runner as unknown as LlmEngine] }];
+    const reg = new EngineRegistry({ llm: llm[0]!.engines, stt: [], tts: [] }, undefined, { llm, stt: [], strict: true });
+    await reg.start();
+    const retryAfter = () => {
+      try {
+        reg.ready('llm');
+      } catch (error) {
+        assert.ok(error instanceof ApiError && error.code === 'engine_restarting', String(error));
+        return error.headers['Retry-After'];
+      }
+      assert.fail('ready while restarting');
+    };
+    runner.status = 'restarting';
+    runner.restartInMs = 7400; // a backoff grown after several crashes
+    assert.equal(retryAfter(), '8');
+    runner.restartInMs = 0; // started again, loading its model
+    assert.equal(retryAfter(), '1');
   });
 });

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { ApiError } from '../../errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { AsyncQueue } from '../../util/async-queue.ts';
-import type { Capability, EngineState } from '../types.ts';
+import { retryAfterSeconds, type Capability, type EngineState } from '../types.ts';
 import { fromWire, type FromRunner, type ToRunner } from './protocol.ts';
 
 /** Consecutive crashes before the runner has reported its model loaded, after which it is left in `error`. */
@@ -120,6 +120,8 @@ export class RunnerSupervisor<Load, Request, Event> {
   private crashes = 0;
   private upSince = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** When the runner that crashed is started again (its backoff ends): what Retry-After tells (restartInMs). */
+  private restartAt = 0;
   private nextId = 0;
   private readonly pending = new Map<number, AsyncQueue<Item<Event>>>();
   private readonly lastLines: string[] = [];
@@ -149,7 +151,8 @@ export class RunnerSupervisor<Load, Request, Event> {
   }
 
   state(): EngineState {
-    return this.current;
+    if (this.current.status !== 'restarting') return this.current;
+    return { ...this.current, restartInMs: Math.max(0, this.restartAt - Date.now()) };
   }
 
   /** Sets the state before the runner starts (`loading` while the gateway finds the model, or why it could not). */
@@ -376,6 +379,7 @@ export class RunnerSupervisor<Load, Request, Event> {
     const delay = Math.min(this.backoff.max, this.backoff.min * 2 ** (this.crashes - 1));
     this.current = { status: 'restarting', detail: `the ${this.spec.kind} runner exited (${reason}); restarting in ${delay} ms` };
     logger.error({ capability: this.capability, reason, restart_in_ms: delay, loaded: wasLoaded, last_lines: this.lastLines.slice(-5) }, `${this.spec.kind} runner exited; restarting`);
+    this.restartAt = Date.now() + delay;
     this.restartTimer = setTimeout(() => this.spawn(), delay);
   }
 
@@ -387,7 +391,7 @@ export class RunnerSupervisor<Load, Request, Event> {
   async *stream(request: Request, signal: AbortSignal, parts: Float32Array[] = []): AsyncIterable<Event> {
     if (this.current.status !== 'ready' || !this.child) {
       if (this.current.status === 'restarting') {
-        throw new ApiError(503, 'server_error', `${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, { code: 'engine_restarting', headers: { 'Retry-After': '1' } });
+        throw new ApiError(503, 'server_error', `${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, { code: 'engine_restarting', headers: { 'Retry-After': retryAfterSeconds(this.state()) } });
       }
       throw ApiError.unavailable(`${this.spec.kind} not ready: ${this.current.detail ?? this.current.status}`, 'engine_unavailable');
     }

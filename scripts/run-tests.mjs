@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts with Node's own test runner (TypeScript through tsx).
+// Runs every test/**/*.test.ts with Node's own test runner (TypeScript through tsx); the services they
+// start run the build this script makes first (dist/).
 // Usage: node scripts/run-tests.mjs [filter-substring ...]
 // Afterwards: no API key used by any test may appear in any log line of the run (scripts/check-test-logs.mjs).
 import { spawnSync } from 'node:child_process';
@@ -21,6 +22,11 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// the service processes the tests start run the compiled build (dist/, as the Docker image does):
+// built afresh here from src, so the tests never meet a stale build (test/helpers/process.ts)
+fs.rmSync('dist', { recursive: true, force: true });
+const build = spawnSync(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+if (build.status !== 0) process.exit(build.status ?? 1);
 // every app's and service's log lines, and every secret the tests use, for the key check at the end
 const logDir = path.resolve('.cache/test-logs');
 fs.rmSync(logDir, { recursive: true, force: true });
@@ -28,7 +34,7 @@ fs.mkdirSync(logDir, { recursive: true });
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=300000', ...files],
-  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', TEST_LOG_DIR: logDir } },
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', TEST_LOG_DIR: logDir, TEST_SERVICE_ENTRY: 'dist' } },
 );
 if (result.status !== 0) process.exit(result.status ?? 1);
 // a filtered run may start no service at all; the full run must have logs to check

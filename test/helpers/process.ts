@@ -1,4 +1,9 @@
-/** Runs the real service entry point (src/main.ts) as a child process. */
+/**
+ * Runs the real service as a child process: the compiled dist/main.js (what the Docker image runs)
+ * when TEST_SERVICE_ENTRY=dist (scripts/run-tests.mjs builds it first: a start without tsx's loader
+ * is about twice as quick, and the suite starts a hundred services), else src/main.ts through tsx,
+ * so a test file run on its own always runs the source as it is.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { logWriter, recordEnvSecrets } from './test-logs.ts';
@@ -26,7 +31,8 @@ export function spawnService(env: Record<string, string>, port: number, options:
   let output = '';
   recordEnvSecrets(env);
   const keep = logWriter('service');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const entry = process.env.TEST_SERVICE_ENTRY === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  const child = spawn(process.execPath, entry, {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), BROWSER_PORT: 'off', MODEL_DOWNLOAD: 'false', ...env },
     stdio: options.quiet ? 'ignore' : ['ignore', 'pipe', 'pipe'],
   });

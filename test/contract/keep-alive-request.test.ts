@@ -15,15 +15,12 @@ import { wav } from '../helpers/audio.ts';
 import { tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 interface ListedModel {
   id: string;
   state: string;
 }
-interface Envelope {
-  error: { type: string; code: string; param?: string; message: string };
-}
-
 const json = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('per-request keep_alive (Ollama semantics)', () => {

@@ -15,6 +15,7 @@ import { wav } from '../helpers/audio.ts';
 import { loopingGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 const MIB = 1024 * 1024;
 
@@ -29,10 +30,6 @@ interface ModelList {
   data: ListedModel[];
   memory_budgets?: { device: string; budget_bytes: number; used_bytes: number }[];
 }
-interface Envelope {
-  error: { type: string; code: string; message: string };
-}
-
 const chat = (url: string, model: string, maxTokens = 8, stream = false) =>
   fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'go' }], max_tokens: maxTokens, stream }) });
 

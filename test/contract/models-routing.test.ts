@@ -19,12 +19,10 @@ import { unsureWhisperPath } from '../helpers/models.ts';
 import { appendPcm, openRealtime, speech24k } from '../helpers/realtime.ts';
 import { closeSpeech, speech } from '../helpers/speech.ts';
 import { eventLog, streamPcm, type WsEvent } from '../helpers/ws.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 const TINY_TEXT = /^(Hello from the tiny whisper model\.\s*)+$/;
 
-interface Envelope {
-  error: { type: string; code: string; param?: string; message: string };
-}
 interface Job {
   id: string;
   status: string;

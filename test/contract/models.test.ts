@@ -20,6 +20,7 @@ import { startModelsService, type ModelsService } from '../helpers/models-file.t
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
 import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { childPids, until } from '../helpers/runners.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 interface ListedModel {
   id: string;
@@ -29,10 +30,6 @@ interface ListedModel {
   default: boolean;
   memory_bytes?: number;
 }
-interface Envelope {
-  error: { type: string; code: string; param?: string; message: string };
-}
-
 const json = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('several models per capability, routed by `model` (MODELS_FILE)', () => {

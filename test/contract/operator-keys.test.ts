@@ -13,15 +13,12 @@ import { after, before, describe, it } from 'node:test';
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
 import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { recordSecrets } from '../helpers/test-logs.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 const TENANT = 'tenant-key-0b9e41';
 const ADMIN = 'operator-key-6a13f2';
 const ROTATED = 'operator-key-rotated-93c7d0';
 const WRONG = 'operator-key-wrong-11aa2b';
-
-interface Envelope {
-  error: { type: string; code: string; message: string };
-}
 
 describe('operator keys for model load/unload (ADMIN_API_KEYS)', () => {
   let dir: string;

@@ -15,10 +15,7 @@ import { startFakeFishSpeech, type FakeFishSpeech } from '../fakes/fish-speech.t
 import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { eventLog } from '../helpers/ws.ts';
-
-interface Envelope {
-  error: { code: string; param: string; message: string };
-}
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 describe('voice models in the models file, routed by `model`', () => {
   let dir: string;

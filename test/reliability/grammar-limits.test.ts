@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { freePort, spawnService, waitForHealth, waitForReady, type ServiceProcess } from '../helpers/process.ts';
 import { tinyGemmaPath } from '../helpers/models.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
-type Envelope = { error: { message: string; type: string; param: string | null; code: string | null } };
 
 /** Polls /health every 20 ms while `work` runs; returns its result and the slowest /health answer. */
 async function whilePolling<T>(url: string, work: () => Promise<T>): Promise<{ result: T; worstHealthMs: number; polls: number }> {

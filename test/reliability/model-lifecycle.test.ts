@@ -15,6 +15,7 @@ import { metricSum } from '../helpers/metrics.ts';
 import { loopingGemmaPath, tinyGemmaPath, tinyWhisperPath } from '../helpers/models.ts';
 import { spawnReadyService, stopService, type ServiceProcess } from '../helpers/process.ts';
 import { alive, childPids, until } from '../helpers/runners.ts';
+import type { ErrorEnvelope as Envelope } from '../../src/errors.ts';
 
 /** Resumes any SIGSTOPped runner (a stopped process ignores SIGTERM), then stops the service and removes its files. */
 async function stopWithRunnersResumed(service: ServiceProcess, dir: string): Promise<void> {
@@ -34,10 +35,6 @@ interface ListedModel {
   state: string;
   memory_bytes?: number;
 }
-interface Envelope {
-  error: { code: string; message: string };
-}
-
 describe('model life cycle: loads that hang, unloads that race, states that stay true', () => {
   let dir: string;
   let service: ServiceProcess;

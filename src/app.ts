@@ -133,10 +133,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     request.url.startsWith(PLAYGROUND_PREFIX) ||
     (!config.DOCS_REQUIRE_API_KEY && (request.url === DOCS_PREFIX || request.url.startsWith(`${DOCS_PREFIX}/`)));
   const origins = webSocketOriginPolicy(config);
-  const clientSecrets = new ClientSecrets();
+  const clientSecrets = new ClientSecrets((minter) => deps.keys.accepts(minter));
   const authenticator = new Authenticator(deps.keys, keyHeader, new AuthFailureLimiter(config.AUTH_FAILURES_PER_MINUTE), clientSecrets);
   // the tenant of the request's key (src/tenancy.ts), set by the authenticator
   app.decorateRequest('tenant', null);
+  app.decorateRequest('keyDigest', null);
   const drain = new SocketDrain();
   /** Routes that accept WebSocket handshakes (filled as they are registered). */
   const websocketRoutes = new Set<string>();

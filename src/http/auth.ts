@@ -26,6 +26,13 @@ export function isKeyProtocol(protocol: string): boolean {
 
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The SHA-256 digest of the request's verified API key (null: keys off, public route, ephemeral key). */
+    keyDigest: Buffer | null;
+  }
+}
+
 export function readKeysFile(file: string): string[] {
   return fs
     .readFileSync(file, 'utf8')
@@ -71,6 +78,13 @@ export class ApiKeyStore {
     let match = false;
     for (const stored of this.digests) match = timingSafeEqual(stored, d) || match; // no early exit
     return match ? d : undefined;
+  }
+
+  /** Whether a key's digest is among the keys accepted now (an ephemeral key's minter: still valid?). */
+  accepts(keyDigest: Buffer): boolean {
+    let found = false;
+    for (const stored of this.digests) found = timingSafeEqual(stored, keyDigest) || found;
+    return found;
   }
 
   /** Whether a matched key's digest (from `match`) is an operator key. */
@@ -129,6 +143,7 @@ export class Authenticator {
     const matched = this.store.match(key);
     if (matched) {
       request.tenant = tenantFromDigest(matched);
+      request.keyDigest = matched;
       // a tenant's key on an operator route: authenticated, not allowed (not a failed guess)
       if (request.routeOptions.config?.operator === true && !this.store.isAdmin(matched)) return operatorOnly(request);
       return undefined;

@@ -6,7 +6,10 @@
  * one) and for one connection only; the connection belongs to the tenant of the key that minted
  * it and starts with the session configuration given at minting. Kept in this replica's memory,
  * as SHA-256 digests (the value itself is only in the minting response, never logged): behind a
- * load balancer, the browser must reach the replica that minted it.
+ * load balancer, the browser must reach the replica that minted it. A secret is only as good as
+ * the key that minted it: once that key is revoked (API_KEYS reloaded), its unused secrets open
+ * nothing. One tenant may hold at most MAX_PER_TENANT unused secrets, so it cannot use up the
+ * replica's MAX_OUTSTANDING for everyone.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
@@ -16,9 +19,13 @@ import type { SessionUpdate } from './session.ts';
 export const EPHEMERAL_PREFIX = 'ek_';
 /** Outstanding secrets per replica: more is a 429 (clients should mint them when they need one). */
 const MAX_OUTSTANDING = 10_000;
+/** Outstanding secrets per tenant (a browser needs one per connection it is about to open). */
+export const MAX_PER_TENANT = 1_000;
 
 interface Grant {
   tenant: string | null;
+  /** The SHA-256 digest of the key that minted it (keys on): it must still be accepted when the secret is used. */
+  minter: Buffer | undefined;
   expiresAt: number;
   session: SessionUpdate | undefined;
 }
@@ -27,15 +34,24 @@ const digest = (value: string) => createHash('sha256').update(value, 'utf8').dig
 
 export class ClientSecrets {
   private readonly grants = new Map<string, Grant>();
+  /** Unused secrets per tenant (keys off: the one shared space, ''). */
+  private readonly perTenant = new Map<string, number>();
   /** What a connection authenticated by a secret was granted (read by the socket). */
   private readonly granted = new WeakMap<FastifyRequest, Grant>();
 
-  mint(tenant: string | null, ttlSeconds: number, session: SessionUpdate | undefined): { value: string; expiresAt: number } {
+  /** `accepted` tells whether a key (by its digest) is still accepted: a revoked key's secrets open nothing. */
+  constructor(private readonly accepted: (minter: Buffer) => boolean = () => true) {}
+
+  mint(tenant: string | null, minter: Buffer | undefined, ttlSeconds: number, session: SessionUpdate | undefined): { value: string; expiresAt: number } {
     this.sweep();
-    if (this.grants.size >= MAX_OUTSTANDING) throw new ApiError(429, 'rate_limit_error', `Too many unused client secrets outstanding (${MAX_OUTSTANDING}): let some expire.`, { code: 'too_many_client_secrets' });
+    // how long until a secret expires and frees a place: when to try again
+    const refuse = (what: string) => new ApiError(429, 'rate_limit_error', `Too many unused client secrets outstanding (${what}): use or let some expire first.`, { code: 'too_many_client_secrets', headers: { 'Retry-After': String(this.secondsToFree(tenant)) } });
+    if ((this.perTenant.get(tenant ?? '') ?? 0) >= MAX_PER_TENANT) throw refuse(`${MAX_PER_TENANT} for this key`);
+    if (this.grants.size >= MAX_OUTSTANDING) throw refuse(`${MAX_OUTSTANDING} on this server`);
     const value = `${EPHEMERAL_PREFIX}${randomBytes(24).toString('base64url')}`;
     const expiresAt = Math.floor(Date.now() / 1000) + ttlSeconds;
-    this.grants.set(digest(value), { tenant, expiresAt: Date.now() + ttlSeconds * 1000, session });
+    this.grants.set(digest(value), { tenant, minter, expiresAt: Date.now() + ttlSeconds * 1000, session });
+    this.count(tenant, +1);
     return { value, expiresAt };
   }
 
@@ -47,8 +63,9 @@ export class ClientSecrets {
     const key = digest(value);
     const grant = this.grants.get(key);
     if (!grant) return false;
-    this.grants.delete(key); // once, whatever the outcome
+    this.remove(key, grant); // once, whatever the outcome
     if (grant.expiresAt <= Date.now()) return false;
+    if (grant.minter && !this.accepted(grant.minter)) return false; // its key was revoked since
     request.tenant = grant.tenant;
     this.granted.set(request, grant);
     return true;
@@ -61,7 +78,25 @@ export class ClientSecrets {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [key, grant] of this.grants) if (grant.expiresAt <= now) this.grants.delete(key);
+    for (const [key, grant] of this.grants) if (grant.expiresAt <= now) this.remove(key, grant);
+  }
+
+  private remove(key: string, grant: Grant): void {
+    if (this.grants.delete(key)) this.count(grant.tenant, -1);
+  }
+
+  private count(tenant: string | null, by: number): void {
+    const n = (this.perTenant.get(tenant ?? '') ?? 0) + by;
+    if (n > 0) this.perTenant.set(tenant ?? '', n);
+    else this.perTenant.delete(tenant ?? '');
+  }
+
+  /** Seconds until the first of the tenant's secrets (or, for the server-wide cap, any) expires. */
+  private secondsToFree(tenant: string | null): number {
+    const full = (this.perTenant.get(tenant ?? '') ?? 0) >= MAX_PER_TENANT;
+    let first = Infinity;
+    for (const grant of this.grants.values()) if (!full || grant.tenant === tenant) first = Math.min(first, grant.expiresAt);
+    return Number.isFinite(first) ? Math.max(1, Math.ceil((first - Date.now()) / 1000)) : 1;
   }
 }
 

@@ -33,9 +33,9 @@ export const realtimeClientSecretRoutes: FastifyPluginAsyncZod<{ secrets: Client
         tags: ['openai'],
         summary: 'Mint an ephemeral key for /v1/realtime (OpenAI-compatible)',
         description:
-          'For browsers: a server holding an API key mints an `ek_…` key; the browser opens one /v1/realtime connection with it (e.g. the subprotocol `openai-insecure-api-key.ek_…`). Valid once, until `expires_at` (REALTIME_CLIENT_SECRET_TTL_SECONDS unless `expires_after.seconds`), for this replica; the connection belongs to the minting key and starts with `session`. The value is never logged. A `session` naming an unknown model (with a models file) is refused with 404 `model_not_found`.',
+          'For browsers: a server holding an API key mints an `ek_…` key; the browser opens one /v1/realtime connection with it (e.g. the subprotocol `openai-insecure-api-key.ek_…`). Valid once, until `expires_at` (REALTIME_CLIENT_SECRET_TTL_SECONDS unless `expires_after.seconds`), for this replica; the connection belongs to the minting key and starts with `session`. The value is never logged. A `session` naming an unknown model (with a models file) is refused with 404 `model_not_found`. A revoked key\'s unused secrets open nothing; at most 1,000 unused secrets per key (10,000 per replica): more is 429 `too_many_client_secrets` with Retry-After.',
         body: body.optional(),
-        response: { 200: answer, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema },
+        response: { 200: answer, 400: errorEnvelopeSchema, 404: errorEnvelopeSchema, 429: errorEnvelopeSchema },
       },
     },
     async (request) => {
@@ -44,7 +44,7 @@ export const realtimeClientSecretRoutes: FastifyPluginAsyncZod<{ secrets: Client
       const effective = session ? applyUpdate(defaultSession(config), session, config) : defaultSession(config);
       // a session naming an unknown model would only fail at connection: refuse it now (404 model_not_found)
       checkModels(effective.model, effective.transcription?.model);
-      const { value, expiresAt } = secrets.mint(tenantOf(request) ?? null, ttl, session);
+      const { value, expiresAt } = secrets.mint(tenantOf(request) ?? null, request.keyDigest ?? undefined, ttl, session);
       return { value, expires_at: expiresAt, session: sessionView(effective) };
     },
   );

@@ -399,6 +399,9 @@ export const configSchema = z.object({
   ),
   DIALOGUE_TEXT_PROMPT: text('Answer concisely.').describe('Added to the system prompt when the reply is text only.'),
   DIALOGUE_PROMPTS_FILE: optionalText().describe('A JSON file {"system","voice","text"} overriding the three dialogue prompts (read at start-up).'),
+  REALTIME_MAX_CONVERSATION_MB: num(8, 1, 1024).describe(
+    'Memory one /v1/realtime connection\'s conversation may hold (item text, and audio not transcribed yet); past it the oldest items are dropped (a `conversation.item.deleted` event each), as the model only sees the latest ones anyway.',
+  ),
   REALTIME_CLIENT_SECRET_TTL_SECONDS: int(600, 1, 7200).describe('Lifetime of an ephemeral /v1/realtime key from POST /v1/realtime/client_secrets (a request may ask for its own, up to 7200).'),
   DIALOGUE_MAX_TOKENS: int(256, 1, 1_048_576).describe('Default max_tokens of a dialogue reply (capped by LLM_MAX_TOKENS).'),
 

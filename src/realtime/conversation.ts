@@ -26,6 +26,12 @@ export interface Item {
 /** Items kept per connection; older ones are dropped (the model sees a window of them anyway). */
 const MAX_ITEMS = 1000;
 
+/** What an item holds in memory, about: its words (UTF-16, two bytes a character) and its audio. */
+function sizeOf(item: Item): number {
+  const chars = item.content.reduce((n, c) => n + ('text' in c ? c.text.length : (c.transcript?.length ?? 0)), 0);
+  return chars * 2 + (item.audio?.byteLength ?? 0);
+}
+
 export function itemView(item: Item): Record<string, unknown> {
   return { id: item.id, type: 'message', object: 'realtime.item', status: item.status, role: item.role, content: item.content.map((c) => ({ ...c })) };
 }
@@ -41,6 +47,16 @@ export function itemText(item: Item): string {
 export class Conversation {
   private readonly items: Item[] = [];
 
+  /**
+   * @param maxBytes what its items may hold in all (REALTIME_MAX_CONVERSATION_MB): each message is
+   *   bounded, their number too, and without this one connection could still hold gigabytes
+   * @param dropped told of each item dropped to stay within the bounds (the oldest first)
+   */
+  constructor(
+    private readonly maxBytes = Infinity,
+    private readonly dropped: (item: Item) => void = () => undefined,
+  ) {}
+
   get(id: string): Item | undefined {
     return this.items.find((i) => i.id === id);
   }
@@ -55,8 +71,19 @@ export class Conversation {
     if (previousId === null) at = 0;
     else if (previousId !== undefined) at = this.items.findIndex((i) => i.id === previousId) + 1;
     this.items.splice(at, 0, item);
-    if (this.items.length > MAX_ITEMS) this.items.splice(0, this.items.length - MAX_ITEMS);
+    this.bound(item);
     return this.items[this.items.indexOf(item) - 1]?.id ?? null;
+  }
+
+  /** Drops the oldest items (never `kept`, the one just added) until the count and the bytes are within bounds. */
+  private bound(kept: Item): void {
+    let bytes = this.items.reduce((n, i) => n + sizeOf(i), 0);
+    while (this.items.length > MAX_ITEMS || (bytes > this.maxBytes && this.items.length > 1)) {
+      const oldest = this.items[0] === kept ? 1 : 0;
+      const [gone] = this.items.splice(oldest, 1);
+      bytes -= sizeOf(gone!);
+      this.dropped(gone!);
+    }
   }
 
   has(id: string): boolean {

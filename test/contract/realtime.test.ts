@@ -260,4 +260,26 @@ describe('WS /v1/realtime', () => {
     a.ws.close();
     b.ws.close();
   });
+
+  it('a conversation holds at most REALTIME_MAX_CONVERSATION_MB (8): past it the oldest items are dropped with conversation.item.deleted (one connection held gigabytes before)', async () => {
+    const rt = await openRealtime(t.wsUrl);
+    // each item ~990,000 characters (~1.98 MB held), in one message under WS_MAX_MESSAGE_BYTES: four fit in 8 MB, the fifth and sixth drop the two oldest
+    const parts = Array.from({ length: 10 }, () => ({ type: 'input_text', text: 'x'.repeat(99_000) }));
+    for (let i = 0; i < 6; i++) {
+      rt.send({ type: 'conversation.item.create', item: { id: `big_${i}`, type: 'message', role: 'user', content: parts } });
+      await rt.waitFor((e) => e.type === 'conversation.item.done' && (e.item as { id: string }).id === `big_${i}`);
+    }
+    const deleted = rt.events.filter((e) => e.type === 'conversation.item.deleted').map((e) => e.item_id);
+    assert.deepEqual(deleted, ['big_0', 'big_1']);
+    // told before the item that made room is announced, which names a previous item that still exists
+    const added = rt.events.find((e) => e.type === 'conversation.item.added' && (e.item as { id: string }).id === 'big_5')!;
+    assert.equal(added.previous_item_id, 'big_4');
+    assert.ok(rt.events.indexOf(added) > rt.events.findIndex((e) => e.type === 'conversation.item.deleted' && e.item_id === 'big_1'));
+    rt.send({ type: 'conversation.item.retrieve', item_id: 'big_0', event_id: 'gone' });
+    rt.send({ type: 'conversation.item.retrieve', item_id: 'big_2', event_id: 'kept' });
+    const gone = await rt.waitFor((e) => e.type === 'error' && (e.error as { event_id: string }).event_id === 'gone');
+    assert.equal((gone.error as { code: string }).code, 'item_not_found');
+    await rt.waitFor((e) => e.type === 'conversation.item.retrieved' && (e.item as { id: string }).id === 'big_2');
+    rt.ws.close();
+  });
 });

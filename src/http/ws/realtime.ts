@@ -110,7 +110,7 @@ export const realtimeSocketRoutes: FastifyPluginAsync<{ dialogue: DialogueServic
 
 class RealtimeConnection {
   private session: RealtimeSession;
-  private readonly conversation = new Conversation();
+  private readonly conversation: Conversation;
   private readonly out: JsonSocket;
   private readonly closed = new AbortController();
   private active: ActiveResponse | undefined;
@@ -142,6 +142,8 @@ class RealtimeConnection {
     // an ephemeral key's connection starts with the session it was minted with
     if (granted) this.session = applyUpdate(this.session, granted, deps.config);
     this.out = new JsonSocket(socket, request, '/v1/realtime');
+    // past its bounds the oldest items go, and the client is told as for its own delete
+    this.conversation = new Conversation(deps.config.REALTIME_MAX_CONVERSATION_MB * 1024 * 1024, (item) => this.send({ type: 'conversation.item.deleted', item_id: item.id }));
     // on shutdown the response in progress (or the speech being heard) is finished before the socket closes
     this.gate = deps.drain.register(this.out, async () => {
       this.mic?.commit();

@@ -177,6 +177,14 @@ describe('WS /v1/realtime', () => {
     assert.equal(response.output[0]!.content[0]!.transcript, said);
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(!rt.events.some((e) => e.type.startsWith('response.output_audio') && e.at > done.at), 'nothing of the reply after response.done');
+    // cancelled before it began: still announced (response.created) before its response.done, as every response is
+    for (let i = 0; i < 3; i++) {
+      rt.send({ type: 'response.create' });
+      rt.send({ type: 'response.cancel' });
+    }
+    await rt.waitFor(() => rt.events.filter((e) => e.type === 'response.done').length === 4);
+    const order = rt.events.filter((e) => e.type === 'response.created' || e.type === 'response.done').map((e) => `${e.type}:${(e.response as { id: string }).id}`);
+    for (const [i, event] of order.entries()) if (event.startsWith('response.done')) assert.equal(order[i - 1], event.replace('done', 'created'), `${event} follows its response.created: ${order.join(', ')}`);
     rt.ws.close();
   });
 

@@ -508,8 +508,13 @@ class RealtimeConnection {
       metadata: options.metadata ?? null,
       ...extra,
     });
-    if (signal.aborted) return this.finishCancelled(response, view);
+    if (this.closed.signal.aborted) {
+      response.finished = true;
+      return;
+    }
+    // announced even when cancelled before it began: every response.done follows its response.created (OpenAI's order)
     this.send({ type: 'response.created', response: view('in_progress') });
+    if (signal.aborted) return this.finishCancelled(response, view);
 
     const user = this.conversation.lastUser();
     const item: Item = { id: newId('item'), role: 'assistant', status: 'in_progress', content: [], audioMs: 0 };

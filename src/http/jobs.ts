@@ -249,9 +249,9 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesOptions> = async (app, op
       schema: {
         tags: ['openai'],
         summary: 'Cancel a transcription job, or forget a finished one',
-        description: 'A queued job is cancelled at once; a running one stops at the end of its current 30 s window (200 with the job; it turns `cancelled` shortly). A finished job is deleted with its audio and result (204).',
+        description: 'A queued job is cancelled at once; a running one stops at the end of its current 30 s window (200 with the job; it turns `cancelled` shortly). A finished job is deleted with its audio and result (204), also one that finishes as the DELETE comes (a cancel never promised and then ignored); 409 `job_finishing` only if the worker finishing it was lost in that instant.',
         params: idParams,
-        response: { 200: jobSummary, 204: z.null().describe('Forgotten.'), 404: errorEnvelopeSchema },
+        response: { 200: jobSummary, 204: z.null().describe('Forgotten.'), 404: errorEnvelopeSchema, 409: errorEnvelopeSchema },
       },
     },
     async (request, reply) => {

@@ -63,14 +63,16 @@ export function createJobs(config: Config, deps: { transcription: TranscriptionS
           onAbandoned: async (ref, reason) => {
             const record = await records.get(ref);
             if (!record || FINAL_STATUSES.has(record.status)) return;
+            // a cancel accepted before it was given up still ends it cancelled (as its worker would have)
+            const cancelled = (await records.decideEnding(ref, 'finished')) === 'cancelled';
             const now = Date.now();
-            const failed = await records.update(ref, (r) => {
-              r.status = 'failed';
+            const ended = await records.update(ref, (r) => {
+              r.status = cancelled ? 'cancelled' : 'failed';
               r.finished_at = now;
               r.expires_at = now + config.JOB_RESULT_TTL_SECONDS * 1000;
-              r.error = { message: `The job was given up: ${reason}`, type: 'server_error', code: 'job_abandoned', param: null };
+              if (!cancelled) r.error = { message: `The job was given up: ${reason}`, type: 'server_error', code: 'job_abandoned', param: null };
             });
-            if (failed) onFinished(failed);
+            if (ended) onFinished(ended);
           },
         },
         logger,

@@ -6,7 +6,9 @@
  *    is read from that file, transcribed, and checkpointed as `windows/<n>.json` before the next;
  * 3. a worker that takes the job up again (after a crash: BullMQ's stalled-job recovery) skips
  *    the windows already checkpointed and carries on from the first missing one.
- * A cancel request or this process stopping takes effect at the end of the running window.
+ * A cancel request or this process stopping takes effect at the end of the running window; a cancel
+ * and the worker finishing the job race for its ending (records.decideEnding), so a cancel accepted
+ * during the last window, or while the job fails, still ends it cancelled.
  */
 import type { Logger } from 'pino';
 import { decodeToWhisperInput } from '../audio/decode.ts';
@@ -69,8 +71,19 @@ export class JobProcessor {
     return record;
   }
 
-  private cancelRequested(ref: JobRef): Promise<boolean> {
-    return this.deps.records.storage.exists(this.deps.records.key(ref, 'cancel'));
+  private async cancelRequested(ref: JobRef): Promise<boolean> {
+    return (await this.deps.records.ending(ref)) === 'cancelled';
+  }
+
+  private async cancelled(ref: JobRef, log: Logger, windowsDone?: number): Promise<'cancelled'> {
+    log.info({ windows_done: windowsDone }, 'job cancelled');
+    await this.finish(ref, 'cancelled');
+    return 'cancelled';
+  }
+
+  /** Whether this worker may end the job itself (completed or failed): false when a cancel came first. */
+  private async mayFinish(ref: JobRef): Promise<boolean> {
+    return (await this.deps.records.decideEnding(ref, 'finished')) === 'finished';
   }
 
   /** Retries transient refusals (queue full, decoder busy, engine loading) until `stop` fires. */
@@ -152,7 +165,7 @@ export class JobProcessor {
     const log = logger.child({ job_id: ref.id, worker: workerId });
     const first = await records.get(ref);
     if (!first || FINAL_STATUSES.has(first.status)) return 'gone';
-    if (await this.cancelRequested(ref)) return (await this.finish(ref, 'cancelled'), 'cancelled');
+    if (await this.cancelRequested(ref)) return this.cancelled(ref, log, first.windows_done);
     let record = await records.update(ref, (r) => {
       r.status = 'running';
       r.started_at ??= Date.now();
@@ -174,11 +187,7 @@ export class JobProcessor {
       // whisper.cpp keeps the language it detected in the first window for the rest of the file
       let language = record.options.language ?? done[0]?.language;
       for (let index = done.length; index < windowsTotal; index++) {
-        if (await this.cancelRequested(ref)) {
-          log.info({ windows_done: index }, 'job cancelled');
-          await this.finish(ref, 'cancelled');
-          return 'cancelled';
-        }
+        if (await this.cancelRequested(ref)) return this.cancelled(ref, log, index);
         if (stop.aborted) {
           log.info({ windows_done: index }, 'job interrupted: this worker is stopping');
           return 'interrupted';
@@ -195,6 +204,8 @@ export class JobProcessor {
         this.deps.onWindow?.(record, seconds);
         log.info({ window: index, windows_total: windowsTotal, stt_ms: Math.round(performance.now() - started) }, 'job window transcribed');
       }
+      // decided before the result is written: a cancel accepted during the last window leaves none
+      if (!(await this.mayFinish(ref))) return this.cancelled(ref, log, windowsTotal);
       const windows = await records.windows(ref);
       await records.storage.write(records.key(ref, 'result.json'), JSON.stringify(assemble(windows, duration, record.options.language)));
       await this.finish(ref, 'completed');
@@ -202,6 +213,7 @@ export class JobProcessor {
       return 'completed';
     } catch (error) {
       if (stop.aborted) return 'interrupted';
+      if (!(await this.mayFinish(ref))) return this.cancelled(ref, log);
       const apiError = error instanceof ApiError ? error : undefined;
       if (!apiError || apiError.statusCode >= 500) log.error({ err: error }, 'job failed');
       else log.info({ code: apiError.code, reason: apiError.message }, 'job failed: bad input');

@@ -2,7 +2,7 @@
  * Job records and their files in the shared storage, one prefix per job:
  * `<tenant>/<id>/job.json` (the record), `upload` (the file as sent), `audio.f32` + `audio.json`
  * (decoded once: 16 kHz mono Float32), `windows/<n>.json` (one checkpoint per finished 30 s
- * window), `result.json` (the transcript), `cancel` (a cancel request). The storage, not Redis, is
+ * window), `result.json` (the transcript), `ending` (how the job ends, decided once: see JobEnding). The storage, not Redis, is
  * the source of truth: the queue only says which worker runs what, so a Redis that lost its data
  * loses no job (unfinished records are queued again).
  * The tenant is the caller's key digest (src/tenancy.ts) or `shared` with keys off; a job id looked
@@ -67,6 +67,13 @@ export interface WindowCheckpoint {
   words?: TranscriptWord[];
 }
 
+/**
+ * How an unfinished job ends, decided once by whichever comes first: a cancel (`cancelled`) or its
+ * worker finishing it itself (`finished`: completed or failed). A cancel that loses to its worker
+ * knows the job finished; a worker that loses to a cancel ends the job cancelled.
+ */
+export type JobEnding = 'cancelled' | 'finished';
+
 export interface JobRef {
   tenant: string | null;
   id: string;
@@ -113,6 +120,23 @@ export class JobRecords {
     change(record);
     await this.put(record);
     return record;
+  }
+
+  /** The decided ending, if any. */
+  async ending(ref: JobRef): Promise<JobEnding | undefined> {
+    const raw = (await this.storage.read(this.key(ref, 'ending')))?.toString('utf8');
+    return raw === 'cancelled' || raw === 'finished' ? raw : undefined;
+  }
+
+  /**
+   * Decides the job's ending unless it is decided already (atomic create: of a cancel and a worker
+   * racing, across processes, exactly one decides); returns the ending in force. A worker that
+   * resumes a job its lost predecessor decided to finish gets `finished` again.
+   */
+  async decideEnding(ref: JobRef, ending: JobEnding): Promise<JobEnding> {
+    if (await this.storage.create(this.key(ref, 'ending'), ending)) return ending;
+    // decided before; absent only if the job was deleted meanwhile (its worker then finds no record)
+    return (await this.ending(ref)) ?? ending;
   }
 
   async windows(ref: JobRef): Promise<WindowCheckpoint[]> {

@@ -27,6 +27,9 @@ export interface JobServiceOptions {
   onFinished?: (record: JobRecord) => void;
 }
 
+/** How long a DELETE waits for a job its worker is finishing to say so (its last writes: the result, the record). */
+const FINISHING_WAIT_MS = 10_000;
+
 const seconds = (ms: number | undefined) => (ms === undefined ? null : Math.floor(ms / 1000));
 
 /** The result in the job's response_format: an object for json/verbose_json, text otherwise. */
@@ -175,16 +178,19 @@ export class JobService {
 
   /**
    * DELETE: a queued job is cancelled at once; a running one at the end of its window (the
-   * returned record still says running); a finished one is forgotten (deleted with its files).
+   * returned record still says running; it ends cancelled whichever window it is in); a finished
+   * one is forgotten (deleted with its files). A cancel and the job's worker finishing it race for
+   * the job's ending (records.decideEnding): when the worker won, the job is finished (or about to
+   * say so) and is forgotten like any finished job, so the answer never promises a cancel that
+   * will not happen.
    */
   async cancel(ref: JobRef): Promise<{ forgotten: boolean; record?: JobRecord }> {
     const record = await this.get(ref);
-    if (FINAL_STATUSES.has(record.status)) {
-      await this.records.remove(ref);
-      this.logger.info({ job_id: ref.id }, 'job forgotten');
-      return { forgotten: true };
+    if (FINAL_STATUSES.has(record.status)) return this.forget(ref);
+    if ((await this.records.decideEnding(ref, 'cancelled')) === 'finished') {
+      if (await this.finished(ref)) return this.forget(ref);
+      throw new ApiError(409, 'invalid_request_error', `The transcription job ${ref.id} is finishing and can no longer be cancelled; DELETE it again once it has finished to forget it.`, { param: 'id', code: 'job_finishing' });
     }
-    await this.records.storage.write(this.records.key(ref, 'cancel'), String(Date.now()));
     if (record.status === 'queued') {
       const now = Date.now();
       let cancelled = false;
@@ -201,6 +207,25 @@ export class JobService {
     }
     this.logger.info({ job_id: ref.id }, 'job cancel requested: stops at the end of its window');
     return { forgotten: false, record };
+  }
+
+  private async forget(ref: JobRef): Promise<{ forgotten: true }> {
+    await this.records.remove(ref);
+    this.logger.info({ job_id: ref.id }, 'job forgotten');
+    return { forgotten: true };
+  }
+
+  /**
+   * Whether a job its worker decided to finish says so in its record within FINISHING_WAIT_MS (it
+   * writes the result, then the record: moments); false when that worker was lost in between (the
+   * worker that resumes the job finishes it).
+   */
+  private async finished(ref: JobRef): Promise<boolean> {
+    for (const deadline = Date.now() + FINISHING_WAIT_MS; ; await new Promise((r) => setTimeout(r, 50))) {
+      const record = await this.records.get(ref);
+      if (!record || FINAL_STATUSES.has(record.status)) return true;
+      if (Date.now() > deadline) return false;
+    }
   }
 
   private housekeeping(): Promise<void> {

@@ -18,6 +18,12 @@ export interface JobStorage {
   writeStream(key: string, source: Readable): Promise<number>;
   /** Writes a whole object atomically (readers see the old or the new one, never a part). */
   write(key: string, data: Uint8Array | string): Promise<void>;
+  /**
+   * Writes a whole object only if the key is absent; false when it was there. Of two racing
+   * creates exactly one succeeds (what decides a job's ending between a cancel and its worker);
+   * S3: a PUT with `If-None-Match: *`.
+   */
+  create(key: string, data: Uint8Array | string): Promise<boolean>;
   /** A whole object; undefined when absent. */
   read(key: string): Promise<Buffer | undefined>;
   /** `length` bytes from `start` (fewer at the end). */
@@ -74,6 +80,21 @@ export class DirectoryStorage implements JobStorage {
     } catch (error) {
       await fs.promises.rm(tmp, { force: true });
       throw error;
+    }
+  }
+
+  async create(key: string, data: Uint8Array | string): Promise<boolean> {
+    const { file, tmp } = await this.temporary(key);
+    try {
+      await fs.promises.writeFile(tmp, data);
+      // link(2) fails with EEXIST when the name is taken, atomically (also on NFS), and never shows a partial file
+      await fs.promises.link(tmp, file);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    } finally {
+      await fs.promises.rm(tmp, { force: true });
     }
   }
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { TINY_WHISPER_TEXT } from '../../scripts/models/tiny-whisper.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { wav } from '../helpers/audio.ts';
-import { getJob, JOBS, readSse, submitJob, waitJob } from '../helpers/jobs.ts';
+import { getJob, JOBS, readSse, submitJob, waitJob, type JobView } from '../helpers/jobs.ts';
 import { tinyWhisperPath } from '../helpers/models.ts';
 import { freePort } from '../helpers/process.ts';
 
@@ -189,6 +189,60 @@ describe('transcription jobs (in-process queue)', () => {
     assert.equal(job.status, 'cancelled');
     assert.ok(job.progress.windows_done < 3, `stopped early: ${JSON.stringify(job.progress)}`);
     assert.ok(job.expires_at !== null);
+  });
+
+  it('a job cancelled during its last window ends cancelled: no result, its events and webhook say cancelled', async () => {
+    const { status, body } = await submitJob(t.url, wav(35), { webhook_url: `http://127.0.0.1:${hookPort}/last` }, A);
+    assert.equal(status, 202);
+    // the first window checkpointed, the second (the last) transcribing: no check before a next window is left
+    await waitJob(t.url, body.id, A, (j) => j.status === 'running' && j.progress.windows_done === 1);
+    const events = readSse(await fetch(`${t.url}${JOBS}/${body.id}/events`, { headers: A }));
+    const res = await fetch(`${t.url}${JOBS}/${body.id}`, { method: 'DELETE', headers: A });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { status: string }).status, 'running');
+    const job = await waitJob(t.url, body.id, A);
+    assert.equal(job.status, 'cancelled', `a cancel answered "running" ends the job cancelled: ${JSON.stringify(job.progress)}`);
+    assert.equal(job.result, undefined);
+    assert.equal(fs.readdirSync(dir, { recursive: true }).some((f) => String(f).endsWith(path.join(body.id, 'result.json'))), false, 'no result stored');
+    const done = (await events).at(-1)!;
+    assert.deepEqual([done.event, (done.data as { status: string }).status], ['done', 'cancelled']);
+    const delivered = () => hooks.filter((h) => h.body.includes(body.id)).map((h) => (JSON.parse(h.body) as { type: string }).type);
+    for (let i = 0; i < 100 && delivered().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(delivered(), ['transcription.job.cancelled']);
+  });
+
+  it('a DELETE racing the job\'s end: its answer and the job\'s final state agree, wherever it lands', async () => {
+    // how long a short job runs here (the shorter of two: the first may warm the engine up), then
+    // DELETEs spread over that time and past it: some land while it transcribes, some in the instant
+    // it completes, some after
+    let runMs = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const probe = await submitJob(t.url, wav(8), {}, A);
+      const job = (await waitJob(t.url, probe.body.id, A)) as JobView & { timings: { running_seconds: number } };
+      assert.equal(job.status, 'completed');
+      runMs = Math.min(runMs, job.timings.running_seconds * 1000);
+    }
+    const outcomes: string[] = [];
+    for (const fraction of [0, 0.25, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1, 1.05, 1.1, 1.3]) {
+      const { body } = await submitJob(t.url, wav(8), {}, A);
+      await waitJob(t.url, body.id, A, (j) => j.status !== 'queued');
+      await new Promise((r) => setTimeout(r, fraction * runMs));
+      const res = await fetch(`${t.url}${JOBS}/${body.id}`, { method: 'DELETE', headers: A });
+      if (res.status === 200) {
+        // accepted as a cancel: the job ends cancelled, without a result
+        const answered = ((await res.json()) as { status: string }).status;
+        assert.ok(['running', 'cancelled'].includes(answered), answered);
+        const job = await waitJob(t.url, body.id, A);
+        assert.deepEqual([job.status, job.result], ['cancelled', undefined], `DELETE answered 200 ${answered} at ${fraction} of the run, the job ended ${job.status}`);
+        outcomes.push('cancelled');
+      } else {
+        // finished before the cancel: forgotten, as a finished job's DELETE is
+        assert.equal(res.status, 204, await res.text());
+        assert.equal((await getJob(t.url, body.id, A)).status, 404);
+        outcomes.push('forgotten');
+      }
+    }
+    assert.ok(outcomes.includes('cancelled'), `some DELETEs landed while the job ran: ${outcomes}`);
   });
 
   it('undecodable audio fails the job with the decoder\'s envelope', async () => {

@@ -224,4 +224,22 @@ describe('transcription jobs on BullMQ across processes', LONG, () => {
     assert.equal((await metric(survivor.url, WINDOWS_DONE)) - windowsBefore, ids.length * 2);
     assert.ok(lines(survivor).some((l) => l.msg === 'job missing from the queue: queued again' && ids.includes(l.job_id!)), 'the lost jobs were queued again from storage');
   });
+
+  it('a job cancelled during its last window ends cancelled, once, without a result', LONG, async () => {
+    const survivor = services.find((s) => s.child.exitCode === null && s.child.signalCode === null)!;
+    const { status, body } = await submitJob(survivor.url, wav(35), { webhook_url: `http://127.0.0.1:${hookPort}/jobs` });
+    assert.equal(status, 202);
+    // the first window checkpointed, the second (the last) transcribing
+    await waitJob(survivor.url, body.id, {}, (j) => j.status === 'running' && j.progress.windows_done === 1, 600_000);
+    const res = await fetch(`${survivor.url}${JOBS}/${body.id}`, { method: 'DELETE' });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { status: string }).status, 'running');
+    const job = await waitJob(survivor.url, body.id, {}, undefined, 600_000);
+    assert.equal(job.status, 'cancelled', `a cancel answered "running" ends the job cancelled: ${JSON.stringify(job.progress)}`);
+    assert.equal(job.result, undefined);
+    assert.equal(fs.existsSync(path.join(dir, 'shared', body.id, 'result.json')), false, 'no result stored');
+    for (let i = 0; i < 100 && !deliveries.some((d) => d.id === body.id); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(deliveries.filter((d) => d.id === body.id).map((d) => d.status), ['cancelled'], 'one webhook, cancelled');
+  });
 });

@@ -17,9 +17,11 @@ function frame(e: SseEvent): string {
 
 /**
  * Sends `events` as text/event-stream. An error after the first byte becomes a final
- * `event: error` carrying the usual envelope (the status line is already gone).
+ * `event: error` carrying the usual envelope (the status line is already gone) — or, for a route
+ * whose protocol names its own failure event (the Responses API's `response.failed`), the event
+ * `errorEvent` makes of it; either way logged here, once, and a client that left only at info.
  */
-export function sendSse(request: FastifyRequest, reply: FastifyReply, events: AsyncIterable<SseEvent>, errorEvent = 'error'): FastifyReply {
+export function sendSse(request: FastifyRequest, reply: FastifyReply, events: AsyncIterable<SseEvent>, errorEvent: string | ((error: ApiError) => SseEvent) = 'error'): FastifyReply {
   async function* body() {
     try {
       for await (const e of events) yield frame(e);
@@ -29,7 +31,7 @@ export function sendSse(request: FastifyRequest, reply: FastifyReply, events: As
       // as outside streams: a stack for the unexpected; our own 5xx (an upstream failure) is a warning
       if (apiError.statusCode >= 500 && !(error instanceof ApiError)) request.log.error({ err: error }, 'stream failed');
       else if (apiError.statusCode >= 500) request.log.warn({ status: apiError.statusCode, code: apiError.code, reason: apiError.message }, 'stream failed');
-      yield frame({ event: errorEvent, data: apiError.envelope(request.id) });
+      yield frame(typeof errorEvent === 'string' ? { event: errorEvent, data: apiError.envelope(request.id) } : errorEvent(apiError));
     }
   }
   return reply

@@ -14,6 +14,7 @@ import { generateText, streamText } from 'ai';
 import OpenAI from 'openai';
 import { z } from 'zod';
 import { TINY_GEMMA_REPLY } from '../../scripts/models/tiny-gemma.ts';
+import type { ErrorEnvelope } from '../../src/errors.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { loopingGemmaPath, tinyGemmaPath } from '../helpers/models.ts';
 
@@ -219,6 +220,39 @@ describe('/v1/responses', () => {
     const parsed = JSON.parse(response.output_text) as { mood: string };
     assert.ok(['happy', 'sad'].includes(parsed.mood), response.output_text);
     assert.equal((response.text?.format as { type: string }).type, 'json_schema');
+  });
+
+  it('a text.format json_schema the grammar refuses: 400 naming text.format.schema (the field as sent), not the Chat Completions response_format', async () => {
+    const nested = (levels: number): Record<string, unknown> => (levels === 0 ? { type: 'string' } : { type: 'object', properties: { a: nested(levels - 1) } });
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['too deep', nested(40), /nested more than 64 levels.*GRAMMAR_MAX_DEPTH/],
+      ['too many enum values', { enum: Array.from({ length: 1001 }, (_, i) => i) }, /more than 1000 enum values.*GRAMMAR_MAX_ENUM_VALUES/],
+      ['a remote $ref', { $ref: 'http://example.com/x' }, /does not name a definition/],
+      ['a made-up type', { type: 'strng' }, /is not a JSON Schema type/],
+      // a legitimate bound the grammar parser cannot expand: the message names llama.cpp's limit and its value
+      ['maxItems 1999', { type: 'array', maxItems: 1999, items: { type: 'string' } }, /repetition of 1998 items .*maxItems.*2,000 grammar rules.*MAX_REPETITION_THRESHOLD/],
+    ];
+    for (const [label, schema, message] of cases) {
+      for (const stream of [false, true]) {
+        const res = await post(`${t.url}/v1/responses`, { model: 'g', input: 'Hi', stream, text: { format: { type: 'json_schema', name: 'x', schema } } });
+        assert.equal(res.status, 400, `${label}: ${res.text}`);
+        const { error } = JSON.parse(res.text) as ErrorEnvelope;
+        assert.equal(error.param, 'text.format.schema', `${label}: ${res.text}`);
+        assert.equal(error.type, 'invalid_request_error');
+        assert.match(error.message, /^text\.format\.schema /, label);
+        assert.ok(!error.message.includes('response_format'), `${label}: ${error.message}`);
+        assert.match(error.message, message, label);
+      }
+    }
+    // the SDK raises it typed, with the same param
+    await assert.rejects(
+      client.responses.create({ model: 'g', input: 'Hi', text: { format: { type: 'json_schema', name: 'x', schema: { type: 'strng' } } } }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'text.format.schema',
+    );
+    // chat completions keeps its own shape's name for the same schema
+    const chat = await post(`${t.url}/v1/chat/completions`, { model: 'g', messages: [{ role: 'user', content: 'Hi' }], response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'strng' } } } });
+    assert.equal(chat.status, 400);
+    assert.equal((JSON.parse(chat.text) as ErrorEnvelope).error.param, 'response_format');
   });
 
   it("another key's response is a 404, as is an unknown id (in the error envelope)", async () => {
@@ -473,5 +507,36 @@ describe('/v1/responses: a client that vanishes mid-stream', () => {
     const after = await fetch(`${t.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'hi', max_output_tokens: 3 }) });
     assert.equal(after.status, 200, 'the slot is free again');
     assert.equal((await fetch(`${t.url}/v1/responses/${id}`)).status, 404, 'an interrupted response is not stored');
+  });
+
+  it('is logged once at info ("request aborted: the client disconnected", no stack), never as a server error (docs/errors.md)', async () => {
+    const requestId = 'cut-responses-stream';
+    const controller = new AbortController();
+    const res = await fetch(`${t.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+      body: JSON.stringify({ model: 'g', input: 'go', stream: true }),
+      signal: controller.signal,
+    });
+    assert.equal(res.status, 200);
+    // mid-generation: the looping model is still writing deltas when the client leaves
+    const reader = res.body!.getReader();
+    let seen = '';
+    while (!seen.includes('response.output_text.delta')) seen += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    type LogLine = { level: string; msg: string; request_id?: string; reason?: string };
+    const mine = () => t.logs.map((l) => JSON.parse(l) as LogLine).filter((l) => l.request_id === requestId);
+    // the line that says how it ended (whatever its level), then a moment for any other line of it
+    const deadline = Date.now() + 20_000;
+    while (!mine().some((l) => JSON.stringify(l).includes('client disconnected')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 500));
+    const lines = mine();
+    assert.deepEqual(lines.filter((l) => ['warn', 'error', 'fatal'].includes(l.level)), [], 'nothing at warn or error');
+    const aborted = lines.filter((l) => l.msg === 'request aborted: the client disconnected');
+    assert.equal(aborted.length, 1, `one line says the client left: ${JSON.stringify(lines)}`);
+    assert.equal(aborted[0]!.level, 'info');
+    assert.equal(aborted[0]!.reason, 'client disconnected');
+    assert.ok(!JSON.stringify(aborted[0]).includes('stack'), 'without a stack');
+    assert.ok(!lines.some((l) => l.msg === 'response stream failed'));
   });
 });

@@ -11,7 +11,6 @@ import type { ChatMessage, GenerationResult } from '../../engines/llm/types.ts';
 import { ApiError } from '../../errors.ts';
 import type { GenerationService } from '../../services/generation.ts';
 import { pageOfItems, truncations, type ResponseStore } from '../../services/responses.ts';
-import { toApiError } from '../error-handling.ts';
 import { chatMessage, contentText, type responseFormatSchema, toParams } from '../generation-params.ts';
 import type { FastifyRequest } from 'fastify';
 import { tenantOf, type Owner } from '../../tenancy.ts';
@@ -54,6 +53,27 @@ function responseFormat(format: NonNullable<NonNullable<ResponseRequest['text']>
 
 const overflows = (error: unknown): error is ApiError => error instanceof ApiError && error.code === 'context_length_exceeded';
 
+/** `error` naming another field: the same status, type, code and headers. */
+const renamed = (error: ApiError, param: string, message = error.message) => new ApiError(error.statusCode, error.type, message, { param, code: error.code, headers: error.headers });
+
+/** The Chat Completions names of the JSON schema's field, longest first: `response_format.json_schema.schema`, `…json_schema`, `response_format`. */
+const CHAT_SCHEMA_FIELD = /\bresponse_format(?:\.json_schema(?:\.schema)?)?/g;
+const SCHEMA_FIELD = 'text.format.schema';
+
+/**
+ * A schema error of the shared grammar path (GRAMMAR_* bounds, what the grammar cannot honour,
+ * what llama.cpp refuses) in this route's shape: that path takes `text.format` in the Chat
+ * Completions shape (`responseFormat` below) and so names `response_format` — bare, or with
+ * its `json_schema.schema` path in the message — where the body sent `text.format.schema`
+ * (docs/errors.md: `param` names the field as sent; OpenAI names it so too). A sub-path after
+ * `response_format.json_schema.schema` is kept.
+ */
+function inResponsesShape(error: unknown): unknown {
+  if (!(error instanceof ApiError) || error.param === null || !/^response_format(\.|$)/.test(error.param)) return error;
+  const param = error.param.replace(/^response_format(?:\.json_schema(?:\.schema)?)?/, SCHEMA_FIELD);
+  return renamed(error, param, error.message.replace(CHAT_SCHEMA_FIELD, SCHEMA_FIELD));
+}
+
 /**
  * Starts the generation. A prompt beyond the context window is a 400 — named `input` (the engine
  * names chat `messages`; here the prompt is input, instructions and history) — unless truncation
@@ -64,7 +84,7 @@ async function startFitting<T>(messages: ChatMessage[], attempt: (prompt: ChatMe
   try {
     return await attempt(messages);
   } catch (error) {
-    if (!overflows(error)) throw error;
+    if (!overflows(error)) throw inResponsesShape(error);
     overflow = error;
   }
   if (truncate) {
@@ -72,12 +92,12 @@ async function startFitting<T>(messages: ChatMessage[], attempt: (prompt: ChatMe
       try {
         return await attempt(fewer);
       } catch (error) {
-        if (!overflows(error)) throw error;
+        if (!overflows(error)) throw inResponsesShape(error);
         overflow = error;
       }
     }
   }
-  throw new ApiError(overflow.statusCode, overflow.type, overflow.message, { param: 'input', code: overflow.code, headers: overflow.headers });
+  throw renamed(overflow, 'input');
 }
 
 /** A stored response's owner: the tenant of the request's key (src/tenancy.ts); null with keys off. */
@@ -180,6 +200,9 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
       let sequence = 0;
       const event = (type: string, fields: Record<string, unknown>): SseEvent => ({ event: type, data: { type, sequence_number: sequence++, ...fields } });
       const at = { item_id: messageId, output_index: 0, content_index: 0 };
+      // a failure after the first byte is sendSse's to log, as on every streamed route (a client
+      // that left: one info line, docs/errors.md); the Responses API tells it as `response.failed`
+      const failed = (error: ApiError) => event('response.failed', { response: { ...base, status: 'failed', error: { code: error.code ?? error.type, message: error.message } } });
       return sendSse(
         request,
         reply,
@@ -189,18 +212,11 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
           yield event('response.output_item.added', { output_index: 0, item: message('', 'in_progress') });
           yield event('response.content_part.added', { ...at, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
           let response: ResponseObject | undefined;
-          try {
-            for await (const e of run.events) {
-              if (e.type === 'delta') yield event('response.output_text.delta', { ...at, delta: e.text, logprobs: [] });
-              else response = await finish(e.result);
-            }
-            if (!response) throw new Error('generation ended without a result');
-          } catch (error) {
-            const apiError = toApiError(error as Error);
-            if (apiError.statusCode >= 500) request.log.error({ err: error }, 'response stream failed');
-            yield event('response.failed', { response: { ...base, status: 'failed', error: { code: apiError.code ?? apiError.type, message: apiError.message } } });
-            return;
+          for await (const e of run.events) {
+            if (e.type === 'delta') yield event('response.output_text.delta', { ...at, delta: e.text, logprobs: [] });
+            else response = await finish(e.result);
           }
+          if (!response) throw new Error('generation ended without a result');
           const item = response.output[0]!;
           const text = response.output_text;
           yield event('response.output_text.done', { ...at, text, logprobs: [] });
@@ -208,6 +224,7 @@ export const responseRoutes: FastifyPluginAsyncZod<{ generation: GenerationServi
           yield event('response.output_item.done', { output_index: 0, item });
           yield event(response.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response });
         })(),
+        failed,
       );
     },
   );

@@ -5,6 +5,7 @@
 // Afterwards: no API key used by any test may appear in any log line of the run (scripts/check-test-logs.mjs).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 function find(dir) {
@@ -31,9 +32,15 @@ if (build.status !== 0) process.exit(build.status ?? 1);
 const logDir = path.resolve('.cache/test-logs');
 fs.rmSync(logDir, { recursive: true, force: true });
 fs.mkdirSync(logDir, { recursive: true });
+// two test files at a time (TEST_CONCURRENCY to change): most of a file's time is spent waiting on
+// the processes it starts (a load, a restart backoff, a watchdog), so two share a 2-core machine
+// well; every test uses its own ports, directories and processes
+const concurrency = Number(process.env.TEST_CONCURRENCY ?? 2);
+// the ports a killed run left claimed (test/helpers/process.ts freePort) are free again
+fs.rmSync(path.join(os.tmpdir(), 'gemma-3-api-test-ports'), { recursive: true, force: true });
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=300000', ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', TEST_LOG_DIR: logDir, TEST_SERVICE_ENTRY: 'dist' } },
 );
 if (result.status !== 0) process.exit(result.status ?? 1);

@@ -5,10 +5,38 @@
  * so a test file run on its own always runs the source as it is.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { logWriter, recordEnvSecrets } from './test-logs.ts';
 
+/**
+ * Ports handed out by freePort, one lock file each: the kernel's free port is free until someone
+ * binds it, and test files run two at a time (scripts/run-tests.mjs), so two files could be handed
+ * the same port before either service listens. A lock older than ten minutes is stale (a run that
+ * was killed): test processes bind their port within seconds.
+ */
+const PORT_LOCKS = path.join(os.tmpdir(), 'gemma-3-api-test-ports');
+const STALE_LOCK_MS = 10 * 60_000;
+
+/** A free loopback port that no other test process of this machine has been handed. */
 export async function freePort(): Promise<number> {
+  fs.mkdirSync(PORT_LOCKS, { recursive: true });
+  for (;;) {
+    const port = await kernelPort();
+    const lock = path.join(PORT_LOCKS, String(port));
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return port;
+    } catch {
+      const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+      if (age > STALE_LOCK_MS) fs.rmSync(lock, { force: true });
+    }
+  }
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.listen(0, '127.0.0.1', () => {

@@ -234,6 +234,9 @@ export const configSchema = z.object({
   GRAMMAR_MAX_ENUM_VALUES: int(1000, 1, 1_000_000).describe(
     '`enum` values accepted in one `response_format` JSON schema, all enums together; more gets 400 (llama.cpp parses a large alternation in time that grows faster than its size).',
   ),
+  GRAMMAR_MAX_REPETITIONS: int(20_000, 100, 10_000_000).describe(
+    'Repetitions a `response_format` JSON schema\'s grammar may hold in all, for the embedded engine: each distinct maxLength, minLength, maxItems or minItems bound n costs n rules that llama.cpp expands at the start of every generation, on the model\'s thread (~1 µs each; 1,000 distinct bounds near 1,000 took 0.5-0.9 s a request). More gets 400; one bound over 1,000 always does (llama.cpp cannot enforce it).',
+  ),
   LLM_TEMPERATURE: num(1, 0, 2).describe(
     'Sampling temperature of the embedded model when a request sets none (Gemma 3\'s recommended 1.0; 0 = greedy). A remote server (LLM_BACKEND=openai) applies its own defaults.',
   ),

@@ -50,6 +50,7 @@ export function llamaCppOptions(config: Config, setting = 'GEMMA_MODEL'): LlamaC
     gpuLayers: config.LLM_GPU_LAYERS,
     hf: hfSettings(config),
     setting,
+    maxGrammarRepetitions: config.GRAMMAR_MAX_REPETITIONS,
   };
 }
 

@@ -123,6 +123,22 @@ describe('response_format JSON schema bounds (GRAMMAR_*) on a real process', () 
     assert.deepEqual(JSON.parse((JSON.parse(ok.body) as { choices: { message: { content: string } }[] }).choices[0]!.message.content), { a: 'x' });
   });
 
+  it('repetition bounds: one over 1,000 (llama.cpp cannot enforce it) or distinct ones adding up past GRAMMAR_MAX_REPETITIONS get 400; many fields sharing a bound are one rule and pass', async () => {
+    const strings = (count: number, length: (i: number) => number) => ({ type: 'object', properties: Object.fromEntries(Array.from({ length: count }, (_, i) => [`p${i}`, { type: 'string', maxLength: length(i) }])), required: ['p0'] });
+    const one = await post(`${service.url}/v1/chat/completions`, chat(strings(1, () => 1500)));
+    assertLimit(one, 'maxLength, minLength, maxItems or minItems of 1500');
+    // 1,200 distinct bounds (an outside review: 1.3 s of llama.cpp per request, other tenants' generations waiting)
+    const { result: distinct, worstHealthMs } = await whilePolling(service.url, () => post(`${service.url}/v1/chat/completions`, chat(strings(1200, (i) => 1000 - (i % 900)))));
+    assertLimit(distinct, 'GRAMMAR_MAX_REPETITIONS');
+    assert.ok(worstHealthMs < 1000, `/health took ${Math.round(worstHealthMs)} ms`);
+    const responses = await post(`${service.url}/v1/responses`, { model: 'g', input: 'x', max_output_tokens: 5, text: { format: { type: 'json_schema', name: 'x', schema: strings(40, (i) => 1000 - i) } } });
+    assert.equal(responses.status, 400);
+    assert.match((JSON.parse(responses.body) as Envelope).error.message, /GRAMMAR_MAX_REPETITIONS/);
+    // 1,200 fields with the same few bounds: a handful of rules, within the limit
+    const shared = await post(`${service.url}/v1/chat/completions`, chat(strings(1200, (i) => 1000 - (i % 7)), { max_tokens: 5 }));
+    assert.equal(shared.status, 200, shared.body.slice(0, 300));
+  });
+
   it('a schema over GRAMMAR_MAX_SCHEMA_BYTES gets 400 naming it', async () => {
     const properties = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`field_${i}`, { type: 'string' }]));
     assertLimit(await post(`${service.url}/v1/chat/completions`, chat({ type: 'object', properties })), 'GRAMMAR_MAX_SCHEMA_BYTES');

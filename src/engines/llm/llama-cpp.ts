@@ -19,7 +19,7 @@ import type { GenerationParams, GenerationResult, LlmEngine, LlmEvent, LlmInput,
 import { AsyncQueue } from '../../util/async-queue.ts';
 import { GbnfBuilder } from './gbnf-builder.ts';
 import { JSON_SCHEMA_GRAMMAR_STOP } from './gbnf-convert.ts';
-import { grammarProblem } from './schema-limits.ts';
+import { grammarProblem, repetitionProblem } from './schema-limits.ts';
 
 type NodeLlamaCpp = typeof NodeLlamaCppModule;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
@@ -57,6 +57,11 @@ export interface LlamaCppOptions {
   hf: HfSettings;
   /** The configuration entry that names `model`, quoted in remedies (`GEMMA_MODEL`, a models-file path). */
   setting?: string;
+  /**
+   * Most repetitions (`{m,n}` in all: a JSON schema's maxLength, minLength, maxItems, minItems) a
+   * schema's grammar may hold: llama.cpp expands them per generation, synchronously. Default 20,000.
+   */
+  maxGrammarRepetitions?: number;
 }
 
 /** `hf:org/repo/gemma-3-1b-it-Q4_K_M.gguf` or `/models/gemma.gguf` → `gemma-3-1b-it-Q4_K_M` */
@@ -173,13 +178,7 @@ export class LlamaCppEngine implements LlmEngine {
       grammar = (
         format.type === 'json_object'
           ? llama.getGrammarFor('json')
-          : rejectIfSet(grammarProblem(format.schema)).then(() =>
-              this.gbnf!.build(format.schema).then((text) =>
-                llama
-                  .createGrammar({ grammar: text, stopGenerationTriggers: [new lib.LlamaText(JSON_SCHEMA_GRAMMAR_STOP)], trimWhitespaceSuffix: true })
-                  .catch((error: Error) => Promise.reject(new Error(parseFailure(text, error)))),
-              ),
-            )
+          : this.buildGrammar(llama, lib, format.schema)
       ).then(
         (built) => {
           this.logger.debug({ engine: this.id, schema_bytes: key.length, grammar_ms: Math.round(performance.now() - started) }, 'grammar built');
@@ -194,6 +193,20 @@ export class LlamaCppEngine implements LlmEngine {
       this.grammars.set(key, grammar);
     }
     return grammar;
+  }
+
+  /** The schema's grammar: GBNF text from a worker thread, checked, then parsed by llama.cpp; rejects with why it cannot be. */
+  private async buildGrammar(llama: Llama, lib: NodeLlamaCpp, schema: unknown): Promise<LlamaGrammar> {
+    const unsupported = grammarProblem(schema);
+    if (unsupported) throw new Error(unsupported);
+    const text = await this.gbnf!.build(schema);
+    const tooManyRepetitions = repetitionProblem(text, this.options.maxGrammarRepetitions ?? 20_000);
+    if (tooManyRepetitions) throw new Error(tooManyRepetitions);
+    try {
+      return await llama.createGrammar({ grammar: text, stopGenerationTriggers: [new lib.LlamaText(JSON_SCHEMA_GRAMMAR_STOP)], trimWhitespaceSuffix: true });
+    } catch (error) {
+      throw new Error(parseFailure(text, error as Error), { cause: error });
+    }
   }
 
   private history(messages: { role: string; content: string }[]): ChatHistoryItem[] {
@@ -305,7 +318,3 @@ function parseFailure(grammar: string, error: Error): string {
   return `the grammar built from it has a repetition of ${largest} items (from a maxItems, minItems, maxLength or minLength bound), and llama.cpp's grammar parser refuses one that expands to ${LLAMA_MAX_REPETITION_RULES.toLocaleString('en')} grammar rules or more (its MAX_REPETITION_THRESHOLD, built in, not a setting; each repetition costs one rule per rule in the repeated item): keep such bounds below 1,000.`;
 }
 
-/** A promise that fails with `problem` when there is one (the grammar's 400), else resolves. */
-function rejectIfSet(problem: string | undefined): Promise<void> {
-  return problem ? Promise.reject(new Error(problem)) : Promise.resolve();
-}

@@ -139,6 +139,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorateRequest('tenant', null);
   app.decorateRequest('keyDigest', null);
   const drain = new SocketDrain();
+  // a revoked key's open sockets close with it (keys reloaded: SIGHUP, API_KEYS_FILE changed)
+  deps.keys.onReload(() => {
+    const closed = drain.revoke((key) => deps.keys.accepts(key));
+    if (closed > 0) app.log.info({ closed }, 'sockets of revoked API keys closed');
+  });
   /** Routes that accept WebSocket handshakes (filled as they are registered). */
   const websocketRoutes = new Set<string>();
   const httpInFlight = deps.metrics.httpInFlight;

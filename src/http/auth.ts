@@ -60,7 +60,15 @@ export class ApiKeyStore {
     const keys = [...new Set([...this.source(), ...admin])];
     this.digests = keys.map(digest);
     this.adminDigests = admin.map(digest);
+    for (const listener of this.reloaded) listener();
     return this.digests.length;
+  }
+
+  private readonly reloaded: (() => void)[] = [];
+
+  /** Calls `listener` after every reload (what holds a key beyond one request checks it again). */
+  onReload(listener: () => void): void {
+    this.reloaded.push(listener);
   }
 
   get size(): number {

@@ -67,6 +67,7 @@ export class ClientSecrets {
     if (grant.expiresAt <= Date.now()) return false;
     if (grant.minter && !this.accepted(grant.minter)) return false; // its key was revoked since
     request.tenant = grant.tenant;
+    request.keyDigest = grant.minter ?? null; // the connection stands or falls with the minting key
     this.granted.set(request, grant);
     return true;
   }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { startApp, type TestApp } from '../helpers/app.ts';
+import { tinyGemmaPath } from '../helpers/models.ts';
 import { recordSecrets } from '../helpers/test-logs.ts';
 import { MAX_PER_TENANT } from '../../src/realtime/client-secrets.ts';
 
@@ -32,7 +33,7 @@ describe('ephemeral realtime keys and the keys that mint them', () => {
   let t: TestApp;
   let keys = [A, B, C];
   before(async () => {
-    t = await startApp({ env: { API_KEY_ENABLED: 'true', API_KEYS: [A, B, C].join(','), ENABLE_LOCAL_WHISPER: 'false' }, keySource: () => keys });
+    t = await startApp({ env: { API_KEY_ENABLED: 'true', API_KEYS: [A, B, C].join(','), GEMMA_MODEL: tinyGemmaPath(), ENABLE_LOCAL_WHISPER: 'false' }, keySource: () => keys });
   });
   after(() => t.close());
 
@@ -63,5 +64,28 @@ describe('ephemeral realtime keys and the keys that mint them', () => {
     const retryAfter = Number(refused.retryAfter);
     assert.ok(retryAfter >= 100 && retryAfter <= 600, `Retry-After ${refused.retryAfter}: until B's first secret expires`);
     assert.equal((await mint(C)).status, 200, 'another tenant is not refused');
+  });
+
+  it('the sockets a key holds open close when it is revoked (error invalid_api_key, close 1008), those opened with its ephemeral keys too; other keys\' stay open', async () => {
+    const open = (path: string, key: string) =>
+      new Promise<{ ws: WebSocket; events: { type: string; error?: { code: string } }[]; closed: Promise<number> }>((resolve, reject) => {
+        const ws = path === '/v1/realtime' ? new WebSocket(`${t.wsUrl}${path}`, ['realtime', `openai-insecure-api-key.${key}`]) : new WebSocket(`${t.wsUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
+        const events: { type: string; error?: { code: string } }[] = [];
+        ws.on('message', (data, binary) => binary || events.push(JSON.parse(data.toString())));
+        const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+        ws.once('open', () => resolve({ ws, events, closed }));
+        ws.once('error', reject);
+      });
+    const ephemeral = await mint(C);
+    const held = [await open('/v1/realtime', C), await open('/v1/realtime', ephemeral.body.value!), await open('/ws/tts', C)];
+    const other = await open('/v1/realtime', B);
+    keys = [B];
+    t.keys.reload();
+    for (const socket of held) {
+      assert.equal(await Promise.race([socket.closed, new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000))]), 1008);
+      assert.ok(socket.events.some((e) => e.type === 'error' && e.error?.code === 'invalid_api_key'), JSON.stringify(socket.events.map((e) => e.type)));
+    }
+    assert.equal(other.ws.readyState, WebSocket.OPEN, "another key's socket stays open");
+    other.ws.close();
   });
 });

@@ -51,6 +51,25 @@ export class SocketDrain {
     return gate;
   }
 
+  /**
+   * Closes at once (1008, after an `invalid_api_key` error event) every socket opened with a key
+   * that `accepted` no longer accepts: a revoked key stops working at once, also on the sockets it
+   * holds open (for hours, perhaps). Sockets opened without a key (keys off) are left alone.
+   * Returns how many were closed.
+   */
+  revoke(accepted: (keyDigest: Buffer) => boolean): number {
+    let closed = 0;
+    for (const [socket, entry] of this.sockets) {
+      const digest = entry.out.request.keyDigest;
+      if (!digest || accepted(digest)) continue;
+      entry.out.error(new ApiError(401, 'authentication_error', 'The API key of this connection has been revoked.', { code: 'invalid_api_key' }));
+      void closeSocket(socket, 1008, 'api key revoked');
+      this.sockets.delete(socket);
+      closed++;
+    }
+    return closed;
+  }
+
   /** Finishes every socket's accepted work (for at most `timeoutMs`), then closes it with 1001. */
   async closeAll(timeoutMs: number, others: Iterable<WebSocket> = []): Promise<void> {
     this.draining = true;
@@ -79,8 +98,8 @@ export async function settled(current: () => Promise<unknown>): Promise<void> {
   }
 }
 
-/** Close 1001 and wait for the client's answer (bounded), so it sees a clean close. */
-function closeSocket(socket: WebSocket): Promise<void> {
+/** Close (1001 unless told) and wait for the client's answer (bounded: a client that never answers is cut), so it sees a clean close. */
+function closeSocket(socket: WebSocket, code = 1001, reason = 'server shutting down'): Promise<void> {
   if (socket.readyState === socket.CLOSED) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -91,6 +110,6 @@ function closeSocket(socket: WebSocket): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    if (socket.readyState === socket.OPEN) socket.close(1001, 'server shutting down');
+    if (socket.readyState === socket.OPEN) socket.close(code, reason);
   });
 }

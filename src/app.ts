@@ -139,8 +139,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.decorateRequest('tenant', null);
   app.decorateRequest('keyDigest', null);
   const drain = new SocketDrain();
-  // a revoked key's open sockets close with it (keys reloaded: SIGHUP, API_KEYS_FILE changed)
+  // a revoked key's open sockets close with it, its unused ephemeral keys are forgotten (keys reloaded: SIGHUP, API_KEYS_FILE changed)
   deps.keys.onReload(() => {
+    clientSecrets.forgetRevoked();
     const closed = drain.revoke((key) => deps.keys.accepts(key));
     if (closed > 0) app.log.info({ closed }, 'sockets of revoked API keys closed');
   });

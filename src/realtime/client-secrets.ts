@@ -72,6 +72,15 @@ export class ClientSecrets {
     return true;
   }
 
+  /**
+   * Forgets the unused secrets of keys `accepted` no longer accepts (called after every key
+   * reload): a revoked key's secrets are gone for good, not back if the key is listed again, and
+   * no longer count against its cap.
+   */
+  forgetRevoked(): void {
+    for (const [key, grant] of this.grants) if (grant.minter && !this.accepted(grant.minter)) this.remove(key, grant);
+  }
+
   /** The session configuration granted with the secret that opened this connection, if any. */
   sessionFor(request: FastifyRequest): SessionUpdate | undefined {
     return this.granted.get(request)?.session;

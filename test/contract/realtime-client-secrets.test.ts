@@ -46,6 +46,7 @@ describe('ephemeral realtime keys and the keys that mint them', () => {
 
   it('a secret minted by a key that is revoked since opens nothing; the other keys\u2019 secrets still do', async () => {
     const fromA = await mint(A);
+    const unusedFromA = await mint(A);
     const fromB = await mint(B);
     assert.equal(fromA.status, 200);
     keys = [B, C];
@@ -54,6 +55,13 @@ describe('ephemeral realtime keys and the keys that mint them', () => {
     assert.equal(await handshake(url, fromA.body.value!), 401, "the revoked key's secret");
     assert.equal(await handshake(url, fromB.body.value!), 101, "a still valid key's secret");
     assert.equal((await mint(A)).status, 401, 'the revoked key mints no more');
+    // listed again, the key mints anew, but what it minted before its revocation stays dead
+    keys = [A, B, C];
+    t.keys.reload();
+    assert.equal(await handshake(url, unusedFromA.body.value!), 401, 'a secret of the revoked key, never tried, the key listed again');
+    assert.equal((await mint(A)).status, 200);
+    keys = [B, C];
+    t.keys.reload();
   });
 
   it(`one key holds at most ${MAX_PER_TENANT} unused secrets (429 with Retry-After until one expires); another key still mints`, async () => {

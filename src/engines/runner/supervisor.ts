@@ -354,33 +354,37 @@ export class RunnerSupervisor<Load, Request, Event> {
     this.metrics?.up.set(this.labels(), 0);
     const reason = this.killed?.child === child ? this.killed.reason : (signal ?? `exit_${code}`);
     const wasLoaded = this.loaded;
-    const restarting = new ApiError(503, 'server_error', `The ${this.spec.what} runner stopped (${reason}) while serving this request; it is restarting. Try again shortly.`, { code: 'engine_restarting', headers: { 'Retry-After': '1' } });
-    for (const id of [...this.pending.keys()]) this.finish(id, { error: restarting });
-    if (this.closing || this.gaveUp) return;
-    this.metrics?.restarts.inc({ ...this.labels(), reason });
-    const log = this.lastLines.slice(-10).join('\n');
-    const logger = this.spec.logger;
-    if (!wasLoaded) {
-      this.loadCrashes++;
-      if (this.loadCrashes >= MAX_LOAD_CRASHES) {
-        // the log lines (and the model's file) are for operators: /health/ready and the log, not API errors
-        this.current = {
-          status: 'error',
-          detail: `the ${this.spec.kind} runner crashed ${this.loadCrashes} times while loading its model (last: ${reason}); not retried.`,
-          log: `Model: ${this.modelName}. Last log lines:\n${log}`,
-        };
-        logger.error({ capability: this.capability, reason, crashes: this.loadCrashes, last_lines: this.lastLines }, `${this.spec.kind} runner keeps crashing on load; giving up`);
-        this.settled();
-        return;
+    // the requests it was serving fail once the restart is decided: their Retry-After is its backoff
+    try {
+      if (this.closing || this.gaveUp) return;
+      this.metrics?.restarts.inc({ ...this.labels(), reason });
+      const log = this.lastLines.slice(-10).join('\n');
+      const logger = this.spec.logger;
+      if (!wasLoaded) {
+        this.loadCrashes++;
+        if (this.loadCrashes >= MAX_LOAD_CRASHES) {
+          // the log lines (and the model's file) are for operators: /health/ready and the log, not API errors
+          this.current = {
+            status: 'error',
+            detail: `the ${this.spec.kind} runner crashed ${this.loadCrashes} times while loading its model (last: ${reason}); not retried.`,
+            log: `Model: ${this.modelName}. Last log lines:\n${log}`,
+          };
+          logger.error({ capability: this.capability, reason, crashes: this.loadCrashes, last_lines: this.lastLines }, `${this.spec.kind} runner keeps crashing on load; giving up`);
+          this.settled();
+          return;
+        }
       }
+      if (wasLoaded && Date.now() - this.upSince > STABLE_MS) this.crashes = 0;
+      this.crashes++;
+      const delay = Math.min(this.backoff.max, this.backoff.min * 2 ** (this.crashes - 1));
+      this.current = { status: 'restarting', detail: `the ${this.spec.kind} runner exited (${reason}); restarting in ${delay} ms` };
+      logger.error({ capability: this.capability, reason, restart_in_ms: delay, loaded: wasLoaded, last_lines: this.lastLines.slice(-5) }, `${this.spec.kind} runner exited; restarting`);
+      this.restartAt = Date.now() + delay;
+      this.restartTimer = setTimeout(() => this.spawn(), delay);
+    } finally {
+      const restarting = new ApiError(503, 'server_error', `The ${this.spec.what} runner stopped (${reason}) while serving this request; it is restarting. Try again shortly.`, { code: 'engine_restarting', headers: { 'Retry-After': retryAfterSeconds(this.state()) } });
+      for (const id of [...this.pending.keys()]) this.finish(id, { error: restarting });
     }
-    if (wasLoaded && Date.now() - this.upSince > STABLE_MS) this.crashes = 0;
-    this.crashes++;
-    const delay = Math.min(this.backoff.max, this.backoff.min * 2 ** (this.crashes - 1));
-    this.current = { status: 'restarting', detail: `the ${this.spec.kind} runner exited (${reason}); restarting in ${delay} ms` };
-    logger.error({ capability: this.capability, reason, restart_in_ms: delay, loaded: wasLoaded, last_lines: this.lastLines.slice(-5) }, `${this.spec.kind} runner exited; restarting`);
-    this.restartAt = Date.now() + delay;
-    this.restartTimer = setTimeout(() => this.spawn(), delay);
   }
 
   /**

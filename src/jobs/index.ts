@@ -43,12 +43,19 @@ export function createJobs(config: Config, deps: { transcription: TranscriptionS
     },
     onFinished: (record) => onFinished(record),
   });
+  // once per job, whoever ends it: a DELETE and the worker taking the job up can both end a queued job
   function onFinished(record: JobRecord): void {
-    finished.inc({ status: record.status });
-    duration.observe({ status: record.status }, ((record.finished_at ?? Date.now()) - record.created_at) / 1000);
-    if (record.webhook_url) {
-      void webhooks.deliver(record.webhook_url, { type: `transcription.job.${record.status}`, data: service.summary(record) }, record.id);
-    }
+    void records.claimNotice({ tenant: record.tenant, id: record.id }).then(
+      (first) => {
+        if (!first) return;
+        finished.inc({ status: record.status });
+        duration.observe({ status: record.status }, ((record.finished_at ?? Date.now()) - record.created_at) / 1000);
+        if (record.webhook_url) {
+          void webhooks.deliver(record.webhook_url, { type: `transcription.job.${record.status}`, data: service.summary(record) }, record.id);
+        }
+      },
+      (error: unknown) => logger.warn({ err: error, job_id: record.id }, 'job end not told'),
+    );
   }
 
   const queue: JobQueue = config.REDIS_URL

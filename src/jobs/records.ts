@@ -2,7 +2,7 @@
  * Job records and their files in the shared storage, one prefix per job:
  * `<tenant>/<id>/job.json` (the record), `upload` (the file as sent), `audio.f32` + `audio.json`
  * (decoded once: 16 kHz mono Float32), `windows/<n>.json` (one checkpoint per finished 30 s
- * window), `result.json` (the transcript), `ending` (how the job ends, decided once: see JobEnding). The storage, not Redis, is
+ * window), `result.json` (the transcript), `ending` (how the job ends, decided once: see JobEnding), `notified` (its end told once: claimNotice). The storage, not Redis, is
  * the source of truth: the queue only says which worker runs what, so a Redis that lost its data
  * loses no job (unfinished records are queued again).
  * The tenant is the caller's key digest (src/tenancy.ts) or `shared` with keys off; a job id looked
@@ -137,6 +137,15 @@ export class JobRecords {
     if (await this.storage.create(this.key(ref, 'ending'), ending)) return ending;
     // decided before; absent only if the job was deleted meanwhile (its worker then finds no record)
     return (await this.ending(ref)) ?? ending;
+  }
+
+  /**
+   * Claims the telling of the job's end (its webhook and metrics), once: a cancel and the job's
+   * worker can both end a queued job (the same way), in different processes; only the first to
+   * claim tells it.
+   */
+  claimNotice(ref: JobRef): Promise<boolean> {
+    return this.storage.create(this.key(ref, 'notified'), String(Date.now()));
   }
 
   async windows(ref: JobRef): Promise<WindowCheckpoint[]> {

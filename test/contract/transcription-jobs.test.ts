@@ -245,6 +245,21 @@ describe('transcription jobs (in-process queue)', () => {
     assert.ok(outcomes.includes('cancelled'), `some DELETEs landed while the job ran: ${outcomes}`);
   });
 
+  it('a DELETE racing the worker that takes a queued job up: the job ends once, and is told once (one webhook, one count)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const { body } = await submitJob(t.url, wav(2), { webhook_url: `http://127.0.0.1:${hookPort}/race` }, A);
+      ids.push(body.id);
+      // at once: the worker may be reading the queued record as the cancel ends it
+      assert.equal((await fetch(`${t.url}${JOBS}/${body.id}`, { method: 'DELETE', headers: A })).status, 200);
+    }
+    for (const id of ids) assert.equal((await waitJob(t.url, id, A)).status, 'cancelled');
+    const told = (id: string) => hooks.filter((h) => h.body.includes(id)).length;
+    for (let i = 0; i < 100 && ids.some((id) => told(id) === 0); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 1000)); // room for a second webhook to arrive, if one were sent
+    assert.deepEqual(ids.map(told), ids.map(() => 1));
+  });
+
   it('undecodable audio fails the job with the decoder\'s envelope', async () => {
     const broken = wav(2);
     broken.writeUInt16LE(99, 20); // an unknown WAV encoding

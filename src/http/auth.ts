@@ -26,6 +26,13 @@ export function isKeyProtocol(protocol: string): boolean {
 
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
+/** Whether `d` is one of `stored`, compared in constant time against every one (no early exit). */
+function includesDigest(stored: Buffer[], d: Buffer): boolean {
+  let found = false;
+  for (const s of stored) found = timingSafeEqual(s, d) || found;
+  return found;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The SHA-256 digest of the request's verified API key (null: keys off, public route, ephemeral key). */
@@ -83,23 +90,17 @@ export class ApiKeyStore {
   match(candidate: string | undefined): Buffer | undefined {
     if (!candidate) return undefined;
     const d = digest(candidate);
-    let match = false;
-    for (const stored of this.digests) match = timingSafeEqual(stored, d) || match; // no early exit
-    return match ? d : undefined;
+    return includesDigest(this.digests, d) ? d : undefined;
   }
 
   /** Whether a key's digest is among the keys accepted now (an ephemeral key's minter: still valid?). */
   accepts(keyDigest: Buffer): boolean {
-    let found = false;
-    for (const stored of this.digests) found = timingSafeEqual(stored, keyDigest) || found;
-    return found;
+    return includesDigest(this.digests, keyDigest);
   }
 
   /** Whether a matched key's digest (from `match`) is an operator key. */
   isAdmin(matched: Buffer): boolean {
-    let admin = false;
-    for (const stored of this.adminDigests) admin = timingSafeEqual(stored, matched) || admin;
-    return admin;
+    return includesDigest(this.adminDigests, matched);
   }
 }
 

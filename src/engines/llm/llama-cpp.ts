@@ -19,7 +19,7 @@ import type { GenerationParams, GenerationResult, LlmEngine, LlmEvent, LlmInput,
 import { AsyncQueue } from '../../util/async-queue.ts';
 import { GbnfBuilder } from './gbnf-builder.ts';
 import { JSON_SCHEMA_GRAMMAR_STOP } from './gbnf-convert.ts';
-import { grammarProblem, repetitionProblem } from './schema-limits.ts';
+import { grammarProblem, LLAMA_MAX_REPETITION_RULES, repetitionProblem, repetitions } from './schema-limits.ts';
 
 type NodeLlamaCpp = typeof NodeLlamaCppModule;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
@@ -302,19 +302,16 @@ export class LlamaCppEngine implements LlmEngine {
   }
 }
 
-/** llama.cpp's grammar parser refuses a repetition that expands to this many rules (MAX_REPETITION_THRESHOLD in llama-grammar.cpp). */
-const LLAMA_MAX_REPETITION_RULES = 2000;
-
 /**
  * Why llama.cpp refused a grammar built from a schema: its addon says only "Failed to parse
  * grammar" (the reason goes to stderr). What a converted schema runs into is the parser's
  * repetition limit — `maxItems`/`minItems`/`maxLength`/`minLength` become `{m,n}`, expanded to a
- * rule per repetition and per rule in the repeated item (an array of strings: 2 per item) — so a
- * large repetition in the grammar is named with that limit; anything else keeps the addon's words.
+ * rule per repetition and per rule in the repeated item (an array of strings: 2 per item; a bound
+ * within MAX_ONE_REPETITION can still pass it with a larger item) — so a large repetition in the
+ * grammar is named with that limit; anything else keeps the addon's words.
  */
 function parseFailure(grammar: string, error: Error): string {
-  const largest = Math.max(0, ...[...grammar.matchAll(/\{(\d+)(?:,(\d*))?\}/g)].map((m) => Math.max(Number(m[1]), Number(m[2] || 0))));
+  const largest = Math.max(0, ...repetitions(grammar));
   if (largest < LLAMA_MAX_REPETITION_RULES / 4) return error.message;
-  return `the grammar built from it has a repetition of ${largest} items (from a maxItems, minItems, maxLength or minLength bound), and llama.cpp's grammar parser refuses one that expands to ${LLAMA_MAX_REPETITION_RULES.toLocaleString('en')} grammar rules or more (its MAX_REPETITION_THRESHOLD, built in, not a setting; each repetition costs one rule per rule in the repeated item): keep such bounds below 1,000.`;
+  return `the grammar built from it has a repetition of ${largest} items (from a maxItems, minItems, maxLength or minLength bound), and llama.cpp's grammar parser refuses one that expands to ${LLAMA_MAX_REPETITION_RULES.toLocaleString('en')} grammar rules or more (its MAX_REPETITION_THRESHOLD, built in, not a setting; each repetition costs one rule per rule in the repeated item): keep such bounds lower.`;
 }
-

@@ -147,23 +147,34 @@ export function grammarProblem(schema: unknown): string | undefined {
   return undefined;
 }
 
-/** llama.cpp refuses (or, past 2,000, silently stops enforcing) a repetition whose expansion reaches 2,000 rules; an element of up to two rules fits 1,000 times. */
-export const MAX_ONE_REPETITION = 1000;
+/** llama.cpp's grammar parser refuses a repetition that expands to this many rules (MAX_REPETITION_THRESHOLD in llama-grammar.cpp), or past it silently stops enforcing it. */
+export const LLAMA_MAX_REPETITION_RULES = 2000;
+
+/** The largest single repetition accepted: an element of up to two rules fits 1,000 times. */
+export const MAX_ONE_REPETITION = LLAMA_MAX_REPETITION_RULES / 2;
+
+/**
+ * The counts of a GBNF grammar's repetitions (`x{m}`, `x{m,}`, `x{m,n}`: the larger bound), one per
+ * rule that has them, as llama.cpp expands them. String literals and character classes are
+ * skipped: a property name or enum value may hold "{5}".
+ */
+export function* repetitions(grammar: string): Generator<number> {
+  for (const [, min, comma, max] of grammar.matchAll(/"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{(\d+)(,?)(\d*)\}/g)) {
+    if (min !== undefined) yield Math.max(Number(min), comma && max ? Number(max) : 0);
+  }
+}
 
 /**
  * What llama.cpp would refuse or take too long over in a GBNF grammar's repetitions, as a
- * sentence, or undefined. Each `x{m}`, `x{m,}` or `x{m,n}` is expanded into one rule per
- * repetition when a generation starts (llama_sampler_init_grammar: per generation, synchronously,
- * on the engine's thread — other generations wait), ~1 µs each: 1,200 string properties with
- * a maxLength near 1,500 each cost 1.3 s per request. Bounded in all by `maxTotal`
- * (GRAMMAR_MAX_REPETITIONS), and each by MAX_ONE_REPETITION.
+ * sentence, or undefined. Each repetition is expanded into one rule per repeat when a generation
+ * starts (llama_sampler_init_grammar: per generation, synchronously, on the engine's thread —
+ * other generations wait), ~1 µs each: 1,200 string properties with a maxLength near 1,500 each
+ * cost 1.3 s per request. Bounded in all by `maxTotal` (GRAMMAR_MAX_REPETITIONS), and each by
+ * MAX_ONE_REPETITION.
  */
 export function repetitionProblem(grammar: string, maxTotal: number): string | undefined {
   let total = 0;
-  // string literals and character classes are skipped: a property name or enum value may hold "{5}"
-  for (const [, min, comma, max] of grammar.matchAll(/"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{(\d+)(,?)(\d*)\}/g)) {
-    if (min === undefined) continue;
-    const count = Math.max(Number(min), comma && max ? Number(max) : 0);
+  for (const count of repetitions(grammar)) {
     if (count > MAX_ONE_REPETITION) {
       return `a maxLength, minLength, maxItems or minItems of ${count} is more than llama.cpp's grammar can enforce (${MAX_ONE_REPETITION.toLocaleString('en')}); lower it, or leave it out and check the length yourself.`;
     }

@@ -508,10 +508,6 @@ class RealtimeConnection {
       metadata: options.metadata ?? null,
       ...extra,
     });
-    if (this.closed.signal.aborted) {
-      response.finished = true;
-      return;
-    }
     // announced even when cancelled before it began: every response.done follows its response.created (OpenAI's order)
     this.send({ type: 'response.created', response: view('in_progress') });
     if (signal.aborted) return this.finishCancelled(response, view);

@@ -34,8 +34,6 @@ const digest = (value: string) => createHash('sha256').update(value, 'utf8').dig
 
 export class ClientSecrets {
   private readonly grants = new Map<string, Grant>();
-  /** Unused secrets per tenant (keys off: the one shared space, ''). */
-  private readonly perTenant = new Map<string, number>();
   /** What a connection authenticated by a secret was granted (read by the socket). */
   private readonly granted = new WeakMap<FastifyRequest, Grant>();
 
@@ -43,16 +41,28 @@ export class ClientSecrets {
   constructor(private readonly accepted: (minter: Buffer) => boolean = () => true) {}
 
   mint(tenant: string | null, minter: Buffer | undefined, ttlSeconds: number, session: SessionUpdate | undefined): { value: string; expiresAt: number } {
-    this.sweep();
-    // how long until a secret expires and frees a place: when to try again
-    const refuse = (what: string) => new ApiError(429, 'rate_limit_error', `Too many unused client secrets outstanding (${what}): use or let some expire first.`, { code: 'too_many_client_secrets', headers: { 'Retry-After': String(this.secondsToFree(tenant)) } });
-    if ((this.perTenant.get(tenant ?? '') ?? 0) >= MAX_PER_TENANT) throw refuse(`${MAX_PER_TENANT} for this key`);
-    if (this.grants.size >= MAX_OUTSTANDING) throw refuse(`${MAX_OUTSTANDING} on this server`);
+    // one pass: expired secrets go; the tenant's count and when a place frees up come with it
+    const now = Date.now();
+    let mine = 0;
+    let firstMine = Infinity;
+    let firstAny = Infinity;
+    for (const [key, grant] of this.grants) {
+      if (grant.expiresAt <= now) this.grants.delete(key);
+      else {
+        firstAny = Math.min(firstAny, grant.expiresAt);
+        if (grant.tenant === tenant) {
+          mine++;
+          firstMine = Math.min(firstMine, grant.expiresAt);
+        }
+      }
+    }
+    // Retry-After: until a secret of the cap in question expires and frees a place
+    const refuse = (what: string, freeAt: number) => new ApiError(429, 'rate_limit_error', `Too many unused client secrets outstanding (${what}): use or let some expire first.`, { code: 'too_many_client_secrets', headers: { 'Retry-After': String(Math.max(1, Math.ceil((freeAt - now) / 1000))) } });
+    if (mine >= MAX_PER_TENANT) throw refuse(`${MAX_PER_TENANT} for this key`, firstMine);
+    if (this.grants.size >= MAX_OUTSTANDING) throw refuse(`${MAX_OUTSTANDING} on this server`, firstAny);
     const value = `${EPHEMERAL_PREFIX}${randomBytes(24).toString('base64url')}`;
-    const expiresAt = Math.floor(Date.now() / 1000) + ttlSeconds;
-    this.grants.set(digest(value), { tenant, minter, expiresAt: Date.now() + ttlSeconds * 1000, session });
-    this.count(tenant, +1);
-    return { value, expiresAt };
+    this.grants.set(digest(value), { tenant, minter, expiresAt: now + ttlSeconds * 1000, session });
+    return { value, expiresAt: Math.floor(now / 1000) + ttlSeconds };
   }
 
   /**
@@ -63,7 +73,7 @@ export class ClientSecrets {
     const key = digest(value);
     const grant = this.grants.get(key);
     if (!grant) return false;
-    this.remove(key, grant); // once, whatever the outcome
+    this.grants.delete(key); // once, whatever the outcome
     if (grant.expiresAt <= Date.now()) return false;
     if (grant.minter && !this.accepted(grant.minter)) return false; // its key was revoked since
     request.tenant = grant.tenant;
@@ -78,35 +88,12 @@ export class ClientSecrets {
    * no longer count against its cap.
    */
   forgetRevoked(): void {
-    for (const [key, grant] of this.grants) if (grant.minter && !this.accepted(grant.minter)) this.remove(key, grant);
+    for (const [key, grant] of this.grants) if (grant.minter && !this.accepted(grant.minter)) this.grants.delete(key);
   }
 
   /** The session configuration granted with the secret that opened this connection, if any. */
   sessionFor(request: FastifyRequest): SessionUpdate | undefined {
     return this.granted.get(request)?.session;
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [key, grant] of this.grants) if (grant.expiresAt <= now) this.remove(key, grant);
-  }
-
-  private remove(key: string, grant: Grant): void {
-    if (this.grants.delete(key)) this.count(grant.tenant, -1);
-  }
-
-  private count(tenant: string | null, by: number): void {
-    const n = (this.perTenant.get(tenant ?? '') ?? 0) + by;
-    if (n > 0) this.perTenant.set(tenant ?? '', n);
-    else this.perTenant.delete(tenant ?? '');
-  }
-
-  /** Seconds until the first of the tenant's secrets (or, for the server-wide cap, any) expires. */
-  private secondsToFree(tenant: string | null): number {
-    const full = (this.perTenant.get(tenant ?? '') ?? 0) >= MAX_PER_TENANT;
-    let first = Infinity;
-    for (const grant of this.grants.values()) if (!full || grant.tenant === tenant) first = Math.min(first, grant.expiresAt);
-    return Number.isFinite(first) ? Math.max(1, Math.ceil((first - Date.now()) / 1000)) : 1;
   }
 }
 
